@@ -1,0 +1,3 @@
+//! One module per `brix` subcommand (or group of subcommands).
+
+pub mod version;

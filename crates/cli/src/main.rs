@@ -1,0 +1,34 @@
+//! `brix`: build multi-architecture container images on BuildKit, the way `docker buildx` does.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Build multi-architecture container images with BuildKit.
+#[derive(Debug, Parser)]
+#[command(name = "brix", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the brix version.
+    Version(commands::version::VersionArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version(args) => commands::version::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! brix-solver-client: a client for a BuildKit daemon's gRPC API — control calls, sessions
+//! (context sync, auth, secrets, outputs), per-platform solves, an LLB builder and progress events.

@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show or manage QEMU emulators (binfmt_misc) for foreign architectures.
+    Binfmt(commands::binfmt::BinfmtArgs),
     /// Show the brix version.
     Version(commands::version::VersionArgs),
 }
@@ -22,6 +24,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Version(args) => commands::version::run(args),
     };
     match result {

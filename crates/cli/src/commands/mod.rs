@@ -1,3 +1,4 @@
 //! One module per `brix` subcommand (or group of subcommands).
 
+pub mod binfmt;
 pub mod version;

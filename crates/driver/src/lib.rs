@@ -2,3 +2,19 @@
 //! (docker-container, docker, remote), the builder store, and QEMU/binfmt management.
 
 pub mod binfmt;
+mod driver;
+mod error;
+pub mod store;
+pub mod timefmt;
+
+pub use driver::{
+    BootstrapEvent, BootstrapSink, BoxedDaemonIo, DaemonIo, Driver, Features, RmOptions, Status,
+};
+pub use error::DriverError;
+pub use store::{Node, NodeGroup, OciPlatform, Store, StoreError, Txn};
+pub mod builder;
+mod config_check;
+pub mod docker;
+pub mod docker_api;
+pub mod docker_container;
+pub mod remote;

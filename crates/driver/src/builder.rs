@@ -1,0 +1,697 @@
+//! Builder operations on top of the store and the drivers: create/append/leave, resolving
+//! which builder a command means, and making the driver for each node.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::docker_api::current_docker_endpoint;
+use crate::docker_container::DockerContainerDriver;
+use crate::store::{Node, NodeGroup, OciPlatform, Txn, validate_name};
+use crate::{Driver, DriverError};
+
+/// Drivers that `create --driver` accepts.
+pub const CREATABLE_DRIVERS: &[&str] = &["docker-container", "remote"];
+
+/// The name of the per-endpoint builder that uses the Docker engine's own BuildKit.
+pub const DEFAULT_BUILDER: &str = "default";
+
+/// What `brix create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Builder name; generated (`builder_<random>`) when absent.
+    pub name: Option<String>,
+    /// Driver; `docker-container` when absent (or the existing builder's with `--append`).
+    pub driver: Option<String>,
+    /// Node name; `<builder><index>` when absent.
+    pub node: Option<String>,
+    /// Platforms to pin on the node (`linux/arm64`, comma-separated lists allowed).
+    pub platforms: Vec<String>,
+    /// `--buildkitd-flags`, one shell-quoted string.
+    pub buildkitd_flags: Option<String>,
+    /// `--buildkitd-config` / `--config` file.
+    pub config_file: Option<std::path::PathBuf>,
+    /// `--driver-opt` values, each `k=v[,k=v...]`.
+    pub driver_opts: Vec<String>,
+    /// Positional endpoint (Docker host, or BuildKit address for remote).
+    pub endpoint: Option<String>,
+    /// Add a node to an existing builder.
+    pub append: bool,
+}
+
+/// The result of [`create`]: the saved builder and the builder as it was before (for rollback).
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The builder as saved.
+    pub group: NodeGroup,
+    /// The builder before this change; `None` if it is new.
+    pub previous: Option<NodeGroup>,
+}
+
+/// Creates a builder or adds/updates a node, validates everything, and saves it.
+/// Nothing is created on any engine: callers check the nodes and roll back with
+/// [`rollback`] if a node cannot be reached.
+pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, DriverError> {
+    let name = match &opts.name {
+        Some(n) if n == DEFAULT_BUILDER => {
+            return Err(DriverError::Invalid(
+                "default is a reserved name and cannot be used for a builder".into(),
+            ));
+        }
+        Some(n) => validate_name(n)?,
+        None if opts.append => return Err(DriverError::Invalid("--append requires --name".into())),
+        None => generate_name(txn)?,
+    };
+    let existing = match txn.node_group(&name) {
+        Ok(ng) => Some(ng),
+        Err(crate::StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if opts.append && existing.is_none() {
+        return Err(DriverError::Invalid(format!(
+            "failed to find builder {name:?} to append to"
+        )));
+    }
+    let driver = match (&opts.driver, &existing) {
+        (Some(d), _) => d.clone(),
+        (None, Some(ng)) => ng.driver.clone(),
+        (None, None) => "docker-container".to_string(),
+    };
+    if !CREATABLE_DRIVERS.contains(&driver.as_str()) {
+        let hint = if driver == "docker" {
+            " (the docker driver cannot be created: use the builder named \"default\")"
+        } else {
+            ""
+        };
+        return Err(DriverError::Invalid(format!(
+            "unknown driver {driver:?}{hint}; valid drivers: {}",
+            CREATABLE_DRIVERS.join(", ")
+        )));
+    }
+    if let Some(ng) = &existing {
+        if opts.node.is_none() && !opts.append {
+            return Err(DriverError::Invalid(format!(
+                "builder {name:?} already exists; use --append to add a node, --node to change one, or `brix rm {name}` first"
+            )));
+        }
+        if ng.driver != driver {
+            return Err(DriverError::Invalid(format!(
+                "builder {name:?} uses the {} driver, not {driver}",
+                ng.driver
+            )));
+        }
+    }
+
+    let driver_opts = parse_driver_opts(&opts.driver_opts)?;
+    let platforms = parse_platforms(&opts.platforms)?;
+    let files = match &opts.config_file {
+        Some(p) if driver == "remote" => {
+            return Err(DriverError::Invalid(format!(
+                "the remote driver does not take a buildkitd config file ({}): configure the daemon itself",
+                p.display()
+            )));
+        }
+        Some(p) => Some(load_config_files(p)?),
+        None => None,
+    };
+    let flags = match &opts.buildkitd_flags {
+        Some(_) if driver == "remote" => {
+            return Err(DriverError::Invalid(
+                "the remote driver does not take --buildkitd-flags: configure the daemon itself"
+                    .into(),
+            ));
+        }
+        Some(f) => Some(buildkitd_flags(f, &driver, &driver_opts, files.as_ref())?),
+        None => Some(buildkitd_flags("", &driver, &driver_opts, files.as_ref())?),
+    };
+
+    let endpoint = match driver.as_str() {
+        "remote" => {
+            let ep = opts
+                .endpoint
+                .clone()
+                .or_else(|| std::env::var("BUILDKIT_HOST").ok().filter(|h| !h.is_empty()))
+                .ok_or_else(|| DriverError::Invalid("the remote driver needs an endpoint: brix create --driver remote tcp://host:port (or unix:///path)".into()))?;
+            crate::remote::validate_endpoint(&ep)?;
+            ep
+        }
+        _ => match &opts.endpoint {
+            Some(ep) if ep == "default" => current_docker_endpoint(),
+            Some(ep) if ep.contains("://") => ep.clone(),
+            Some(ep) => {
+                return Err(DriverError::Invalid(format!(
+                    "invalid endpoint {ep:?}: give a Docker host such as unix:///var/run/docker.sock or tcp://host:2375"
+                )));
+            }
+            None => current_docker_endpoint(),
+        },
+    };
+
+    // Validate the options against the driver now, so a bad option never reaches the store.
+    match driver.as_str() {
+        "docker-container" => {
+            crate::docker_container::DockerContainerOptions::parse(&driver_opts)?;
+        }
+        "remote" => {
+            crate::remote::RemoteOptions::parse(&driver_opts)?;
+        }
+        _ => {}
+    }
+
+    let mut ng = existing.clone().unwrap_or_else(|| NodeGroup {
+        name: name.clone(),
+        driver: driver.clone(),
+        ..Default::default()
+    });
+    let idx = opts.node.as_deref().and_then(|n| ng.find_node(n));
+    match idx {
+        Some(i) => {
+            let n = &mut ng.nodes[i];
+            if opts.endpoint.is_some() {
+                n.endpoint = endpoint.clone();
+            }
+            if !platforms.is_empty() {
+                n.platforms = platforms;
+            }
+            if opts.buildkitd_flags.is_some() {
+                n.buildkitd_flags = flags.unwrap_or_default();
+            }
+            if !opts.driver_opts.is_empty() {
+                n.driver_opts = driver_opts;
+            }
+            if let Some(f) = files {
+                n.files.extend(f);
+            }
+        }
+        None => {
+            if existing.is_some() && !opts.append {
+                return Err(DriverError::Invalid(format!(
+                    "node {:?} not found in builder {name:?}; did you mean --append?",
+                    opts.node.clone().unwrap_or_default()
+                )));
+            }
+            let node_name = match &opts.node {
+                Some(n) => validate_name(n)?,
+                None => ng.next_node_name(),
+            };
+            ng.nodes.push(Node {
+                name: node_name,
+                endpoint: endpoint.clone(),
+                platforms,
+                driver_opts,
+                buildkitd_flags: flags.unwrap_or_default(),
+                files: files.unwrap_or_default(),
+            });
+        }
+    }
+    if ng.nodes.iter().filter(|n| n.endpoint == endpoint).count() > 1 {
+        return Err(DriverError::Invalid(format!(
+            "invalid duplicate endpoint {endpoint}"
+        )));
+    }
+    txn.save(&mut ng)?;
+    Ok(Created {
+        group: ng,
+        previous: existing,
+    })
+}
+
+/// Undoes [`create`]: restores the previous builder, or removes a new one.
+pub fn rollback(txn: &mut Txn<'_>, created: &Created) -> Result<(), DriverError> {
+    match &created.previous {
+        Some(prev) => txn.save(&mut prev.clone())?,
+        None => txn.remove(&created.group.name)?,
+    }
+    Ok(())
+}
+
+/// Removes node `node` from builder `name` (`create --leave`); the last node cannot leave.
+pub fn leave(txn: &mut Txn<'_>, name: &str, node: &str) -> Result<NodeGroup, DriverError> {
+    let mut ng = txn.node_group(name)?;
+    let i = ng.find_node(node).ok_or_else(|| {
+        DriverError::Invalid(format!("node {node:?} not found in builder {name:?}"))
+    })?;
+    if ng.nodes.len() == 1 {
+        return Err(DriverError::Invalid(format!(
+            "cannot remove the last node of {name:?}; use `brix rm {name}` instead"
+        )));
+    }
+    ng.nodes.remove(i);
+    txn.save(&mut ng)?;
+    Ok(ng)
+}
+
+fn generate_name(txn: &Txn<'_>) -> Result<String, DriverError> {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..6 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        let n = h.finish();
+        let id: String = (0..12)
+            .map(|i| {
+                let d = ((n >> (i * 5)) & 31) as u8 % 36;
+                (if d < 10 { b'0' + d } else { b'a' + d - 10 }) as char
+            })
+            .collect();
+        let name = format!("builder_{id}");
+        if !txn.exists(&name)? {
+            return Ok(name);
+        }
+    }
+    Err(DriverError::Invalid(
+        "failed to generate a builder name; pass --name".into(),
+    ))
+}
+
+/// Parses `k=v[,k=v]` driver options (buildx reads each value as a CSV record).
+pub fn parse_driver_opts(values: &[String]) -> Result<BTreeMap<String, String>, DriverError> {
+    let mut m = BTreeMap::new();
+    for v in values {
+        for field in split_csv(v) {
+            let (k, val) = field.split_once('=').ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "invalid driver option {field:?}, expecting key=value"
+                ))
+            })?;
+            m.insert(k.to_string(), val.to_string());
+        }
+    }
+    Ok(m)
+}
+
+/// Splits one CSV record, honouring double quotes (`"a,b"` stays one field).
+fn split_csv(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter().filter(|f| !f.is_empty()).collect()
+}
+
+/// Parses `--platform` values (repeatable, comma-separated) into normalised OCI platforms.
+pub fn parse_platforms(values: &[String]) -> Result<Vec<OciPlatform>, DriverError> {
+    let mut out: Vec<OciPlatform> = Vec::new();
+    for v in values {
+        for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let p = parse_platform(s)?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses and normalises one platform the way containerd's `platforms.Parse` does for the
+/// common spellings (`linux/arm64`, `linux/arm/v7`, `arm64`, `linux/x86_64`, `local`).
+pub fn parse_platform(s: &str) -> Result<OciPlatform, DriverError> {
+    let bad = || {
+        DriverError::Invalid(format!(
+            "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64"
+        ))
+    };
+    if s.eq_ignore_ascii_case("local") {
+        return parse_platform(&format!("linux/{}", host_arch()));
+    }
+    let parts: Vec<String> = s.split('/').map(|p| p.to_ascii_lowercase()).collect();
+    let (os, arch, variant) = match parts.as_slice() {
+        [arch] => ("linux".to_string(), arch.clone(), None),
+        [os, arch] => (os.clone(), arch.clone(), None),
+        [os, arch, variant] => (os.clone(), arch.clone(), Some(variant.clone())),
+        _ => return Err(bad()),
+    };
+    if os.is_empty()
+        || arch.is_empty()
+        || !os
+            .chars()
+            .chain(arch.chars())
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(bad());
+    }
+    let (arch, variant) = match (arch.as_str(), variant.as_deref()) {
+        ("x86_64" | "x86-64" | "amd64", v) => {
+            ("amd64", v.filter(|v| *v != "v1").map(str::to_string))
+        }
+        ("i386" | "i486" | "i586" | "i686" | "386", _) => ("386", None),
+        ("aarch64" | "arm64", v) => (
+            "arm64",
+            v.filter(|v| *v != "v8" && *v != "8").map(str::to_string),
+        ),
+        ("armhf" | "armel" | "arm", v) => (
+            "arm",
+            Some(match v {
+                None | Some("7") | Some("v7") => "v7".to_string(),
+                Some("6") | Some("v6") => "v6".to_string(),
+                Some("5") | Some("v5") => "v5".to_string(),
+                Some("8") | Some("v8") => "v8".to_string(),
+                Some(o) => o.to_string(),
+            }),
+        ),
+        (a, v) => (a, v.map(str::to_string)),
+    };
+    Ok(OciPlatform {
+        os,
+        architecture: arch.to_string(),
+        variant,
+        ..Default::default()
+    })
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// Splits `--buildkitd-flags` like a shell and adds `--allow-insecure-entitlement=network.host`
+/// for container drivers unless the user set entitlements, as buildx does.
+pub fn buildkitd_flags(
+    input: &str,
+    driver: &str,
+    driver_opts: &BTreeMap<String, String>,
+    files: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Result<Vec<String>, DriverError> {
+    let mut flags = if input.trim().is_empty() {
+        Vec::new()
+    } else {
+        shlex::split(input).ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "cannot parse --buildkitd-flags {input:?}: unbalanced quotes"
+            ))
+        })?
+    };
+    let mut entitlements = Vec::new();
+    let mut i = 0;
+    while i < flags.len() {
+        if let Some(v) = flags[i].strip_prefix("--allow-insecure-entitlement=") {
+            entitlements.push(v.to_string());
+        } else if flags[i] == "--allow-insecure-entitlement" {
+            if let Some(v) = flags.get(i + 1) {
+                entitlements.push(v.clone());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    let in_config = files
+        .and_then(|f| f.get("buildkitd.toml"))
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("insecure-entitlements")
+                .and_then(|v| v.as_array())
+                .cloned()
+        })
+        .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("network.host")));
+    let has_host = entitlements.iter().any(|e| e == "network.host");
+    if driver == "docker-container" {
+        let wants_host_net = driver_opts.get("network").is_some_and(|n| n == "host");
+        if (wants_host_net && !has_host) || (entitlements.is_empty() && !in_config) {
+            flags.push("--allow-insecure-entitlement=network.host".to_string());
+        }
+    }
+    Ok(flags)
+}
+
+/// Reads a buildkitd.toml, validates it with brix-config, copies the registry CA and key
+/// pair files it names, and rewrites their paths to `/etc/buildkit/certs/<host>/<file>`.
+/// Returns the files to place under `/etc/buildkit/`, keyed by relative path.
+pub fn load_config_files(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, DriverError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
+        path: format!("buildkitd config {}", path.display()),
+        source,
+    })?;
+    crate::config_check::validate(path, &text)?;
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        DriverError::Config(format!("{}: {}", path.display(), e.message()))
+    })?;
+    let mut files = BTreeMap::new();
+    let mut rewritten = false;
+    if let Some(toml::Value::Table(registries)) = table.get_mut("registry") {
+        for (host, conf) in registries.iter_mut() {
+            let Some(conf) = conf.as_table_mut() else {
+                continue;
+            };
+            let dir: String = host
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>();
+            // Runs of invalid characters become one underscore, as buildx's regexp does.
+            let mut prefix = String::from("certs/");
+            let mut last_us = false;
+            for c in dir.chars() {
+                if c == '_' && last_us {
+                    continue;
+                }
+                last_us = c == '_';
+                prefix.push(c);
+            }
+            let mut copy = |p: &str, what: &str| -> Result<String, DriverError> {
+                let base = Path::new(p)
+                    .file_name()
+                    .map(|b| b.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let rel = format!("{prefix}/{base}");
+                let data = std::fs::read(p).map_err(|source| DriverError::Io {
+                    path: format!("{what} file {p} (named in {})", path.display()),
+                    source,
+                })?;
+                files.insert(rel.clone(), data);
+                Ok(format!("/etc/buildkit/{rel}"))
+            };
+            if let Some(toml::Value::Array(cas)) = conf.get_mut("ca") {
+                for ca in cas.iter_mut() {
+                    if let Some(p) = ca.as_str().map(str::to_string) {
+                        *ca = toml::Value::String(copy(&p, "registry CA")?);
+                        rewritten = true;
+                    }
+                }
+            }
+            if let Some(toml::Value::Array(kps)) = conf.get_mut("keypair") {
+                for kp in kps.iter_mut().filter_map(|k| k.as_table_mut()) {
+                    for field in ["key", "cert"] {
+                        if let Some(p) = kp.get(field).and_then(|v| v.as_str()).map(str::to_string)
+                        {
+                            if !p.is_empty() {
+                                kp.insert(
+                                    field.to_string(),
+                                    toml::Value::String(copy(&p, "registry key pair")?),
+                                );
+                                rewritten = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Keep the user's file byte for byte unless paths had to change.
+    let out = if rewritten {
+        toml::to_string(&table)
+            .map_err(|e| DriverError::Config(format!("{}: {e}", path.display())))?
+    } else {
+        text
+    };
+    files.insert("buildkitd.toml".to_string(), out.into_bytes());
+    Ok(files)
+}
+
+/// The synthetic `default` builder: the current Docker engine's own BuildKit.
+pub fn default_builder() -> NodeGroup {
+    NodeGroup {
+        name: DEFAULT_BUILDER.to_string(),
+        driver: "docker".to_string(),
+        nodes: vec![Node {
+            name: DEFAULT_BUILDER.to_string(),
+            endpoint: DEFAULT_BUILDER.to_string(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// The builder a command means: `name` if given (`default` included), else `$BRIX_BUILDER`,
+/// else the current builder for this Docker endpoint, else `default`.
+pub fn resolve(txn: &Txn<'_>, name: Option<&str>) -> Result<NodeGroup, DriverError> {
+    let env = std::env::var("BRIX_BUILDER").ok().filter(|s| !s.is_empty());
+    let name = match name.map(str::to_string).or(env) {
+        Some(n) => n,
+        None => match txn.current(&current_docker_endpoint())? {
+            Some(n) => n,
+            None => return Ok(default_builder()),
+        },
+    };
+    if name == DEFAULT_BUILDER {
+        return Ok(default_builder());
+    }
+    Ok(txn.node_group(&name)?)
+}
+
+/// Every builder in the store plus `default`, sorted by name as `brix ls` shows them.
+pub fn list_all(txn: &Txn<'_>) -> Result<Vec<NodeGroup>, DriverError> {
+    let mut all = txn.list()?;
+    all.push(default_builder());
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(all)
+}
+
+/// Makes the driver for `node` of builder `ng`.
+pub fn driver_for(ng: &NodeGroup, node: &Node) -> Result<Box<dyn Driver>, DriverError> {
+    match ng.driver.as_str() {
+        "docker-container" => Ok(Box::new(DockerContainerDriver::new(
+            &node.name,
+            &node.endpoint,
+            &node.driver_opts,
+            node.buildkitd_flags.clone(),
+            node.files.clone(),
+        )?)),
+        "docker" => {
+            let ep = if node.endpoint == DEFAULT_BUILDER {
+                current_docker_endpoint()
+            } else {
+                node.endpoint.clone()
+            };
+            Ok(Box::new(crate::docker::DockerDriver::new(&ep)?))
+        }
+        "remote" => Ok(Box::new(crate::remote::RemoteDriver::new(
+            &node.endpoint,
+            &node.driver_opts,
+        )?)),
+        other => Err(DriverError::Invalid(format!(
+            "builder {:?} uses unknown driver {other:?}; valid drivers: docker, {}",
+            ng.name,
+            CREATABLE_DRIVERS.join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_normalise() {
+        let p = parse_platforms(&[
+            "linux/amd64,linux/arm64".into(),
+            "linux/arm".into(),
+            "aarch64".into(),
+        ])
+        .unwrap();
+        let s: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert_eq!(s, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+        assert!(parse_platform("linux/arm64/v8/x").is_err());
+        assert!(parse_platform("linux/").is_err());
+    }
+
+    #[test]
+    fn driver_opts_csv() {
+        let m =
+            parse_driver_opts(&["image=a:b,network=host".into(), "\"env.X=1,2\"".into()]).unwrap();
+        assert_eq!(m["image"], "a:b");
+        assert_eq!(m["network"], "host");
+        assert_eq!(m["env.X"], "1,2");
+        assert!(parse_driver_opts(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn entitlement_added_like_buildx() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            buildkitd_flags("--debug", "docker-container", &none, None).unwrap(),
+            ["--debug", "--allow-insecure-entitlement=network.host"]
+        );
+        assert_eq!(
+            buildkitd_flags(
+                "--allow-insecure-entitlement security.insecure",
+                "docker-container",
+                &none,
+                None
+            )
+            .unwrap(),
+            ["--allow-insecure-entitlement", "security.insecure"]
+        );
+        let host: BTreeMap<_, _> = [("network".to_string(), "host".to_string())].into();
+        assert_eq!(
+            buildkitd_flags(
+                "--allow-insecure-entitlement=security.insecure",
+                "docker-container",
+                &host,
+                None
+            )
+            .unwrap(),
+            [
+                "--allow-insecure-entitlement=security.insecure",
+                "--allow-insecure-entitlement=network.host"
+            ]
+        );
+        let mut files = BTreeMap::new();
+        files.insert(
+            "buildkitd.toml".to_string(),
+            b"insecure-entitlements = [\"network.host\"]\n".to_vec(),
+        );
+        assert!(
+            buildkitd_flags("", "docker-container", &none, Some(&files))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            buildkitd_flags("", "remote", &none, None)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(buildkitd_flags("'unbalanced", "docker-container", &none, None).is_err());
+    }
+
+    #[test]
+    fn config_files_rewrite_cert_paths() {
+        let dir = std::env::temp_dir().join(format!("brix-cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), b"CA").unwrap();
+        std::fs::write(dir.join("k.pem"), b"KEY").unwrap();
+        let cfg = dir.join("buildkitd.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[registry.\"my.reg:5000\"]\n  ca = [\"{0}/ca.pem\"]\n  [[registry.\"my.reg:5000\".keypair]]\n    key = \"{0}/k.pem\"\n    cert = \"{0}/k.pem\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let files = load_config_files(&cfg).unwrap();
+        assert_eq!(files["certs/my.reg_5000/ca.pem"], b"CA");
+        assert_eq!(files["certs/my.reg_5000/k.pem"], b"KEY");
+        let toml = String::from_utf8(files["buildkitd.toml"].clone()).unwrap();
+        assert!(
+            toml.contains("/etc/buildkit/certs/my.reg_5000/ca.pem"),
+            "{toml}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

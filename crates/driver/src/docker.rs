@@ -1,0 +1,136 @@
+//! The docker driver: the Docker engine's own BuildKit, reached through the engine API's
+//! `/grpc` endpoint (an HTTP/1.1 upgrade to h2c, then gRPC on the raw socket).
+
+use futures_util::future::BoxFuture;
+use hyper_util::rt::TokioIo;
+
+use crate::DriverError;
+use crate::docker_api::{connect_docker, docker_error};
+use crate::driver::{BootstrapSink, BoxedDaemonIo, Driver, Features, RmOptions, Status};
+
+/// The engine's BuildKit.
+pub struct DockerDriver {
+    endpoint: String,
+    docker: bollard::Docker,
+}
+
+impl DockerDriver {
+    /// A driver for the engine at `endpoint` (`unix://…` or `tcp://…`).
+    pub fn new(endpoint: &str) -> Result<Self, DriverError> {
+        Ok(Self {
+            endpoint: endpoint.to_string(),
+            docker: connect_docker(endpoint)?,
+        })
+    }
+
+    async fn upgrade(&self) -> Result<BoxedDaemonIo, DriverError> {
+        let err = |reason: String| DriverError::Connect {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let unreachable = |e: std::io::Error| DriverError::DockerUnreachable {
+            endpoint: self.endpoint.clone(),
+            source: bollard::errors::Error::IOError { err: e },
+        };
+        let (io, host): (BoxedDaemonIo, String) = match self.endpoint.split_once("://") {
+            Some(("unix", path)) => (
+                Box::pin(
+                    tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(unreachable)?,
+                ),
+                "docker".into(),
+            ),
+            Some(("tcp" | "http", hp)) => (
+                Box::pin(
+                    tokio::net::TcpStream::connect(hp)
+                        .await
+                        .map_err(unreachable)?,
+                ),
+                hp.to_string(),
+            ),
+            _ => return Err(err("unsupported Docker endpoint scheme".into())),
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| err(format!("HTTP handshake: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("docker /grpc connection ended: {e}");
+            }
+        });
+        let req = http::Request::post("/grpc")
+            .header(http::header::HOST, host)
+            .header(http::header::CONNECTION, "Upgrade")
+            .header(http::header::UPGRADE, "h2c")
+            .body(http_body_empty())
+            .map_err(|e| err(e.to_string()))?;
+        let res = sender
+            .send_request(req)
+            .await
+            .map_err(|e| err(format!("POST /grpc: {e}")))?;
+        if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(err(format!(
+                "POST /grpc answered {} instead of 101 Switching Protocols (does this engine have BuildKit enabled?)",
+                res.status()
+            )));
+        }
+        let upgraded = hyper::upgrade::on(res)
+            .await
+            .map_err(|e| err(format!("upgrade: {e}")))?;
+        Ok(Box::pin(TokioIo::new(upgraded)))
+    }
+}
+
+fn http_body_empty() -> http_body_util::Empty<bytes::Bytes> {
+    http_body_util::Empty::new()
+}
+
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<Status, DriverError>> {
+        Box::pin(async move {
+            self.docker
+                .ping()
+                .await
+                .map_err(|e| docker_error(&self.endpoint, "pinging the Docker engine", e))?;
+            Ok(Status::Running)
+        })
+    }
+
+    fn bootstrap<'a>(
+        &'a self,
+        _sink: &'a dyn BootstrapSink,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        // The engine runs its BuildKit itself; booting means the engine answers.
+        Box::pin(async move { self.status().await.map(|_| ()) })
+    }
+
+    fn stop(&self, _force: bool) -> BoxFuture<'_, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn rm(&self, _opts: RmOptions) -> BoxFuture<'_, Result<(), DriverError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn dial(&self) -> BoxFuture<'_, Result<BoxedDaemonIo, DriverError>> {
+        Box::pin(self.upgrade())
+    }
+
+    fn features(&self) -> Features {
+        // Without the containerd image store the engine can only load images; brix's own
+        // exporter assembles multi-platform results (see ARCHITECTURE.md).
+        Features {
+            default_load: true,
+            ..Default::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the Docker engine at {}", self.endpoint)
+    }
+}

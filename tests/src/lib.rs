@@ -1,2 +1,303 @@
 //! brix-e2e: support code for the end-to-end tests in `tests/tests/`, which run against a real
 //! Docker engine, BuildKit daemon, registry and QEMU under `cargo xtask e2e`.
+//!
+//! `cargo xtask e2e` sets the environment up and runs `cargo test -p brix-e2e` with
+//! `BRIX_E2E=1` and the addresses and image names below. A test starts with
+//!
+//! ```no_run
+//! let Some(env) = brix_e2e::E2eEnv::get() else { return };
+//! ```
+//!
+//! so that under a plain `cargo test` (no `BRIX_E2E=1`) it prints one `skipped:` line and
+//! passes, while under `cargo xtask e2e` a missing variable, daemon or tool fails it: a test
+//! never skips there.
+//!
+//! Everything a test creates carries the label [`TEST_LABEL`] or a name from [`unique_name`]
+//! (prefix [`TEST_PREFIX`]), so `cargo xtask e2e` removes exactly that afterwards.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Label put on every container, volume and image a test creates (`--label dev.brix.e2e=1`).
+pub const TEST_LABEL: &str = "dev.brix.e2e";
+/// Prefix of every name a test creates: containers, volumes, builders, repositories.
+pub const TEST_PREFIX: &str = "brix-e2e-";
+
+/// What `cargo xtask e2e` set up, read from `BRIX_E2E_*` variables.
+#[derive(Debug, Clone)]
+pub struct E2eEnv {
+    /// The registry as image references name it: `localhost:5000` (plain HTTP).
+    pub registry: String,
+    /// A two-platform (linux/amd64, linux/arm64) busybox index in that registry.
+    pub busybox: String,
+    /// The local BuildKit daemon image: `moby/buildkit:buildx-stable-1`.
+    pub buildkit_image: String,
+    /// The BuildKit release in that image, e.g. `v0.34.2`.
+    pub buildkit_version: String,
+    /// The `brix` binary under test.
+    pub brix_bin: PathBuf,
+    /// The Docker engine's address, e.g. `unix:///var/run/docker.sock`.
+    pub docker_host: String,
+    /// A scratch folder for build contexts and outputs (under `target/e2e/work`).
+    pub work_dir: PathBuf,
+}
+
+impl E2eEnv {
+    /// The environment, or `None` after printing one `skipped:` line when `BRIX_E2E` is not
+    /// `1`. With `BRIX_E2E=1` a missing variable panics: under `cargo xtask e2e` a missing
+    /// piece is a failure, never a skip.
+    #[track_caller]
+    pub fn get() -> Option<Self> {
+        if std::env::var("BRIX_E2E").as_deref() != Ok("1") {
+            skip("set BRIX_E2E=1 or run cargo xtask e2e");
+            return None;
+        }
+        Some(Self {
+            registry: required("BRIX_E2E_REGISTRY"),
+            busybox: required("BRIX_E2E_BUSYBOX"),
+            buildkit_image: required("BRIX_E2E_BUILDKIT_IMAGE"),
+            buildkit_version: required("BRIX_E2E_BUILDKIT_VERSION"),
+            brix_bin: PathBuf::from(required("BRIX_E2E_BRIX_BIN")),
+            docker_host: required("BRIX_E2E_DOCKER_HOST"),
+            work_dir: PathBuf::from(required("BRIX_E2E_WORK_DIR")),
+        })
+    }
+
+    /// A `brix` command (the binary under test), with the test's environment.
+    pub fn brix(&self) -> Command {
+        Command::new(&self.brix_bin)
+    }
+
+    /// A fresh scratch folder under [`E2eEnv::work_dir`] named after `purpose`.
+    #[track_caller]
+    pub fn scratch_dir(&self, purpose: &str) -> PathBuf {
+        let dir = self.work_dir.join(unique_name(purpose));
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            panic!("creating scratch folder {}: {err}", dir.display());
+        }
+        dir
+    }
+
+    /// An image reference in the test registry under a unique repository,
+    /// `localhost:5000/brix-e2e-<purpose>-<pid>-<n>:<tag>`.
+    pub fn registry_ref(&self, purpose: &str, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.registry, unique_name(purpose))
+    }
+}
+
+#[track_caller]
+fn required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "BRIX_E2E=1 but {name} is not set: run the e2e tests through `cargo xtask e2e`, which sets it"
+        ),
+    }
+}
+
+/// Prints `skipped: <reason>` with the test's name. It writes to the process's stderr
+/// directly, past the test harness's output capture, so the line shows for a passing test.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("test");
+    let _ = writeln!(std::io::stderr(), "{name}: skipped: {reason}");
+}
+
+/// A name no other test (or test run) uses: `brix-e2e-<purpose>-<pid>-<n>`. Use it for
+/// containers, volumes, builders and repositories, so the clean-up after the run finds them.
+pub fn unique_name(purpose: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let purpose: String = purpose
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{TEST_PREFIX}{purpose}-{}-{n}", std::process::id())
+}
+
+/// The outcome of a finished command, kept for assertions and messages.
+#[derive(Debug)]
+pub struct Run {
+    /// The command line, for messages.
+    pub command: String,
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its stdout, lossily decoded.
+    pub stdout: String,
+    /// Its stderr, lossily decoded.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the command, exit status and output unless it succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(
+            self.success,
+            "`{}` failed:\nstdout:\n{}\nstderr:\n{}",
+            self.command, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Runs a command to completion with stdin closed. Panics only when it cannot be started
+/// (a missing tool fails the test).
+#[track_caller]
+pub fn run(cmd: &mut Command) -> Run {
+    let command = describe(cmd);
+    let output: Output = match cmd.stdin(Stdio::null()).output() {
+        Ok(output) => output,
+        Err(err) => panic!("could not start `{command}`: {err}"),
+    };
+    Run {
+        command,
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `docker ARGS...`.
+#[track_caller]
+pub fn docker<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new("docker").args(args))
+}
+
+/// Runs `skopeo ARGS...`.
+#[track_caller]
+pub fn skopeo<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(Command::new("skopeo").args(args))
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+/// Polls `attempt` every 250 ms until it returns `Some` or `timeout` passes; panics with
+/// `what` and the last error on timeout.
+#[track_caller]
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() >= timeout => {
+                panic!(
+                    "{what}: not ready after {}s; last error: {last}",
+                    timeout.as_secs()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// A container removed (with its anonymous volumes) when dropped, also when the test panics.
+#[derive(Debug)]
+pub struct ContainerGuard {
+    /// The container's name.
+    pub name: String,
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The flags that let a BuildKit daemon run in a container on machines that refuse
+/// `--privileged` (see docs/environment.md): every capability except CAP_SYS_RESOURCE, no
+/// seccomp/AppArmor confinement, unmasked /proc and /sys, and a writable cgroup mount.
+pub const BUILDKIT_CAPABILITY_FLAGS: &[&str] = &[
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--security-opt",
+    "systempaths=unconfined",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+];
+
+/// The `os/architecture[/variant]` of each manifest in an image index (OCI or Docker list).
+pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .map(|manifests| {
+            manifests
+                .iter()
+                .map(|m| {
+                    let p = &m["platform"];
+                    let mut text = format!(
+                        "{}/{}",
+                        p["os"].as_str().unwrap_or("?"),
+                        p["architecture"].as_str().unwrap_or("?")
+                    );
+                    if let Some(variant) = p["variant"].as_str() {
+                        text.push('/');
+                        text.push_str(variant);
+                    }
+                    text
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_prefixed_and_distinct() {
+        let a = unique_name("Push Test");
+        let b = unique_name("Push Test");
+        assert!(a.starts_with("brix-e2e-push-test-"), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn index_platforms_reads_os_arch_variant() {
+        let index = serde_json::json!({"manifests": [
+            {"platform": {"os": "linux", "architecture": "amd64"}},
+            {"platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+        ]});
+        assert_eq!(index_platforms(&index), vec!["linux/amd64", "linux/arm/v7"]);
+    }
+}

@@ -1,5 +1,7 @@
 //! Developer tasks for brix: `cargo xtask codegen`, `cargo xtask e2e`, `cargo xtask bench`.
 
+mod e2e;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -11,11 +13,20 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Task {}
+enum Task {
+    /// Install and start Docker, a registry, QEMU and the test images, then run tests/.
+    E2e(e2e::E2eArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.task {};
+    let result: anyhow::Result<()> = match cli.task {
+        // The exit code is the e2e tests' own.
+        Task::E2e(args) => match e2e::run(args) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,0 +1,182 @@
+//! `cargo xtask e2e`: install and start the real test environment, then run the `tests/` crate.
+//!
+//! The steps follow `docs/environment.md` (what was verified by hand on these machines) and are
+//! idempotent: each one first checks whether its piece is already in place and only then does
+//! work, so a warm run costs a few seconds. Every step prints one line,
+//! `[e2e] 3/7 binfmt: ... (0.1s)`. Daemons (dockerd, the registry) are started detached and are
+//! left running for the next run; what the tests start is removed afterwards.
+
+mod binfmt;
+mod buildkit;
+mod busybox;
+mod dockerd;
+mod packages;
+mod process;
+mod registry;
+mod run_tests;
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Where the registry listens; the tests reach it as `localhost:5000`.
+pub const REGISTRY_ADDR: &str = "127.0.0.1:5000";
+/// The registry as image references name it (Docker treats `localhost:5000` as plain HTTP).
+pub const REGISTRY_HOST: &str = "localhost:5000";
+/// The two-platform base image every test builds `FROM`.
+pub const BUSYBOX_IMAGE: &str = "localhost:5000/busybox:latest";
+/// The BuildKit daemon image, under the tag buildx (and brix) look for.
+pub const BUILDKIT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
+
+/// Options of `cargo xtask e2e`.
+#[derive(Debug, clap::Args)]
+pub struct E2eArgs {
+    /// Set up the environment (packages, dockerd, binfmt, registry, images) and stop there.
+    #[arg(long, conflicts_with = "no_setup")]
+    setup_only: bool,
+    /// Skip the setup and only run the tests against what is already running.
+    #[arg(long)]
+    no_setup: bool,
+    /// Extra arguments for the test binaries, after `--` (e.g. a test name filter).
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+/// Paths shared by the steps.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The workspace root (where the root Cargo.toml is).
+    pub root: PathBuf,
+    /// Cargo's target directory (honours `CARGO_TARGET_DIR` and `.cargo/config`).
+    pub target_dir: PathBuf,
+    /// `<target>/e2e`: logs, registry storage, downloaded packages, build contexts.
+    pub e2e_dir: PathBuf,
+}
+
+impl Workspace {
+    fn locate() -> Result<Self> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let out = process::output(std::process::Command::new(cargo).args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+        ]))?;
+        let meta: serde_json::Value =
+            serde_json::from_str(&out).context("parsing `cargo metadata` output")?;
+        let field = |name: &str| -> Result<PathBuf> {
+            meta[name]
+                .as_str()
+                .map(PathBuf::from)
+                .with_context(|| format!("`cargo metadata` has no {name}"))
+        };
+        let target_dir = field("target_directory")?;
+        Ok(Self {
+            root: field("workspace_root")?,
+            e2e_dir: target_dir.join("e2e"),
+            target_dir,
+        })
+    }
+
+    /// A path relative to the workspace root when it is inside it, for short messages.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// Prints one progress line per step with its timing.
+struct Progress {
+    index: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn step(&mut self, name: &str, work: impl FnOnce() -> Result<String>) -> Result<()> {
+        self.index += 1;
+        let started = Instant::now();
+        let result = work();
+        let secs = started.elapsed().as_secs_f64();
+        let (index, total) = (self.index, self.total);
+        match result {
+            Ok(summary) => {
+                println!("[e2e] {index}/{total} {name}: {summary} ({secs:.1}s)");
+                Ok(())
+            }
+            Err(err) => {
+                println!("[e2e] {index}/{total} {name}: FAILED ({secs:.1}s)");
+                Err(err.context(format!("e2e step {name} failed")))
+            }
+        }
+    }
+}
+
+/// Runs `cargo xtask e2e`. The exit code is the tests' exit code.
+pub fn run(args: E2eArgs) -> Result<ExitCode> {
+    let ws = Workspace::locate()?;
+    std::fs::create_dir_all(&ws.e2e_dir)
+        .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
+    let setup_steps = if args.no_setup { 0 } else { 6 };
+    let test_steps = if args.setup_only { 0 } else { 1 };
+    let mut progress = Progress {
+        index: 0,
+        total: setup_steps + test_steps,
+    };
+    let mut brix = BrixBinary::default();
+
+    if !args.no_setup {
+        progress.step("packages", || packages::ensure(&ws))?;
+        progress.step("dockerd", || dockerd::ensure(&ws))?;
+        progress.step("registry", || registry::ensure(&ws))?;
+        progress.step("busybox", || busybox::ensure(&ws))?;
+        progress.step("buildkit", || buildkit::ensure(&ws))?;
+        // Last, because it builds the brix binary: the project's own `brix binfmt` does the
+        // registration.
+        progress.step("binfmt", || binfmt::ensure(&ws, &mut brix))?;
+    }
+    if args.setup_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::FAILURE;
+    progress.step("tests", || {
+        let (exit, summary) = run_tests::run(&ws, &mut brix, &args.test_args)?;
+        code = exit;
+        Ok(summary)
+    })?;
+    Ok(code)
+}
+
+/// The `brix` binary, built once per xtask run with `cargo build -p brix`.
+#[derive(Debug, Default)]
+pub struct BrixBinary {
+    path: Option<PathBuf>,
+}
+
+impl BrixBinary {
+    /// Builds brix (a no-op when it is fresh) and returns the binary's path.
+    pub fn get(&mut self, ws: &Workspace) -> Result<PathBuf> {
+        if let Some(path) = &self.path {
+            return Ok(path.clone());
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        // Cargo's own output stays visible: a cold build takes minutes and is not part of the
+        // step's budget.
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "brix"])
+            .current_dir(&ws.root)
+            .status()
+            .context("running `cargo build -p brix`")?;
+        anyhow::ensure!(status.success(), "`cargo build -p brix` failed ({status})");
+        let path = ws.target_dir.join("debug").join("brix");
+        anyhow::ensure!(
+            path.is_file(),
+            "`cargo build -p brix` succeeded but {} does not exist",
+            path.display()
+        );
+        self.path = Some(path.clone());
+        Ok(path)
+    }
+}

@@ -1,0 +1,223 @@
+//! Step 6: the BuildKit daemon image `moby/buildkit:buildx-stable-1`, made here because no
+//! BuildKit image can be pulled on these machines and no Debian package ships buildkitd.
+//!
+//! buildkitd and buildctl are built from the BuildKit Go module through the wrapper module in
+//! `xtask/assets/buildkit-wrapper` (`go install ...@version` is refused because BuildKit's go.mod
+//! has `exclude` directives). The image is busybox + buildkitd + buildctl + Debian's runc with
+//! its shared libraries, `ENTRYPOINT ["buildkitd"]`, `VOLUME /var/lib/buildkit`: what buildx's
+//! docker-container driver (and brix's) expects of that image.
+
+use super::process::{self, output};
+use super::{BUILDKIT_IMAGE, Workspace, busybox};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The pinned BuildKit release. v0.34.2 is the newest release on the module proxy (checked
+/// 2026-11-26 with `go list -m -versions github.com/moby/buildkit`); its go.mod says
+/// `go 1.26.8`, which the Go on these machines (go1.26.8) accepts, and it builds with
+/// CGO_ENABLED=0. Keep in step with `xtask/assets/buildkit-wrapper/go.mod`.
+pub const BUILDKIT_VERSION: &str = "v0.34.2";
+
+/// Image label carrying the BuildKit version, checked to reuse an image that is up to date.
+pub const VERSION_LABEL: &str = "dev.brix.e2e.buildkit-version";
+/// Image label carrying the revision of the recipe below; bump it when the image changes
+/// shape, so existing machines rebuild it.
+const RECIPE_LABEL: &str = "dev.brix.e2e.buildkit-recipe";
+const RECIPE: &str = "1";
+
+/// Builds the image unless one with the pinned version and recipe exists.
+pub fn ensure(ws: &Workspace) -> Result<String> {
+    if image_is_current() {
+        return Ok(format!(
+            "{BUILDKIT_IMAGE} already has BuildKit {BUILDKIT_VERSION}"
+        ));
+    }
+    let bin_dir = ws.e2e_dir.join("buildkit").join(BUILDKIT_VERSION);
+    let built_binaries =
+        !(bin_dir.join("buildkitd").is_file() && bin_dir.join("buildctl").is_file());
+    if built_binaries {
+        build_binaries(ws, &bin_dir)?;
+    }
+    let context = ws.e2e_dir.join("buildkit-image");
+    write_context(ws, &bin_dir, &context)?;
+    let log = ws.e2e_dir.join("buildkit").join("docker-build.log");
+    process::logged(
+        Command::new("docker")
+            // The classic builder: present on every engine, and a FROM scratch + COPY image
+            // needs nothing more.
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--quiet", "-t", BUILDKIT_IMAGE])
+            .arg(&context),
+        &log,
+    )?;
+    if !image_is_current() {
+        bail!(
+            "`docker build` succeeded but {BUILDKIT_IMAGE} does not carry {VERSION_LABEL}={BUILDKIT_VERSION}"
+        );
+    }
+    Ok(format!(
+        "{}built {BUILDKIT_IMAGE} with BuildKit {BUILDKIT_VERSION}",
+        if built_binaries {
+            format!(
+                "compiled buildkitd and buildctl into {}, ",
+                ws.display(&bin_dir)
+            )
+        } else {
+            String::new()
+        }
+    ))
+}
+
+fn image_is_current() -> bool {
+    let format = format!(
+        "{{{{ index .Config.Labels \"{VERSION_LABEL}\" }}}} {{{{ index .Config.Labels \"{RECIPE_LABEL}\" }}}}"
+    );
+    output(Command::new("docker").args(["image", "inspect", "--format", &format, BUILDKIT_IMAGE]))
+        .is_ok_and(|labels| labels.trim() == format!("{BUILDKIT_VERSION} {RECIPE}"))
+}
+
+/// The `go` binary: on PATH, else the usual tarball location.
+fn go_binary() -> Result<PathBuf> {
+    process::find_on_path("go")
+        .or_else(|| Some(PathBuf::from("/usr/local/go/bin/go")).filter(|p| p.is_file()))
+        .context("no `go` found (on PATH or /usr/local/go/bin); BuildKit is built from its Go module and needs Go >= 1.26")
+}
+
+/// `go build` buildkitd and buildctl from the wrapper module, statically (CGO_ENABLED=0).
+fn build_binaries(ws: &Workspace, bin_dir: &Path) -> Result<()> {
+    let go = go_binary()?;
+    let wrapper = ws.root.join("xtask/assets/buildkit-wrapper");
+    let log = ws
+        .e2e_dir
+        .join("buildkit")
+        .join(format!("go-build-{BUILDKIT_VERSION}.log"));
+    // Build into a scratch folder and move into place, so an interrupted build never leaves
+    // a half-written binary that a later run would take for a finished one.
+    let scratch = bin_dir.with_extension("partial");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    std::fs::create_dir_all(&scratch)?;
+    println!(
+        "[e2e]       buildkit: compiling buildkitd and buildctl {BUILDKIT_VERSION} with {} (a few minutes; log: {})",
+        go.display(),
+        ws.display(&log)
+    );
+    process::logged(
+        Command::new(&go)
+            .current_dir(&wrapper)
+            .env("CGO_ENABLED", "0")
+            // Release builds stamp the version at link time; without it the daemon reports
+            // v0.0.0+unknown to clients (`buildctl debug info`, `brix inspect`).
+            .args(["build", "-trimpath", "-o"])
+            .arg(&scratch)
+            .arg(format!(
+                "-ldflags=-s -w -X github.com/moby/buildkit/version.Version={BUILDKIT_VERSION}"
+            ))
+            .args([
+                "github.com/moby/buildkit/cmd/buildkitd",
+                "github.com/moby/buildkit/cmd/buildctl",
+            ]),
+        &log,
+    )
+    .context(
+        "building BuildKit from the Go module (is the Go module proxy reachable? `go env GOPROXY`)",
+    )?;
+    if bin_dir.exists() {
+        std::fs::remove_dir_all(bin_dir)?;
+    }
+    std::fs::rename(&scratch, bin_dir)
+        .with_context(|| format!("moving {} to {}", scratch.display(), bin_dir.display()))?;
+    Ok(())
+}
+
+/// Writes the `docker build` context: `rootfs/` and a Dockerfile that copies it.
+fn write_context(ws: &Workspace, bin_dir: &Path, context: &Path) -> Result<()> {
+    if context.exists() {
+        std::fs::remove_dir_all(context)
+            .with_context(|| format!("removing {}", context.display()))?;
+    }
+    let rootfs = context.join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    let applets = busybox::applets(ws)?;
+    busybox::write_rootfs_dir(ws, "amd64", &applets, &rootfs)?;
+
+    let usr_bin = rootfs.join("usr/bin");
+    std::fs::create_dir_all(&usr_bin)?;
+    for name in ["buildkitd", "buildctl"] {
+        copy(&bin_dir.join(name), &usr_bin.join(name))?;
+    }
+    // Debian's runc is dynamically linked: its libraries go to the same paths inside the
+    // image, so the ELF interpreter and the loader's default search path find them.
+    let runc = process::find_on_path("runc")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/runc")).filter(|p| p.is_file()))
+        .context("runc is not installed (it comes with docker.io)")?;
+    copy(&runc, &usr_bin.join("runc"))?;
+    for library in shared_libraries(&runc)? {
+        let relative = library.strip_prefix("/").unwrap_or(&library);
+        let dest = rootfs.join(relative);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        copy(&library, &dest)?;
+    }
+
+    let dockerfile = format!(
+        "FROM scratch\n\
+         COPY rootfs/ /\n\
+         ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         LABEL {VERSION_LABEL}=\"{BUILDKIT_VERSION}\" {RECIPE_LABEL}=\"{RECIPE}\"\n\
+         VOLUME /var/lib/buildkit\n\
+         ENTRYPOINT [\"buildkitd\"]\n"
+    );
+    std::fs::write(context.join("Dockerfile"), dockerfile)?;
+    Ok(())
+}
+
+/// Copies a file (following symlinks) and keeps its permissions.
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))
+}
+
+/// The absolute paths `ldd` resolves for a binary (libraries and the ELF interpreter).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let text = output(Command::new("ldd").arg(binary))?;
+    Ok(parse_ldd(&text))
+}
+
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ldd;
+    use std::path::PathBuf;
+
+    #[test]
+    fn ldd_output_gives_libraries_and_interpreter() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibseccomp.so.2 => /lib/x86_64-linux-gnu/libseccomp.so.2 (0x00007f)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            parse_ldd(text),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libseccomp.so.2"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! `brix binfmt`: show, install, uninstall and reset QEMU emulators in the kernel's
 //! binfmt_misc, so builders can run foreign architectures.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -61,6 +62,11 @@ pub fn run(args: BinfmtArgs) -> anyhow::Result<ExitCode> {
         let outcomes = system
             .uninstall(&arches)
             .map_err(|e| command_error("--uninstall", e))?;
+        if let Some(UninstallOutcome::Failed { error, .. }) = outcomes.first()
+            && let Some(err) = needs_root("--uninstall", error)
+        {
+            return Err(err);
+        }
         let failed = outcomes.iter().any(UninstallOutcome::is_failure);
         let rows = outcomes
             .iter()
@@ -92,23 +98,55 @@ pub fn run(args: BinfmtArgs) -> anyhow::Result<ExitCode> {
     let outcomes = outcomes.map_err(|e| command_error(flag, e))?;
     let failed = outcomes.iter().any(InstallOutcome::is_failure);
     if outcomes.is_empty() && args.format == Format::Table {
-        println!("nothing registered to reset; use `brix binfmt --reset all` to register all");
+        emit("nothing registered to reset; use `brix binfmt --reset all` to register all\n")?;
     }
     // A permission error on the first architecture will repeat for every other one; say it
     // once, as the command's error.
-    if let Some(InstallOutcome::Failed {
-        error: err @ BinfmtError::PermissionDenied { .. },
-        ..
-    }) = outcomes.first()
+    if let Some(InstallOutcome::Failed { error, .. }) = outcomes.first()
+        && let Some(err) = needs_root(flag, error)
     {
-        anyhow::bail!("brix binfmt {flag} needs root: {err}");
+        return Err(err);
     }
-    let rows = outcomes
+    // `all` skips architectures without an emulator; if that is every one, the host has no
+    // static QEMU at all, which is an error worth its own message.
+    let registered_any = outcomes.iter().any(|o| {
+        matches!(
+            o,
+            InstallOutcome::Registered { .. } | InstallOutcome::AlreadyInstalled { .. }
+        )
+    });
+    let none_found = outcomes
+        .iter()
+        .any(|o| matches!(o, InstallOutcome::NoEmulator { .. }));
+    if !registered_any && none_found && !failed {
+        print_outcomes(rows_of(&outcomes), args.format)?;
+        anyhow::bail!(
+            "brix binfmt {flag}: no static QEMU emulator found on this host; install the \
+             Debian package {} (`apt-get install {}`)",
+            binfmt::QEMU_STATIC_PACKAGE,
+            binfmt::QEMU_STATIC_PACKAGE
+        );
+    }
+    print_outcomes(rows_of(&outcomes), args.format)?;
+    Ok(exit_code(failed))
+}
+
+fn rows_of(outcomes: &[InstallOutcome]) -> Vec<(Arch, &'static str, String)> {
+    outcomes
         .iter()
         .map(|o| (o.arch(), o.kind(), o.to_string()))
-        .collect();
-    print_outcomes(rows, args.format)?;
-    Ok(exit_code(failed))
+        .collect()
+}
+
+/// The command's error when `error` means "not root": said once, naming the command.
+fn needs_root(flag: &str, error: &BinfmtError) -> Option<anyhow::Error> {
+    match error {
+        BinfmtError::PermissionDenied { action, path } => Some(anyhow::anyhow!(
+            "brix binfmt {flag} needs root: {action}: cannot write {}: permission denied",
+            path.display()
+        )),
+        _ => None,
+    }
 }
 
 fn exit_code(failed: bool) -> ExitCode {
@@ -124,40 +162,63 @@ fn one_line(err: BinfmtError) -> anyhow::Error {
 }
 
 fn command_error(flag: &str, err: BinfmtError) -> anyhow::Error {
+    if let Some(root) = needs_root(flag, &err) {
+        return root;
+    }
     match err {
-        BinfmtError::PermissionDenied { .. } | BinfmtError::NotMounted { .. } => {
-            anyhow::anyhow!("brix binfmt {flag} needs root: {err}")
-        }
+        BinfmtError::NotMounted { .. } => anyhow::anyhow!("brix binfmt {flag} needs root: {err}"),
         other => anyhow::anyhow!("brix binfmt {flag}: {other}"),
     }
+}
+
+/// One architecture's result in `--format json` output of a change.
+#[derive(serde::Serialize)]
+struct OutcomeRow {
+    arch: Arch,
+    platform: &'static str,
+    /// A one-word result, as [`InstallOutcome::kind`] and [`UninstallOutcome::kind`] name them.
+    result: &'static str,
+    /// The line the table format prints.
+    message: String,
 }
 
 fn print_outcomes(rows: Vec<(Arch, &'static str, String)>, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Table => {
-            for (arch, _, message) in rows {
-                println!("{:<9} {message}", arch.name());
-            }
+            let text: String = rows
+                .iter()
+                .map(|(arch, _, message)| format!("{:<9} {message}\n", arch.name()))
+                .collect();
+            emit(&text)?;
         }
         Format::Json => {
-            let json: Vec<serde_json::Value> = rows
+            let json: Vec<OutcomeRow> = rows
                 .into_iter()
-                .map(|(arch, kind, message)| {
-                    serde_json::json!({
-                        "arch": arch.name(),
-                        "platform": arch.platform(),
-                        "result": kind,
-                        "message": message,
-                    })
+                .map(|(arch, result, message)| OutcomeRow {
+                    arch,
+                    platform: arch.platform(),
+                    result,
+                    message,
                 })
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).context("encoding JSON")?
-            );
+            let json = serde_json::to_string_pretty(&json).context("encoding JSON")?;
+            emit(&format!("{json}\n"))?;
         }
     }
     Ok(())
+}
+
+/// The JSON document of `brix binfmt --format json`.
+#[derive(serde::Serialize)]
+struct StatusReport<'a> {
+    /// Where binfmt_misc is (expected to be) mounted.
+    binfmt_misc: &'a std::path::Path,
+    /// Whether it is mounted; when not, registrations are unknown.
+    mounted: bool,
+    /// The host architecture.
+    host: Option<Arch>,
+    /// One status per known architecture.
+    emulators: &'a [EmulatorStatus],
 }
 
 fn show_status(system: &BinfmtMisc, format: Format) -> anyhow::Result<ExitCode> {
@@ -167,18 +228,16 @@ fn show_status(system: &BinfmtMisc, format: Format) -> anyhow::Result<ExitCode> 
     let statuses = system.status().map_err(one_line)?;
     match format {
         Format::Json => {
-            let json = serde_json::json!({
-                "binfmt_misc": system.root(),
-                "mounted": system.is_mounted(),
-                "host": system.host_arch(),
-                "emulators": statuses,
-            });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).context("encoding JSON")?
-            );
+            let report = StatusReport {
+                binfmt_misc: system.root(),
+                mounted: system.is_mounted(),
+                host: system.host_arch(),
+                emulators: &statuses,
+            };
+            let json = serde_json::to_string_pretty(&report).context("encoding JSON")?;
+            emit(&format!("{json}\n"))?;
         }
-        Format::Table => print_status_table(&statuses),
+        Format::Table => emit(&status_table(&statuses, system.is_mounted()))?,
     }
     if let Some(err) = mount_note {
         eprintln!("note: registrations unknown: {err}");
@@ -189,17 +248,31 @@ fn show_status(system: &BinfmtMisc, format: Format) -> anyhow::Result<ExitCode> 
             .map(|s| s.arch.name())
             .collect();
         if !fixable.is_empty() {
-            println!(
-                "\nTo emulate {} in containers, run `brix binfmt --install {}` as root.",
+            emit(&format!(
+                "\nTo emulate {} in containers, run `brix binfmt --install {}` as root.\n",
                 fixable.join(", "),
                 fixable.join(",")
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status_table(statuses: &[EmulatorStatus]) {
+/// Writes to stdout; a closed pipe (`brix binfmt | head`) ends the output quietly instead of
+/// panicking as `println!` would.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The status table. When binfmt_misc is not mounted, registrations cannot be seen, so
+/// foreign architectures show `unknown` rather than a misleading `not registered`.
+fn status_table(statuses: &[EmulatorStatus], mounted: bool) -> String {
     let mut rows = vec![[
         "ARCH".to_string(),
         "PLATFORM".to_string(),
@@ -220,6 +293,7 @@ fn print_status_table(statuses: &[EmulatorStatus]) {
                 // Native wins over an entry, but a matching entry for a native architecture
                 // would divert native binaries to QEMU: show it.
                 EmulationState::Native if !s.entries.is_empty() => "native (entry!)".into(),
+                EmulationState::NotRegistered if !mounted => "unknown".into(),
                 state => state.as_str().to_string(),
             },
             match entry {
@@ -244,12 +318,15 @@ fn print_status_table(statuses: &[EmulatorStatus]) {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
+    let mut text = String::new();
     for row in rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
     }
+    text
 }

@@ -257,6 +257,9 @@ pub enum InstallOutcome {
         entry: BinfmtEntry,
         /// Entries for the same architecture that were removed first.
         replaced: Vec<BinfmtEntry>,
+        /// Whether the architecture already worked in containers before (a forced
+        /// re-registration, as `reset` does).
+        was_working: bool,
     },
     /// Already usable in containers; nothing was changed.
     AlreadyInstalled {
@@ -303,10 +306,13 @@ impl InstallOutcome {
         matches!(self, InstallOutcome::Failed { .. })
     }
 
-    /// A one-word summary (`installed`, `already-installed`, `native`, `no-emulator`,
-    /// `failed`) for machine-readable output.
+    /// A one-word summary (`installed`, `re-registered`, `already-installed`, `native`,
+    /// `no-emulator`, `failed`) for machine-readable output.
     pub fn kind(&self) -> &'static str {
         match self {
+            InstallOutcome::Registered {
+                was_working: true, ..
+            } => "re-registered",
             InstallOutcome::Registered { .. } => "installed",
             InstallOutcome::AlreadyInstalled { .. } => "already-installed",
             InstallOutcome::Native { .. } => "native",
@@ -330,11 +336,21 @@ impl fmt::Display for InstallOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InstallOutcome::Registered {
-                entry, replaced, ..
+                entry,
+                replaced,
+                was_working,
+                ..
             } => {
+                // Say why an old entry went: the reader wants to know whether emulation was
+                // broken before (no F, disabled, dynamic QEMU) or simply renewed (reset).
+                let verb = if replaced.is_empty() || !was_working {
+                    "installed"
+                } else {
+                    "re-registered"
+                };
                 write!(
                     f,
-                    "installed: {} -> {} (flags {})",
+                    "{verb}: {} -> {} (flags {})",
                     entry.name,
                     entry.interpreter.display(),
                     entry.flags
@@ -515,11 +531,12 @@ impl BinfmtMisc {
             .output()
             .map_err(|e| not_mounted(format!("cannot run `mount`: {e}")))?;
         if !output.status.success() {
+            // mount(8) adds a second line pointing at dmesg; the first says what failed.
             let stderr = String::from_utf8_lossy(&output.stderr);
+            let first = stderr.lines().next().unwrap_or_default().trim();
             return Err(not_mounted(format!(
-                "`mount` exited with {}: {}",
-                output.status,
-                stderr.trim()
+                "`mount` failed ({}): {first}",
+                output.status
             )));
         }
         if !self.is_mounted() {
@@ -707,6 +724,7 @@ impl BinfmtMisc {
                 arch,
                 entry,
                 replaced,
+                was_working: status.state == EmulationState::Working,
             },
             Err(error) => InstallOutcome::Failed { arch, error },
         }

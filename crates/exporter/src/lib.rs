@@ -1,2 +1,36 @@
-//! brix-exporter: OCI image index and manifest assembly, OCI layout tarballs, and registry
-//! push and inspect.
+//! brix-exporter: OCI image index assembly, OCI image layouts (directories and tarballs), and
+//! registry push and inspect.
+//!
+//! It knows nothing about builds: it takes descriptors (from a BuildKit solve response, a
+//! layout or a registry) and turns them into indexes, layouts and pushed images.
+//!
+//! - [`assemble_index`]: per-platform manifest descriptors (and attestation manifests) to one
+//!   OCI image index, as exact bytes and their digest.
+//! - [`OciLayout`], [`merge_layout_tarballs`]: read and write OCI layouts and layout tarballs;
+//!   merge per-platform tarballs into one multi-platform tarball.
+//! - [`Registry`]: push a layout or an index (blobs first, concurrently and streamed from disk,
+//!   the index last), fetch and inspect manifests, and combine images across repositories
+//!   (`imagetools create`), with credentials from the Docker config.
+//!
+//! ```no_run
+//! # async fn demo() -> brix_exporter::Result<()> {
+//! use brix_exporter::{OciLayout, Registry, RegistryOptions};
+//! let layout = OciLayout::open("out/layout")?;
+//! let registry = Registry::new(RegistryOptions::default());
+//! let pushed = registry.push_layout(&layout, "localhost:5000/app", &["1".into()]).await?;
+//! println!("{}", pushed.digest());
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod descriptor;
+mod error;
+pub mod index;
+pub mod layout;
+pub mod registry;
+
+pub use descriptor::{Descriptor, ImageIndex, ImageManifest, Platform};
+pub use error::{Error, Result};
+pub use index::{AssembledIndex, assemble_index, assemble_index_with_annotations};
+pub use layout::{OciLayout, merge_layout_tarballs, merge_layouts};
+pub use registry::{ImageReference, Registry, RegistryOptions};

@@ -1,0 +1,1068 @@
+//! Registry access through oci-client: fetch and inspect manifests, push blobs, manifests and
+//! indexes, copy images between repositories.
+//!
+//! Pushes go bottom-up — blobs (concurrently, streamed from disk, `HEAD` first and mounted
+//! from another repository of the same registry when possible), then manifests, then the
+//! index by digest, and only then the tags — so no tag ever points at something half pushed.
+//! Transient failures (5xx answers, dropped connections) are retried with backoff; a registry
+//! that does not answer at all gives one [`Error::RegistryUnreachable`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use oci_client::Reference;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt as _;
+
+use crate::auth::{Credentials, DockerConfig};
+use crate::descriptor::{
+    Descriptor, ImageConfigPlatform, ImageIndex, ImageManifest, detect_media_type, media_type,
+    sha256_digest, validate_digest,
+};
+use crate::error::{Error, Result};
+use crate::index::{AssembledIndex, assemble_index};
+use crate::layout::{OciLayout, children_of};
+
+/// How a [`Registry`] connects and authenticates.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Registries (`host` or `host:port`) to talk to over plain HTTP, beyond the loopback ones
+    /// (`localhost`, `127.0.0.1`, `::1`), which always are. The CLI passes the hosts that the
+    /// builder's `buildkitd.toml` marks `http = true`.
+    pub plain_http_hosts: Vec<String>,
+    /// The Docker config file to take credentials from; `None` for the default
+    /// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`).
+    pub docker_config: Option<PathBuf>,
+    /// How many blobs to upload at once.
+    pub max_concurrent_uploads: usize,
+    /// How many times to try a request that failed transiently (5xx, dropped connection).
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub initial_backoff: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            plain_http_hosts: Vec::new(),
+            docker_config: None,
+            max_concurrent_uploads: 4,
+            attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A parsed image reference, `[registry/]repository[:tag][@digest]`, with Docker Hub's
+/// defaults (`busybox` is `docker.io/library/busybox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReference(Reference);
+
+impl ImageReference {
+    /// Parses a reference.
+    pub fn parse(reference: &str) -> Result<Self> {
+        Reference::from_str(reference)
+            .map(ImageReference)
+            .map_err(|e| Error::InvalidReference {
+                reference: reference.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The registry as written (`localhost:5000`, `docker.io`).
+    pub fn registry(&self) -> &str {
+        self.0.registry()
+    }
+
+    /// The repository (`library/busybox`).
+    pub fn repository(&self) -> &str {
+        self.0.repository()
+    }
+
+    /// The tag, if one was given.
+    pub fn tag(&self) -> Option<&str> {
+        self.0.tag()
+    }
+
+    /// The digest, if one was given.
+    pub fn digest(&self) -> Option<&str> {
+        self.0.digest()
+    }
+
+    /// The same repository at `digest`.
+    pub fn with_digest(&self, digest: &str) -> Self {
+        ImageReference(Reference::with_digest(
+            self.registry().to_owned(),
+            self.repository().to_owned(),
+            digest.to_owned(),
+        ))
+    }
+
+    /// The same repository at `tag`.
+    pub fn with_tag(&self, tag: &str) -> Self {
+        ImageReference(Reference::with_tag(
+            self.registry().to_owned(),
+            self.repository().to_owned(),
+            tag.to_owned(),
+        ))
+    }
+
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry(), self.repository())
+    }
+
+    fn same_repository(&self, other: &ImageReference) -> bool {
+        self.registry() == other.registry() && self.repository() == other.repository()
+    }
+}
+
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(tag) = self.tag() {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = self.digest() {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageReference {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ImageReference::parse(s)
+    }
+}
+
+/// A manifest or index as the registry serves it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// What was asked for.
+    pub reference: ImageReference,
+    /// Media type, digest and size of `bytes`.
+    pub descriptor: Descriptor,
+    /// The exact bytes, as served.
+    pub bytes: Vec<u8>,
+}
+
+impl FetchedManifest {
+    /// The parsed index, if this is an index or manifest list.
+    pub fn index(&self) -> Result<Option<ImageIndex>> {
+        if !media_type::is_index(&self.descriptor.media_type) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&self.bytes)
+            .map(Some)
+            .map_err(|e| Error::json(self.reference.to_string(), e))
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default)]
+pub struct PushReport {
+    /// What the tags now point at.
+    pub descriptor: Descriptor,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs the registry already had in the target repository.
+    pub existing: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub mounted: usize,
+    /// Manifests and indexes pushed.
+    pub manifests: usize,
+}
+
+impl PushReport {
+    /// The digest the tags point at.
+    pub fn digest(&self) -> &str {
+        &self.descriptor.digest
+    }
+
+    fn count(&mut self, outcome: BlobOutcome) {
+        match outcome {
+            BlobOutcome::Existed => self.existing += 1,
+            BlobOutcome::Mounted => self.mounted += 1,
+            BlobOutcome::Uploaded(bytes) => {
+                self.uploaded += 1;
+                self.uploaded_bytes += bytes;
+            }
+        }
+    }
+}
+
+impl Default for Descriptor {
+    fn default() -> Self {
+        Descriptor::of_bytes("", b"")
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BlobOutcome {
+    Existed,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Where a blob's bytes come from when it has to be uploaded.
+enum BlobSource<'a> {
+    Layout(&'a OciLayout),
+    Registry(&'a ImageReference),
+}
+
+/// A registry client for several registries at once (one connection pool each), with
+/// credentials from the Docker config.
+pub struct Registry {
+    options: RegistryOptions,
+    clients: tokio::sync::Mutex<HashMap<String, oci_client::Client>>,
+    /// Blobs seen per registry, and a repository that holds each: the candidates for a
+    /// cross-repository mount.
+    known_blobs: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Registry {
+    /// A client with the given options. Nothing is contacted until the first request.
+    pub fn new(options: RegistryOptions) -> Self {
+        Registry {
+            options,
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+            known_blobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True if `registry` is spoken to over plain HTTP.
+    pub fn uses_plain_http(&self, registry: &str) -> bool {
+        let host = registry_host(registry);
+        matches!(host, "localhost" | "127.0.0.1" | "::1")
+            || self
+                .options
+                .plain_http_hosts
+                .iter()
+                .any(|h| h == registry || h == host)
+    }
+
+    async fn client(&self, registry: &str) -> Result<oci_client::Client> {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(registry) {
+            return Ok(client.clone());
+        }
+        let plain_http = self.uses_plain_http(registry);
+        let config = ClientConfig {
+            protocol: if plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            // One streamed PUT per blob: no chunking round trips, and the body is read from
+            // disk as it is sent.
+            use_monolithic_push: true,
+            max_concurrent_upload: self.options.max_concurrent_uploads.max(1),
+            connect_timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
+            registry: registry.to_owned(),
+            operation: "setting up the HTTP client".into(),
+            reason: e.to_string(),
+        })?;
+        let docker_config = self.options.docker_config.clone();
+        let lookup = registry.to_owned();
+        let credentials = tokio::task::spawn_blocking(move || {
+            let config = match docker_config {
+                Some(path) => DockerConfig::load(&path)?,
+                None => DockerConfig::load_default()?,
+            };
+            config.credentials_for(&lookup)
+        })
+        .await
+        .map_err(|e| Error::Registry {
+            registry: registry.to_owned(),
+            operation: "looking up credentials".into(),
+            reason: e.to_string(),
+        })??;
+        let auth = match credentials {
+            Some(Credentials::Basic { username, password }) => {
+                Some(RegistryAuth::Basic(username, password))
+            }
+            Some(Credentials::Bearer(token)) => Some(RegistryAuth::Bearer(token)),
+            // Without credentials, a loopback registry is used as is (no token round trip per
+            // request); anywhere else an anonymous bearer token may still be needed.
+            None if plain_http => None,
+            None => Some(RegistryAuth::Anonymous),
+        };
+        if let Some(auth) = auth {
+            // oci-client keys its credential store by the resolved registry name.
+            let resolved = Reference::with_tag(registry.to_owned(), "x".into(), "x".into());
+            client
+                .store_auth_if_needed(resolved.resolve_registry(), &auth)
+                .await;
+        }
+        clients.insert(registry.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Runs `attempt` until it succeeds, retrying transient failures with backoff.
+    async fn retry<T, F, Fut>(
+        &self,
+        registry: &str,
+        operation: &dyn Fn() -> String,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
+    {
+        let mut backoff = self.options.initial_backoff;
+        let attempts = self.options.attempts.max(1);
+        for n in 1..=attempts {
+            let err = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let class = classify(&err);
+            if matches!(class, Failure::Transient | Failure::Unreachable(_)) && n < attempts {
+                tracing::debug!(registry, operation = operation(), attempt = n, error = %err, "retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                continue;
+            }
+            return Err(match class {
+                Failure::Unreachable(reason) => Error::RegistryUnreachable {
+                    registry: registry.to_owned(),
+                    reason,
+                },
+                Failure::NotFound => Error::NotFound {
+                    reference: operation(),
+                },
+                Failure::Transient | Failure::Fatal => Error::Registry {
+                    registry: registry.to_owned(),
+                    operation: operation(),
+                    reason: describe(&err),
+                },
+            });
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Fetches a manifest or index (by tag or digest) as the registry serves it, checking the
+    /// digest when the reference has one.
+    pub async fn fetch_manifest(&self, reference: &ImageReference) -> Result<FetchedManifest> {
+        let client = self.client(reference.registry()).await?;
+        let what = || reference.to_string();
+        let (bytes, digest) = self
+            .retry(reference.registry(), &what, || {
+                client.pull_manifest_raw(
+                    &reference.0,
+                    &RegistryAuth::Anonymous,
+                    media_type::ALL_MANIFESTS,
+                )
+            })
+            .await?;
+        let actual = sha256_digest(&bytes);
+        if let Some(expected) = reference.digest().filter(|d| *d != actual) {
+            return Err(Error::DigestMismatch {
+                what: what(),
+                expected: expected.into(),
+                actual,
+            });
+        }
+        if digest != actual {
+            tracing::debug!(reference = %reference, header = digest, computed = actual, "registry digest header differs");
+        }
+        let media_type = detect_media_type(&bytes)?;
+        let mut descriptor = Descriptor::of_bytes(media_type, &bytes);
+        descriptor.digest = actual;
+        Ok(FetchedManifest {
+            reference: reference.clone(),
+            descriptor,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Fetches a small blob (a config) whole, verified against its digest.
+    async fn fetch_blob(&self, reference: &ImageReference, digest: &str) -> Result<Vec<u8>> {
+        validate_digest(digest)?;
+        let client = self.client(reference.registry()).await?;
+        let what = || format!("fetching blob {digest} from {}", reference.name());
+        let bytes = self
+            .retry(reference.registry(), &what, || async {
+                let mut out = Vec::new();
+                client
+                    .pull_blob(&reference.0, digest, &mut out)
+                    .await
+                    .map(|()| out)
+            })
+            .await?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: what(),
+                expected: digest.into(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The image and attestation manifests behind `reference` (an index is expanded into its
+    /// entries; a single manifest gets its platform from its config): what
+    /// [`assemble_index`] takes. Each comes with the repository that holds it.
+    pub async fn image_manifests(&self, reference: &ImageReference) -> Result<Vec<Descriptor>> {
+        let fetched = self.fetch_manifest(reference).await?;
+        self.expand(reference, fetched.descriptor, &fetched.bytes)
+            .await
+    }
+
+    /// [`Registry::image_manifests`] for descriptors already known (e.g. from solve
+    /// responses), all in repository `repository`.
+    pub async fn resolve_descriptors(
+        &self,
+        repository: &ImageReference,
+        descriptors: &[Descriptor],
+    ) -> Result<Vec<Descriptor>> {
+        let mut out = Vec::new();
+        for descriptor in descriptors {
+            validate_digest(&descriptor.digest)?;
+            let fetched = self
+                .fetch_manifest(&repository.with_digest(&descriptor.digest))
+                .await?;
+            let mut merged = descriptor.clone();
+            if merged.media_type.is_empty() {
+                merged.media_type = fetched.descriptor.media_type.clone();
+            }
+            out.extend(self.expand(repository, merged, &fetched.bytes).await?);
+        }
+        Ok(out)
+    }
+
+    async fn expand(
+        &self,
+        reference: &ImageReference,
+        descriptor: Descriptor,
+        bytes: &[u8],
+    ) -> Result<Vec<Descriptor>> {
+        if media_type::is_index(&descriptor.media_type) {
+            return children_of(&descriptor, bytes);
+        }
+        if descriptor.media_type == media_type::DOCKER_MANIFEST_V1
+            || descriptor.media_type == media_type::DOCKER_MANIFEST_V1_SIGNED
+        {
+            return Err(Error::InvalidDescriptor {
+                what: reference.to_string(),
+                reason: "schema 1 manifests are not allowed in an index; re-push the image".into(),
+            });
+        }
+        let mut descriptor = descriptor;
+        if descriptor.platform.is_none() && !descriptor.is_attestation() {
+            let manifest: ImageManifest =
+                serde_json::from_slice(bytes).map_err(|e| Error::json(reference.to_string(), e))?;
+            let config = self.fetch_blob(reference, &manifest.config.digest).await?;
+            descriptor.platform = Some(ImageConfigPlatform::from_config_json(
+                &manifest.config.digest,
+                &config,
+            )?);
+        }
+        Ok(vec![descriptor])
+    }
+
+    async fn push_manifest_bytes(
+        &self,
+        target: &ImageReference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let client = self.client(target.registry()).await?;
+        let content_type = http_header_value(media_type)?;
+        let what = || format!("pushing manifest {target}");
+        self.retry(target.registry(), &what, || {
+            client.push_manifest_raw(&target.0, bytes.to_vec(), content_type.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Pushes an assembled index to `repository` under every tag (by digest first, then each
+    /// tag). The manifests it lists must already be in the repository — BuildKit's
+    /// `push-by-digest` puts them there.
+    pub async fn push_index(
+        &self,
+        repository: &str,
+        tags: &[String],
+        index: &AssembledIndex,
+    ) -> Result<PushReport> {
+        let repository = ImageReference::parse(repository)?;
+        self.push_manifest_and_tags(&repository, &index.descriptor, &index.bytes, tags)
+            .await?;
+        Ok(PushReport {
+            descriptor: index.descriptor.clone(),
+            manifests: 1,
+            ..Default::default()
+        })
+    }
+
+    async fn push_manifest_and_tags(
+        &self,
+        repository: &ImageReference,
+        descriptor: &Descriptor,
+        bytes: &[u8],
+        tags: &[String],
+    ) -> Result<()> {
+        self.push_manifest_bytes(
+            &repository.with_digest(&descriptor.digest),
+            &descriptor.media_type,
+            bytes,
+        )
+        .await?;
+        for tag in tags {
+            self.push_manifest_bytes(&repository.with_tag(tag), &descriptor.media_type, bytes)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes everything in an OCI layout to `repository` (`registry/repo`, a tag in it is
+    /// ignored) and tags it with every tag. If `index.json` names one index, that index is
+    /// pushed byte for byte; one manifest is pushed as a single-platform image; several
+    /// entries are assembled into a new index.
+    pub async fn push_layout(
+        &self,
+        layout: &OciLayout,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<PushReport> {
+        let target = ImageReference::parse(repository)?;
+        let roots = layout.index()?.manifests;
+        let (top, top_bytes) = match roots.as_slice() {
+            [] => return Err(Error::layout(layout.root(), "index.json lists no images")),
+            [single]
+                if media_type::is_index(&single.media_type)
+                    || media_type::is_manifest(&single.media_type) =>
+            {
+                let mut top = single.clone();
+                top.annotations.clear();
+                (top, layout.read_blob(&single.digest)?)
+            }
+            _ => {
+                let index = assemble_index(&layout.image_manifests(&roots)?)?;
+                layout.write_blob(&index.descriptor.media_type, &index.bytes)?;
+                (index.descriptor, index.bytes)
+            }
+        };
+        let all = layout.walk(std::slice::from_ref(&top))?;
+        let (manifests, blobs): (Vec<Descriptor>, Vec<Descriptor>) =
+            all.into_iter().partition(|d| {
+                media_type::is_manifest(&d.media_type) || media_type::is_index(&d.media_type)
+            });
+
+        let mut report = PushReport::default();
+        for outcome in self
+            .push_blobs(&target, &blobs, BlobSource::Layout(layout))
+            .await?
+        {
+            report.count(outcome);
+        }
+        // `walk` lists children before parents, so each manifest's content is there first.
+        for manifest in manifests.iter().filter(|m| m.digest != top.digest) {
+            let bytes = layout.read_blob(&manifest.digest)?;
+            self.push_manifest_bytes(
+                &target.with_digest(&manifest.digest),
+                &manifest.media_type,
+                &bytes,
+            )
+            .await?;
+            report.manifests += 1;
+        }
+        self.push_manifest_and_tags(&target, &top, &top_bytes, tags)
+            .await?;
+        report.manifests += 1;
+        report.descriptor = top;
+        Ok(report)
+    }
+
+    /// Pushes blobs concurrently; returns what happened to each.
+    async fn push_blobs(
+        &self,
+        target: &ImageReference,
+        blobs: &[Descriptor],
+        source: BlobSource<'_>,
+    ) -> Result<Vec<BlobOutcome>> {
+        let source = &source;
+        stream::iter(
+            blobs
+                .iter()
+                .map(|blob| self.push_blob(target, blob, source)),
+        )
+        .buffer_unordered(self.options.max_concurrent_uploads.max(1))
+        .try_collect()
+        .await
+    }
+
+    async fn push_blob(
+        &self,
+        target: &ImageReference,
+        blob: &Descriptor,
+        source: &BlobSource<'_>,
+    ) -> Result<BlobOutcome> {
+        validate_digest(&blob.digest)?;
+        let registry = target.registry();
+        let client = self.client(registry).await?;
+        let digest = blob.digest.as_str();
+
+        let what = || format!("checking blob {digest} in {}", target.name());
+        if self
+            .retry(registry, &what, || client.blob_exists(&target.0, digest))
+            .await?
+        {
+            self.remember(target, digest);
+            return Ok(BlobOutcome::Existed);
+        }
+
+        let mount_from = match source {
+            BlobSource::Registry(from) if from.registry() == registry => {
+                Some(from.repository().to_owned())
+            }
+            _ => self.known_repository(target, digest),
+        };
+        if let Some(from) = mount_from.filter(|r| r != target.repository()) {
+            let from = ImageReference(Reference::with_digest(
+                registry.to_owned(),
+                from,
+                digest.to_owned(),
+            ));
+            // A mount the registry declines (202, or an error) just means uploading instead.
+            match client.mount_blob(&target.0, &from.0, digest).await {
+                Ok(()) => {
+                    tracing::debug!(digest, from = %from.name(), to = %target.name(), "mounted blob");
+                    self.remember(target, digest);
+                    return Ok(BlobOutcome::Mounted);
+                }
+                Err(e) => tracing::debug!(digest, error = %e, "mount declined; uploading"),
+            }
+        }
+
+        let what = || format!("pushing blob {digest} to {}", target.name());
+        let size = blob.size;
+        match source {
+            BlobSource::Layout(layout) => {
+                let path = layout.blob_path(digest)?;
+                self.retry(registry, &what, || {
+                    let path = path.clone();
+                    let client = client.clone();
+                    async move {
+                        let file = tokio::fs::File::open(&path).await?;
+                        let body = verified_file_stream(file, digest.to_owned());
+                        client
+                            .push_blob_stream(&target.0, body, digest, Some(size))
+                            .await
+                    }
+                })
+                .await?;
+            }
+            BlobSource::Registry(from) => {
+                let from_client = self.client(from.registry()).await?;
+                self.retry(registry, &what, || {
+                    let client = client.clone();
+                    let from_client = from_client.clone();
+                    async move {
+                        let pulled = from_client.pull_blob_stream(&from.0, digest).await?;
+                        let body = verified_stream(pulled.stream, digest.to_owned());
+                        client
+                            .push_blob_stream(&target.0, body, digest, Some(size))
+                            .await
+                    }
+                })
+                .await?;
+            }
+        }
+        self.remember(target, digest);
+        Ok(BlobOutcome::Uploaded(size))
+    }
+
+    fn remember(&self, target: &ImageReference, digest: &str) {
+        if let Ok(mut known) = self.known_blobs.lock() {
+            known.insert(
+                (target.registry().to_owned(), digest.to_owned()),
+                target.repository().to_owned(),
+            );
+        }
+    }
+
+    fn known_repository(&self, target: &ImageReference, digest: &str) -> Option<String> {
+        let known = self.known_blobs.lock().ok()?;
+        known
+            .get(&(target.registry().to_owned(), digest.to_owned()))
+            .cloned()
+    }
+
+    /// Makes the manifests `manifests` (from `source`'s repository) available in `target`'s
+    /// repository: their blobs are mounted or copied, then the manifests pushed by digest.
+    /// Nested indexes are copied with their children.
+    pub async fn copy_manifests(
+        &self,
+        source: &ImageReference,
+        target: &ImageReference,
+        manifests: &[Descriptor],
+    ) -> Result<PushReport> {
+        let mut report = PushReport::default();
+        if source.same_repository(target) {
+            return Ok(report);
+        }
+        for manifest in manifests {
+            self.copy_manifest(source, target, manifest, &mut report, 0)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn copy_manifest(
+        &self,
+        source: &ImageReference,
+        target: &ImageReference,
+        manifest: &Descriptor,
+        report: &mut PushReport,
+        depth: u8,
+    ) -> Result<()> {
+        if depth > 8 {
+            return Err(Error::InvalidDescriptor {
+                what: manifest.digest.clone(),
+                reason: "indexes nested too deep".into(),
+            });
+        }
+        let fetched = self
+            .fetch_manifest(&source.with_digest(&manifest.digest))
+            .await?;
+        let children = children_of(&fetched.descriptor, &fetched.bytes)?;
+        if media_type::is_index(&fetched.descriptor.media_type) {
+            for child in &children {
+                Box::pin(self.copy_manifest(source, target, child, report, depth + 1)).await?;
+            }
+        } else {
+            for outcome in self
+                .push_blobs(target, &children, BlobSource::Registry(source))
+                .await?
+            {
+                report.count(outcome);
+            }
+        }
+        let media_type = if manifest.media_type.is_empty() {
+            &fetched.descriptor.media_type
+        } else {
+            &manifest.media_type
+        };
+        self.push_manifest_bytes(
+            &target.with_digest(&manifest.digest),
+            media_type,
+            &fetched.bytes,
+        )
+        .await?;
+        report.manifests += 1;
+        Ok(())
+    }
+
+    /// `imagetools create`: merges the images behind `sources` (single-platform images or
+    /// indexes, in any repositories) into one index. The manifests are copied into the
+    /// target's repository (unless `dry_run`), then the index is pushed under every tag of
+    /// `targets` (all in one repository). With `append`, the index already at the first target
+    /// is merged in too.
+    pub async fn create_index(
+        &self,
+        sources: &[ImageReference],
+        targets: &[ImageReference],
+        append: bool,
+        dry_run: bool,
+    ) -> Result<AssembledIndex> {
+        let first = targets.first().ok_or_else(|| Error::InvalidReference {
+            reference: String::new(),
+            reason: "at least one target tag is needed".into(),
+        })?;
+        if let Some(other) = targets.iter().find(|t| !t.same_repository(first)) {
+            return Err(Error::InvalidReference {
+                reference: other.to_string(),
+                reason: format!("all tags must be in one repository ({})", first.name()),
+            });
+        }
+        let mut parts: Vec<(ImageReference, Vec<Descriptor>)> = Vec::new();
+        if append {
+            parts.push((first.clone(), self.image_manifests(first).await?));
+        }
+        for source in sources {
+            parts.push((source.clone(), self.image_manifests(source).await?));
+        }
+        let all: Vec<Descriptor> = parts.iter().flat_map(|(_, d)| d.iter().cloned()).collect();
+        let index = assemble_index(&all)?;
+        if dry_run {
+            return Ok(index);
+        }
+        for (source, manifests) in &parts {
+            self.copy_manifests(source, first, manifests).await?;
+        }
+        let tags: Vec<String> = targets
+            .iter()
+            .filter_map(|t| t.tag().map(str::to_owned))
+            .collect();
+        self.push_manifest_and_tags(first, &index.descriptor, &index.bytes, &tags)
+            .await?;
+        Ok(index)
+    }
+}
+
+/// How a failed request should be treated.
+enum Failure {
+    /// Nothing answered: retry, then report the registry as unreachable.
+    Unreachable(String),
+    /// 5xx or a dropped connection: retry.
+    Transient,
+    /// The registry says it does not have it.
+    NotFound,
+    /// Anything else: report at once.
+    Fatal,
+}
+
+fn classify(err: &OciDistributionError) -> Failure {
+    match err {
+        OciDistributionError::RequestError(e) if e.is_connect() => {
+            Failure::Unreachable(root_cause(e))
+        }
+        OciDistributionError::RequestError(e)
+            if e.is_timeout() || e.is_request() || e.is_body() =>
+        {
+            Failure::Transient
+        }
+        OciDistributionError::IoError(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Failure::Transient
+        }
+        OciDistributionError::ServerError { code, .. } if *code >= 500 => Failure::Transient,
+        OciDistributionError::ServerError { code: 404, .. }
+        | OciDistributionError::ImageManifestNotFoundError(_) => Failure::NotFound,
+        OciDistributionError::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::NotFound
+                )
+            }) =>
+        {
+            Failure::NotFound
+        }
+        _ => Failure::Fatal,
+    }
+}
+
+/// The innermost cause of an error, in the words a person expects ("connection refused").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current: &(dyn std::error::Error + 'static) = err;
+    let mut message = current.to_string();
+    while let Some(next) = current.source() {
+        if let Some(io) = next.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::TimedOut => return "connection timed out".into(),
+                _ => {}
+            }
+        }
+        message = next.to_string();
+        current = next;
+    }
+    message
+}
+
+fn describe(err: &OciDistributionError) -> String {
+    match err {
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .map(|e| format!("{:?}: {}", e.code, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        OciDistributionError::ServerError { code, message, .. } => {
+            format!("HTTP {code}: {}", message.trim())
+        }
+        OciDistributionError::UnauthorizedError { .. } => {
+            "unauthorized: log in (docker login) or check the credentials in the Docker config"
+                .into()
+        }
+        OciDistributionError::RequestError(e) => root_cause(e),
+        other => other.to_string(),
+    }
+}
+
+/// `host` of `host:port` (IPv6 literals in brackets too).
+fn registry_host(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry.split(':').next().unwrap_or(registry)
+}
+
+fn http_header_value(media_type: &str) -> Result<http::HeaderValue> {
+    http::HeaderValue::from_str(media_type).map_err(|_| Error::InvalidDescriptor {
+        what: format!("media type {media_type:?}"),
+        reason: "not a valid HTTP header value".into(),
+    })
+}
+
+/// Streams a file in 1 MiB chunks, hashing as it goes; ends with an error instead of the last
+/// chunk if the content does not match `digest`, which aborts the upload.
+fn verified_file_stream(
+    file: tokio::fs::File,
+    digest: String,
+) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, OciDistributionError>>
++ Send
++ 'static {
+    let chunks = stream::try_unfold(file, |mut file| async move {
+        let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+        while buf.len() < (1 << 20) {
+            if file.read_buf(&mut buf).await? == 0 {
+                break;
+            }
+        }
+        if buf.is_empty() {
+            Ok::<_, std::io::Error>(None)
+        } else {
+            Ok(Some((buf.freeze(), file)))
+        }
+    });
+    verified_stream(chunks, digest)
+}
+
+fn verified_stream<S, E>(
+    chunks: S,
+    digest: String,
+) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, OciDistributionError>>
++ Send
++ 'static
+where
+    S: futures_util::Stream<Item = std::result::Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<OciDistributionError> + Send + 'static,
+{
+    use futures_util::Stream as _;
+    let mut hasher = Some(Sha256::new());
+    let mut chunks = Box::pin(chunks.peekable());
+    stream::poll_fn(move |cx| {
+        let item = futures_util::ready!(chunks.as_mut().poll_next(cx));
+        let item = match item {
+            None => return std::task::Poll::Ready(None),
+            Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e.into()))),
+            Some(Ok(chunk)) => chunk,
+        };
+        if let Some(h) = hasher.as_mut() {
+            h.update(&item);
+        }
+        // Check the digest before handing over the last chunk, so a corrupt blob never
+        // completes an upload.
+        if futures_util::ready!(chunks.as_mut().poll_peek(cx)).is_none() {
+            let actual = format!(
+                "sha256:{:x}",
+                hasher.take().map(|h| h.finalize()).unwrap_or_default()
+            );
+            if actual != digest {
+                return std::task::Poll::Ready(Some(Err(OciDistributionError::GenericError(
+                    Some(format!("blob content hashes to {actual}, not {digest}")),
+                ))));
+            }
+        }
+        std::task::Poll::Ready(Some(Ok(item)))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_use_plain_http_and_others_only_when_listed() {
+        let registry = Registry::new(RegistryOptions {
+            plain_http_hosts: vec!["build.lan:5000".into(), "cache.lan".into()],
+            ..Default::default()
+        });
+        assert!(registry.uses_plain_http("localhost:5000"));
+        assert!(registry.uses_plain_http("127.0.0.1:5000"));
+        assert!(registry.uses_plain_http("[::1]:5000"));
+        assert!(registry.uses_plain_http("build.lan:5000"));
+        assert!(registry.uses_plain_http("cache.lan:443"));
+        assert!(!registry.uses_plain_http("build.lan:6000"));
+        assert!(!registry.uses_plain_http("docker.io"));
+    }
+
+    #[test]
+    fn references_get_docker_hub_defaults() {
+        let r = ImageReference::parse("busybox").unwrap();
+        assert_eq!(r.registry(), "docker.io");
+        assert_eq!(r.repository(), "library/busybox");
+        let r = ImageReference::parse("localhost:5000/app:1").unwrap();
+        assert_eq!(r.to_string(), "localhost:5000/app:1");
+        let digest = sha256_digest(b"x");
+        assert_eq!(
+            r.with_digest(&digest).to_string(),
+            format!("localhost:5000/app@{digest}")
+        );
+        assert!(ImageReference::parse("app!:1").is_err());
+        assert!(ImageReference::parse("Upper").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_does_not_match_its_digest_fails_before_its_end() {
+        let chunks = stream::iter(vec![
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ab")),
+            Ok(bytes::Bytes::from_static(b"c")),
+        ]);
+        let good: Vec<_> = verified_stream(chunks, sha256_digest(b"abc"))
+            .collect()
+            .await;
+        assert!(good.iter().all(|c| c.is_ok()));
+        let chunks = stream::iter(vec![
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ab")),
+            Ok(bytes::Bytes::from_static(b"c")),
+        ]);
+        let bad: Vec<_> = verified_stream(chunks, sha256_digest(b"abd"))
+            .collect()
+            .await;
+        assert!(bad[0].is_ok());
+        assert!(bad[1].is_err(), "the last chunk is replaced by an error");
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_is_down_gives_one_clear_error() {
+        // Bind and drop a listener: its port is then closed, so the connection is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let registry = Registry::new(RegistryOptions {
+            initial_backoff: Duration::from_millis(1),
+            docker_config: Some(PathBuf::from("/nonexistent/config.json")),
+            ..Default::default()
+        });
+        let reference = ImageReference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
+        let err = registry.fetch_manifest(&reference).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry 127.0.0.1:{port} is not reachable: connection refused — is it running?"
+            )
+        );
+    }
+}

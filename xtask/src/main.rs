@@ -1,5 +1,6 @@
 //! Developer tasks for brix: `cargo xtask codegen`, `cargo xtask e2e`, `cargo xtask bench`.
 
+mod codegen;
 mod e2e;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +15,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Generate the Rust protobuf/gRPC code in crates/solver-client/src/proto from proto/.
+    Codegen {
+        /// Do not write; fail if the committed generated code is stale.
+        #[arg(long)]
+        check: bool,
+    },
     /// Install and start Docker, a registry, QEMU and the test images, then run tests/.
     E2e(e2e::E2eArgs),
 }
@@ -21,6 +28,7 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.task {
+        Task::Codegen { check } => codegen::run(check),
         // The exit code is the e2e tests' own.
         Task::E2e(args) => match e2e::run(args) {
             Ok(code) => return code,

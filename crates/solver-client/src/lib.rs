@@ -3,3 +3,4 @@
 
 pub mod patterns;
 pub mod fsutil;
+pub mod proto;

@@ -19,6 +19,8 @@ enum Command {
     Binfmt(commands::binfmt::BinfmtArgs),
     /// Show the brix version.
     Version(commands::version::VersionArgs),
+    /// Check a buildkitd.toml and show the GC policy it gives.
+    Config(commands::config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Version(args) => commands::version::run(args),
+        Command::Config(args) => commands::config::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,191 @@
+//! `brix binfmt` against the real kernel and Docker engine: removing, registering and
+//! resetting arm64 emulation changes what containers can run.
+//!
+//! binfmt_misc registrations are global to the kernel, so everything here is one `#[test]`:
+//! the steps must run in order, and nothing else in this binary may use arm64 emulation
+//! while arm64 is uninstalled. `cargo test` runs test binaries one after another, so other
+//! files' tests (which need arm64) never overlap with this one. Whatever happens, arm64 is
+//! left installed when the test ends.
+
+use brix_e2e::{ContainerGuard, E2eEnv, Run, TEST_LABEL, docker, run, unique_name};
+use std::path::Path;
+
+const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+/// The arm64 ELF magic as the kernel prints it in an entry's `magic` line.
+const AARCH64_MAGIC: &str = "magic 7f454c460201010000000000000000000200b700";
+
+/// Re-registers arm64 when dropped, so a failing assertion does not leave the machine
+/// without arm64 emulation for the tests that follow.
+struct LeaveArm64Installed<'a>(&'a E2eEnv);
+
+impl Drop for LeaveArm64Installed<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .brix()
+            .args(["binfmt", "--install", "arm64"])
+            .output();
+    }
+}
+
+fn brix(env: &E2eEnv, args: &[&str]) -> Run {
+    run(env.brix().args(args))
+}
+
+/// The arm64 row of `brix binfmt --format json`.
+#[track_caller]
+fn arm64_status(env: &E2eEnv) -> serde_json::Value {
+    let out = brix(env, &["binfmt", "--format", "json"]).ok().stdout;
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|err| {
+        panic!("brix binfmt --format json printed invalid JSON ({err}):\n{out}")
+    });
+    assert_eq!(report["mounted"], true, "{out}");
+    report["emulators"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["arch"] == "arm64"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no arm64 row in:\n{out}"))
+}
+
+/// The texts of every binfmt_misc entry that matches arm64 executables, read directly from
+/// the kernel (not through brix), whatever the entries are named.
+fn kernel_arm64_entries() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(BINFMT_MISC) else {
+        panic!("{BINFMT_MISC} cannot be listed: is binfmt_misc mounted?");
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name() != "register" && e.file_name() != "status")
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|text| text.lines().any(|line| line == AARCH64_MAGIC))
+        .collect()
+}
+
+/// `uname -m` in an arm64 busybox container.
+fn uname_in_arm64_container(env: &E2eEnv) -> Run {
+    let name = unique_name("binfmt-uname");
+    let _guard = ContainerGuard { name: name.clone() };
+    docker([
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--label",
+        &format!("{TEST_LABEL}=1"),
+        "--platform",
+        "linux/arm64",
+        &env.busybox,
+        "uname",
+        "-m",
+    ])
+}
+
+#[test]
+fn uninstall_install_and_reset_arm64_emulation() {
+    let Some(env) = E2eEnv::get() else { return };
+    assert!(
+        Path::new(&env.brix_bin).is_file(),
+        "BRIX_E2E_BRIX_BIN={} is not a file: build brix first (cargo build -p brix)",
+        env.brix_bin.display()
+    );
+    let _restore = LeaveArm64Installed(&env);
+    // Have the arm64 image locally first, so the failing run below fails for lack of
+    // emulation and not for a pull.
+    docker(["pull", "--quiet", "--platform", "linux/arm64", &env.busybox]).ok();
+
+    // 1. Uninstall: no entry for arm64 remains, whoever made it, and arm64 containers fail.
+    let out = brix(&env, &["binfmt", "--uninstall", "arm64"]).ok().stdout;
+    assert!(
+        out.starts_with("arm64") && (out.contains("uninstalled") || out.contains("not registered")),
+        "{out}"
+    );
+    assert_eq!(kernel_arm64_entries(), Vec::<String>::new());
+    let status = arm64_status(&env);
+    assert_eq!(status["state"], "not-registered", "{status}");
+    assert_eq!(status["entries"], serde_json::json!([]), "{status}");
+    let failed = uname_in_arm64_container(&env);
+    // Checked by message, so a run that fails for another reason (a pull, say) cannot pass.
+    assert!(
+        !failed.success && failed.stderr.contains("exec format error"),
+        "arm64 container without emulation did not fail with `exec format error`:\n{}{}",
+        failed.stdout,
+        failed.stderr
+    );
+
+    // 2. Install: one entry with F, and arm64 containers run.
+    let out = brix(&env, &["binfmt", "--install", "arm64"]).ok().stdout;
+    assert!(out.contains("installed: qemu-aarch64 -> "), "{out}");
+    let entries = kernel_arm64_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let flags = entries[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("flags: "))
+        .unwrap_or_default();
+    assert!(
+        entries[0].starts_with("enabled") && flags.contains('F'),
+        "{}",
+        entries[0]
+    );
+    let status = arm64_status(&env);
+    assert_eq!(status["state"], "working", "{status}");
+    assert!(
+        status["entry"]["flags"]
+            .as_str()
+            .is_some_and(|f| f.contains('F')),
+        "{status}"
+    );
+    let ran = uname_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+
+    // Installing again changes nothing.
+    let out = brix(&env, &["binfmt", "--install", "aarch64"]).ok().stdout;
+    assert!(out.contains("already installed: qemu-aarch64"), "{out}");
+
+    // 3. The seed's "QEMU stops working": an entry without F, as distribution packages
+    // register them, runs arm64 binaries on the host but not in containers, whose file
+    // system has no QEMU. Reproduce it with the host's own emulator...
+    let out = brix(&env, &["binfmt", "--uninstall", "arm64"]).ok().stdout;
+    assert!(out.contains("uninstalled"), "{out}");
+    let interpreter = status["emulator"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no static emulator in {status}"))
+        .to_string();
+    let magic = "\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00";
+    let mask = "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff";
+    let line = format!(":qemu-aarch64:M:0:{magic}:{mask}:{interpreter}:");
+    if let Err(err) = std::fs::write(Path::new(BINFMT_MISC).join("register"), &line) {
+        panic!("registering an arm64 entry without F by hand ({line}): {err}");
+    }
+    let status = arm64_status(&env);
+    assert_eq!(status["state"], "no-fix-binary", "{status}");
+    let broken = uname_in_arm64_container(&env);
+    // The kernel looks the interpreter up inside the container, where it does not exist.
+    assert!(
+        !broken.success && broken.stderr.contains("no such file or directory"),
+        "arm64 container with an entry without F did not fail for the missing QEMU:\n{}{}",
+        broken.stdout,
+        broken.stderr
+    );
+
+    // ...and fix it with --reset (no list: everything registered now).
+    let out = brix(&env, &["binfmt", "--reset"]).ok().stdout;
+    let arm64_line = out
+        .lines()
+        .find(|l| l.starts_with("arm64"))
+        .unwrap_or_default();
+    assert!(
+        arm64_line.contains("installed: qemu-aarch64")
+            && arm64_line.contains("re-registered with F"),
+        "{out}"
+    );
+    assert_eq!(arm64_status(&env)["state"], "working");
+    let ran = uname_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+
+    // A reset of a working arm64 leaves it working.
+    let out = brix(&env, &["binfmt", "--reset", "linux/arm64"])
+        .ok()
+        .stdout;
+    assert!(out.contains("re-registered: qemu-aarch64"), "{out}");
+    let ran = uname_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+}

@@ -4,3 +4,4 @@
 pub mod patterns;
 pub mod fsutil;
 pub mod proto;
+pub mod session;

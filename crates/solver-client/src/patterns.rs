@@ -677,7 +677,7 @@ mod tests {
             }
         }
         assert_eq!(
-            PatternMatcher::new(["!"]).unwrap_err(),
+            PatternMatcher::new(["!"]).expect_err("lone !"),
             PatternError::LoneExclamation
         );
     }

@@ -476,10 +476,11 @@ fn dedupe_paths(sorted: BTreeSet<String>) -> Option<Vec<String>> {
         if s == "." {
             return None;
         }
-        if let Some(last) = out.last() {
-            if s.starts_with(&format!("{last}/")) {
-                continue;
-            }
+        if out
+            .last()
+            .is_some_and(|last| s.starts_with(&format!("{last}/")))
+        {
+            continue;
         }
         out.push(s);
     }

@@ -1,0 +1,210 @@
+//! `moby.filesync.v1.FileSend`: receives exporter output. `local` outputs arrive as fsutil
+//! `Packet`s (the client is the DiffCopy receiver); `tar`, `oci` and `docker` outputs arrive
+//! as `BytesMessage` chunks of one tarball. Both use the same method, so it is served with a
+//! raw codec and each frame is decoded according to the output registered for the exporter.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use prost::Message;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::grpc::{
+    BidiHandler, BidiMethod, BidiResult, BoxFuture, MAX_MESSAGE_SIZE, RawCodec, RouteResult,
+    unimplemented_response,
+};
+use crate::fsutil::receive_into;
+use crate::fsutil::wire::Packet;
+
+/// Path of the FileSend DiffCopy method.
+pub const DIFF_COPY: &str = "/moby.filesync.v1.FileSend/DiffCopy";
+
+/// Metadata key carrying the exporter's index in `SolveRequest.exporters`.
+const EXPORTER_ID_KEY: &str = "buildkit-attachable-exporter-id";
+
+/// Where one exporter's output goes.
+pub enum OutputTarget {
+    /// A `local` output: the tree is written under this directory (created if missing,
+    /// merged into if present).
+    Directory(PathBuf),
+    /// A `tar`, `oci` or `docker` output written to this file (created or truncated).
+    File(PathBuf),
+    /// A `tar`, `oci` or `docker` output written to a caller's writer (e.g. stdout or a
+    /// `docker load` pipe). It can be used once.
+    Writer(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl std::fmt::Debug for OutputTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputTarget::Directory(p) => f.debug_tuple("Directory").field(p).finish(),
+            OutputTarget::File(p) => f.debug_tuple("File").field(p).finish(),
+            OutputTarget::Writer(_) => f.write_str("Writer(..)"),
+        }
+    }
+}
+
+/// `BytesMessage{data}` (field 1, bytes): the frame of tarball outputs.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BytesFrame {
+    #[prost(bytes = "bytes", tag = "1")]
+    data: Bytes,
+}
+
+/// The FileSend service over outputs keyed by exporter index.
+#[derive(Debug, Clone)]
+pub struct FileSendService {
+    outputs: Arc<Mutex<HashMap<u32, OutputTarget>>>,
+}
+
+impl FileSendService {
+    /// Serves the given outputs, keyed by their exporter's index in the solve request.
+    pub fn new(outputs: HashMap<u32, OutputTarget>) -> Self {
+        FileSendService {
+            outputs: Arc::new(Mutex::new(outputs)),
+        }
+    }
+}
+
+impl BidiMethod<Bytes> for FileSendService {
+    type Out = Bytes;
+
+    fn handle(&self, req: Request<Streaming<Bytes>>) -> BoxFuture<BidiResult<Bytes>> {
+        let outputs = Arc::clone(&self.outputs);
+        Box::pin(async move {
+            let id = match req.metadata().get(EXPORTER_ID_KEY) {
+                Some(v) => v
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument("invalid buildkit-attachable-exporter-id")
+                    })?,
+                None => 0,
+            };
+            let target = {
+                let mut outputs = outputs
+                    .lock()
+                    .map_err(|_| Status::internal("output table poisoned"))?;
+                match outputs.get(&id) {
+                    // A directory can be written again (e.g. one call per platform).
+                    Some(OutputTarget::Directory(dir)) => OutputTarget::Directory(dir.clone()),
+                    Some(_) => outputs
+                        .remove(&id)
+                        .ok_or_else(|| Status::internal("output vanished"))?,
+                    // Tells the daemon the output is not wanted; it treats this as success.
+                    None => {
+                        return Err(Status::already_exists(format!(
+                            "no output registered for exporter {id}"
+                        )));
+                    }
+                }
+            };
+            let (tx, rx) = mpsc::channel::<Result<Bytes, Status>>(64);
+            let incoming = req.into_inner();
+            tokio::spawn(async move {
+                let result = match target {
+                    OutputTarget::Directory(dir) => {
+                        receive_directory(dir, incoming, tx.clone()).await
+                    }
+                    OutputTarget::File(path) => match tokio::fs::File::create(&path).await {
+                        Ok(file) => receive_tarball(file, incoming).await,
+                        Err(e) => Err(Status::internal(format!(
+                            "cannot create {}: {e}",
+                            path.display()
+                        ))),
+                    },
+                    OutputTarget::Writer(writer) => receive_tarball(writer, incoming).await,
+                };
+                if let Err(status) = result {
+                    tracing::warn!(exporter = id, error = %status.message(), "receiving output failed");
+                    let _ = tx.send(Err(status)).await;
+                }
+            });
+            Ok(Response::new(ReceiverStream::new(rx)))
+        })
+    }
+}
+
+async fn receive_directory(
+    dir: PathBuf,
+    incoming: Streaming<Bytes>,
+    tx: mpsc::Sender<Result<Bytes, Status>>,
+) -> Result<(), Status> {
+    let packets = incoming.map(|frame| {
+        frame.and_then(|b| Packet::decode(b).map_err(|e| Status::invalid_argument(e.to_string())))
+    });
+    let (packet_tx, mut packet_rx) = mpsc::channel::<Packet>(64);
+    let forward = tokio::spawn(async move {
+        while let Some(p) = packet_rx.recv().await {
+            if tx.send(Ok(Bytes::from(p.encode_to_vec()))).await.is_err() {
+                break;
+            }
+        }
+    });
+    let result = receive_into(&dir, Box::pin(packets), packet_tx).await;
+    let _ = forward.await;
+    match result {
+        Ok(summary) => {
+            tracing::debug!(dir = %dir.display(), ?summary, "local output written");
+            Ok(())
+        }
+        Err(e) => Err(Status::internal(format!(
+            "writing output to {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+async fn receive_tarball<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut incoming: Streaming<Bytes>,
+) -> Result<(), Status> {
+    while let Some(frame) = incoming.next().await {
+        let frame =
+            BytesFrame::decode(frame?).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        writer
+            .write_all(&frame.data)
+            .await
+            .map_err(|e| Status::internal(format!("writing output: {e}")))?;
+    }
+    writer
+        .shutdown()
+        .await
+        .map_err(|e| Status::internal(format!("closing output: {e}")))
+}
+
+impl NamedService for FileSendService {
+    const NAME: &'static str = "moby.filesync.v1.FileSend";
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for FileSendService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<RouteResult>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        if req.uri().path() != DIFF_COPY {
+            return Box::pin(async { Ok(unimplemented_response()) });
+        }
+        let this = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .apply_max_message_size_config(Some(MAX_MESSAGE_SIZE), Some(MAX_MESSAGE_SIZE));
+            let handler = BidiHandler(this);
+            Ok(grpc.streaming(handler, req).await)
+        })
+    }
+}

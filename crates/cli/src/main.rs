@@ -1,6 +1,8 @@
 //! `brix`: build multi-architecture container images on BuildKit, the way `docker buildx` does.
 
 mod commands;
+mod progress;
+mod tabwriter;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +23,18 @@ enum Command {
     Version(commands::version::VersionArgs),
     /// Check a buildkitd.toml and show the GC policy it gives.
     Config(commands::config::ConfigArgs),
+    /// Create a builder (or add, change or remove one of its nodes).
+    Create(commands::create::CreateArgs),
+    /// Set the current builder.
+    Use(commands::use_::UseArgs),
+    /// Show a builder and its nodes.
+    Inspect(commands::inspect::InspectArgs),
+    /// List builders and their nodes.
+    Ls(commands::ls::LsArgs),
+    /// Remove builders.
+    Rm(commands::rm::RmArgs),
+    /// Stop a builder's daemons.
+    Stop(commands::stop::StopArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +43,12 @@ fn main() -> ExitCode {
         Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Version(args) => commands::version::run(args),
         Command::Config(args) => commands::config::run(args),
+        Command::Create(args) => commands::create::run(args),
+        Command::Use(args) => commands::use_::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Ls(args) => commands::ls::run(args),
+        Command::Rm(args) => commands::rm::run(args),
+        Command::Stop(args) => commands::stop::run(args),
     };
     match result {
         Ok(code) => code,

@@ -406,11 +406,11 @@ pub fn buildkitd_flags(
     while i < flags.len() {
         if let Some(v) = flags[i].strip_prefix("--allow-insecure-entitlement=") {
             entitlements.push(v.to_string());
-        } else if flags[i] == "--allow-insecure-entitlement" {
-            if let Some(v) = flags.get(i + 1) {
-                entitlements.push(v.clone());
-                i += 1;
-            }
+        } else if flags[i] == "--allow-insecure-entitlement"
+            && let Some(v) = flags.get(i + 1)
+        {
+            entitlements.push(v.clone());
+            i += 1;
         }
         i += 1;
     }
@@ -498,14 +498,13 @@ pub fn load_config_files(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, Drive
                 for kp in kps.iter_mut().filter_map(|k| k.as_table_mut()) {
                     for field in ["key", "cert"] {
                         if let Some(p) = kp.get(field).and_then(|v| v.as_str()).map(str::to_string)
+                            && !p.is_empty()
                         {
-                            if !p.is_empty() {
-                                kp.insert(
-                                    field.to_string(),
-                                    toml::Value::String(copy(&p, "registry key pair")?),
-                                );
-                                rewritten = true;
-                            }
+                            kp.insert(
+                                field.to_string(),
+                                toml::Value::String(copy(&p, "registry key pair")?),
+                            );
+                            rewritten = true;
                         }
                     }
                 }
@@ -593,6 +592,7 @@ pub fn driver_for(ng: &NodeGroup, node: &Node) -> Result<Box<dyn Driver>, Driver
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
 

@@ -828,6 +828,7 @@ impl Driver for DockerContainerDriver {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
 

@@ -214,6 +214,7 @@ impl Driver for RemoteDriver {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
 

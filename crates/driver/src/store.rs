@@ -519,6 +519,7 @@ fn key_hash(key: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
 

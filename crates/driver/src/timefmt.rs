@@ -108,6 +108,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
 

@@ -2,4 +2,11 @@
 
 pub mod binfmt;
 pub mod config;
+pub mod create;
+pub mod inspect;
+pub mod ls;
+mod node_status;
+pub mod rm;
+pub mod stop;
+pub mod use_;
 pub mod version;

@@ -1,0 +1,180 @@
+//! What `ls` and `inspect` show about each node (driver status, workers, version), and
+//! booting the nodes that are not running, shared by `create`, `inspect` and `ls`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use brix_driver::builder::driver_for;
+use brix_driver::{DaemonInfo, Driver, DriverError, Node, NodeGroup, Status};
+
+use crate::progress::BootProgress;
+
+/// How long loading one node's data may take before it counts as an error (buildx: 20 s).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One node as `ls` and `inspect` see it.
+pub struct NodeView {
+    /// The node as stored.
+    pub node: Node,
+    /// The driver status, when it could be read.
+    pub status: Option<Status>,
+    /// Why the driver or the daemon could not be read.
+    pub err: Option<String>,
+    /// What the daemon reports (only for running nodes, when data was asked for).
+    pub info: Option<DaemonInfo>,
+    driver: Option<Box<dyn Driver>>,
+}
+
+impl NodeView {
+    /// Platforms as buildx's `FormatInGroups`: pinned ones first, marked `*`, then detected ones.
+    pub fn platforms(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for p in &self.node.platforms {
+            let s = p.to_string();
+            if seen.insert(s.clone()) {
+                out.push(format!("{s}*"));
+            }
+        }
+        if let Some(info) = &self.info {
+            for s in &info.platforms {
+                if seen.insert(s.clone()) {
+                    out.push(s.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// All platforms without markers (for JSON).
+    pub fn platforms_plain(&self) -> Vec<String> {
+        self.platforms()
+            .into_iter()
+            .map(|p| p.trim_end_matches('*').to_string())
+            .collect()
+    }
+
+    /// The status word `ls` prints.
+    pub fn status_word(&self) -> String {
+        match (&self.err, self.status) {
+            (Some(_), _) => "error".to_string(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A current-thread runtime: these commands do little concurrent work, and it keeps RSS low.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Loads every node of `ng` concurrently; with `data`, also asks running daemons for workers
+/// and version. Errors are kept per node, as buildx does.
+pub async fn load_nodes(ng: &NodeGroup, data: bool) -> Vec<NodeView> {
+    let futures = ng.nodes.iter().map(|node| load_node(ng, node, data));
+    futures_util::future::join_all(futures).await
+}
+
+async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {
+    let mut view = NodeView {
+        node: node.clone(),
+        status: None,
+        err: None,
+        info: None,
+        driver: None,
+    };
+    let driver = match driver_for(ng, node) {
+        Ok(d) => d,
+        Err(e) => {
+            view.err = Some(e.to_string());
+            return view;
+        }
+    };
+    let result = tokio::time::timeout(LOAD_TIMEOUT, async {
+        let status = driver.status().await?;
+        let info = if data && status == Status::Running {
+            Some(brix_driver::daemon_info(driver.as_ref()).await?)
+        } else {
+            None
+        };
+        Ok::<_, DriverError>((status, info))
+    })
+    .await;
+    match result {
+        Ok(Ok((status, info))) => {
+            view.status = Some(status);
+            view.info = info;
+        }
+        Ok(Err(e)) => view.err = Some(e.to_string()),
+        Err(_) => {
+            view.err = Some(format!(
+                "timed out after {LOAD_TIMEOUT:?} reading {}",
+                driver.describe()
+            ))
+        }
+    }
+    view.driver = Some(driver);
+    view
+}
+
+/// Boots every node that has a driver and is not running, showing progress on stderr.
+/// Returns whether anything was booted; fails if every node that needed booting failed.
+pub async fn boot(ng: &NodeGroup, views: &mut [NodeView]) -> anyhow::Result<bool> {
+    let to_boot: Vec<usize> = views
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.err.is_none() && v.driver.is_some() && v.status != Some(Status::Running))
+        .map(|(i, _)| i)
+        .collect();
+    if to_boot.is_empty() {
+        return Ok(false);
+    }
+    let progress = BootProgress::new();
+    let ticker = progress.spawn_ticker();
+    let many = to_boot.len() > 1;
+    let mut jobs = Vec::new();
+    for &i in &to_boot {
+        let name = if many {
+            format!("[{} internal] booting buildkit", views[i].node.name)
+        } else {
+            "[internal] booting buildkit".to_string()
+        };
+        let sink = progress.vertex(name);
+        let driver = views[i].driver.as_deref();
+        jobs.push(async move {
+            let Some(driver) = driver else { return Ok(()) };
+            let r = driver.bootstrap(&sink).await;
+            sink.done(r.as_ref().err().map(|e| e.to_string()));
+            r
+        });
+    }
+    let results = futures_util::future::join_all(jobs).await;
+    ticker.abort();
+    progress.finish();
+    let mut errors = Vec::new();
+    for (&i, r) in to_boot.iter().zip(results) {
+        if let Err(e) = r {
+            views[i].err = Some(e.to_string());
+            errors.push(format!("{} ({}): {e}", ng.name, views[i].node.name));
+        }
+    }
+    if errors.len() == to_boot.len() {
+        anyhow::bail!("failed to boot builder {}", errors.join("\n"));
+    }
+    Ok(true)
+}
+
+/// Sorted labels for printing.
+pub fn sorted_labels(info: &DaemonInfo) -> BTreeMap<String, String> {
+    info.labels.clone().into_iter().collect()
+}
+
+/// Writes to stdout, ignoring a closed pipe (`brix ls | head` must not panic).
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

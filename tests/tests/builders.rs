@@ -1,0 +1,288 @@
+//! Builders against the real Docker engine and BuildKit image: the seed's
+//! `create --config` / `use` / `inspect --bootstrap` flow, `ls`, `stop`, `rm`, the remote
+//! driver, and one clear error for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use brix_e2e::{BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, Run, docker, run, unique_name, wait_for};
+
+/// The seed's buildkitd.toml: GC on, `gckeepstorage = 20000` (bytes to today's BuildKit).
+const SEED_CONFIG: &str = "[worker.oci]\n  gc = true\n  gckeepstorage = 20000\n";
+
+/// One test's private brix store; removes the builder (container and volume) when dropped.
+struct Builders {
+    env: E2eEnv,
+    config: PathBuf,
+    created: Vec<String>,
+}
+
+impl Builders {
+    fn new(env: E2eEnv, purpose: &str) -> Self {
+        let config = env.scratch_dir(&format!("{purpose}-store"));
+        Self { env, config, created: Vec::new() }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = self.env.brix();
+        c.env("BRIX_CONFIG", &self.config)
+            .env("DOCKER_HOST", &self.env.docker_host)
+            .env("BRIX_PROGRESS", "plain")
+            .env_remove("BRIX_BUILDER");
+        c
+    }
+
+    fn brix(&self, args: &[&str]) -> Run {
+        run(self.cmd().args(args))
+    }
+
+    fn track(&mut self, name: &str) {
+        self.created.push(name.to_string());
+    }
+
+    fn write(&self, file: &str, text: &str) -> PathBuf {
+        let p = self.config.join(file);
+        std::fs::write(&p, text).expect("writing test file");
+        p
+    }
+}
+
+impl Drop for Builders {
+    fn drop(&mut self) {
+        for name in &self.created {
+            let _ = self.brix(&["rm", "-f", name]);
+            let _ = docker(["rm", "-f", "-v", &format!("brix_buildkit_{name}0")]);
+            let _ = docker(["volume", "rm", "-f", &format!("brix_buildkit_{name}0_state")]);
+        }
+    }
+}
+
+/// `Key: value` lines of `inspect` output (first occurrence after `Nodes:` for node keys).
+fn field<'a>(text: &'a str, section_after: &str, key: &str) -> Option<&'a str> {
+    let start = text.find(section_after).map(|i| i + section_after.len()).unwrap_or(0);
+    text[start..]
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(str::trim))
+}
+
+fn exists(kind: &str, name: &str) -> bool {
+    docker([kind, "inspect", name]).success
+}
+
+/// GC rules as BuildKit itself reports them for the node's first worker.
+fn worker_gc_policy(container: &str) -> serde_json::Value {
+    let out = docker(["exec", container, "buildctl", "debug", "workers", "--format", "{{json .}}"]).ok();
+    let workers: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("buildctl debug workers output is not JSON ({e}): {}", out.stdout));
+    workers[0]["GCPolicy"].clone()
+}
+
+/// The GC rules `inspect` should print for BuildKit's JSON rules, as buildx prints them.
+fn format_rules(rules: &serde_json::Value) -> String {
+    let rules: Vec<brix_config::GcRule> = rules
+        .as_array()
+        .expect("GCPolicy is an array")
+        .iter()
+        .map(|r| brix_config::GcRule {
+            all: r["all"].as_bool().unwrap_or(false),
+            filters: r["filter"]
+                .as_array()
+                .map(|f| f.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+            keep_duration: r["keepDuration"].as_i64().unwrap_or(0),
+            reserved_space: r["reservedSpace"].as_i64().unwrap_or(0),
+            max_used_space: r["maxUsedSpace"].as_i64().unwrap_or(0),
+            min_free_space: r["minFreeSpace"].as_i64().unwrap_or(0),
+        })
+        .collect();
+    brix_config::format_gc_policy(&rules)
+}
+
+fn ls_json(b: &Builders) -> Vec<serde_json::Value> {
+    let out = b.brix(&["ls", "--format", "json"]).ok();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("ls json line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn seed_flow_create_use_inspect_bootstrap_stop_rm() {
+    let Some(env) = E2eEnv::get() else { return };
+    let mut b = Builders::new(env, "seed");
+    let name = unique_name("seed");
+    let container = format!("brix_buildkit_{name}0");
+    let volume = format!("{container}_state");
+    let cfg = b.write("buildkitd.toml", SEED_CONFIG);
+    b.track(&name);
+
+    let out = b.brix(&["create", "--name", &name, "--config", cfg.to_str().expect("utf-8 path")]).ok();
+    assert_eq!(out.stdout.trim(), name);
+    assert!(!exists("container", &container), "create alone must not start a daemon");
+    b.brix(&["use", &name]).ok();
+
+    let out = b.brix(&["inspect", "--bootstrap"]).ok();
+    assert!(out.stderr.contains("booting buildkit"), "progress: {}", out.stderr);
+    assert!(out.stderr.contains(&format!("creating container {container}")), "progress: {}", out.stderr);
+    let text = out.stdout;
+    assert_eq!(field(&text, "", "Name"), Some(name.as_str()), "{text}");
+    assert_eq!(field(&text, "", "Driver"), Some("docker-container"), "{text}");
+    assert!(field(&text, "", "Last Activity").is_some(), "{text}");
+    assert_eq!(field(&text, "Nodes:", "Name"), Some(format!("{name}0").as_str()), "{text}");
+    assert_eq!(field(&text, "Nodes:", "Status"), Some("running"), "{text}");
+    assert_eq!(field(&text, "Nodes:", "BuildKit version"), Some(b.env.buildkit_version.as_str()), "{text}");
+    let platforms = field(&text, "Nodes:", "Platforms").unwrap_or_default();
+    assert!(platforms.split(", ").any(|p| p == "linux/arm64"), "platforms: {platforms}");
+    assert!(platforms.split(", ").any(|p| p == "linux/amd64"), "platforms: {platforms}");
+    // The daemon runs with the seed config: BuildKit's own report of its GC rules, printed
+    // the buildx way, is what inspect shows.
+    let rules = worker_gc_policy(&container);
+    assert_eq!(rules.as_array().map(Vec::len), Some(4), "seed config gives BuildKit's 4 default rules: {rules}");
+    let expected = format_rules(&rules);
+    assert!(expected.contains("Reserved Space: 19.53KiB"), "{expected}");
+    assert!(text.contains(&expected), "inspect GC rules differ from BuildKit's:\n{text}\nexpected:\n{expected}");
+    assert!(text.contains("File#buildkitd.toml:"), "{text}");
+
+    // ls: default (docker) and this builder, current marked; JSON parses and agrees.
+    let table = b.brix(&["ls"]).ok().stdout;
+    assert!(table.starts_with("NAME/NODE"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with(&format!("{name}*")) && l.contains("docker-container")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("default ") && l.contains("docker")), "{table}");
+    let builders = ls_json(&b);
+    let mine = builders.iter().find(|v| v["Name"] == name.as_str()).expect("builder in ls json");
+    assert_eq!(mine["Driver"], "docker-container");
+    assert_eq!(mine["Current"], true);
+    assert_eq!(mine["Nodes"][0]["Status"], "running");
+    assert_eq!(mine["Nodes"][0]["GCPolicy"], rules);
+    let default = builders.iter().find(|v| v["Name"] == "default").expect("default in ls json");
+    assert_eq!(default["Driver"], "docker");
+
+    // stop, inspect says stopped; inspect --bootstrap starts it again.
+    b.brix(&["stop", &name]).ok();
+    let text = b.brix(&["inspect", &name]).ok().stdout;
+    assert_eq!(field(&text, "Nodes:", "Status"), Some("stopped"), "{text}");
+    let out = b.brix(&["inspect", "--bootstrap", &name]).ok();
+    assert!(out.stderr.contains(&format!("starting container {container}")), "{}", out.stderr);
+    assert_eq!(field(&out.stdout, "Nodes:", "Status"), Some("running"), "{}", out.stdout);
+
+    // rm removes the container, the volume and the store entry.
+    let out = b.brix(&["rm", &name]).ok();
+    assert!(out.stderr.contains(&format!("{name} removed")), "{}", out.stderr);
+    assert!(!exists("container", &container));
+    assert!(!exists("volume", &volume));
+    let out = b.brix(&["inspect", &name]);
+    assert!(!out.success && out.stderr.contains("no builder"), "{}", out.stderr);
+}
+
+#[test]
+fn rm_keep_state_keeps_the_volume() {
+    let Some(env) = E2eEnv::get() else { return };
+    let mut b = Builders::new(env, "keep-state");
+    let name = unique_name("keep");
+    b.track(&name);
+    let container = format!("brix_buildkit_{name}0");
+    let volume = format!("{container}_state");
+    b.brix(&["create", "--name", &name, "--bootstrap"]).ok();
+    assert!(exists("container", &container));
+    b.brix(&["rm", "--keep-state", &name]).ok();
+    assert!(!exists("container", &container));
+    assert!(exists("volume", &volume), "--keep-state must keep {volume}");
+    docker(["volume", "rm", &volume]).ok();
+}
+
+/// A BuildKit daemon started by hand, its socket in a host folder.
+fn start_socket_daemon(env: &E2eEnv, dir: &Path) -> ContainerGuard {
+    let name = unique_name("remote-bk");
+    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+    args.extend(BUILDKIT_CAPABILITY_FLAGS.iter().map(|s| s.to_string()));
+    args.extend(["-v".into(), format!("{}:/run/buildkit", dir.display()), env.buildkit_image.clone()]);
+    docker(&args).ok();
+    let guard = ContainerGuard { name };
+    let sock = dir.join("buildkitd.sock");
+    wait_for("buildkitd socket", Duration::from_secs(30), || {
+        if sock.exists() { Ok(()) } else { Err(format!("{} missing", sock.display())) }
+    });
+    guard
+}
+
+#[test]
+fn remote_builder_on_a_unix_socket_answers_inspect() {
+    let Some(env) = E2eEnv::get() else { return };
+    let dir = env.scratch_dir("remote-sock");
+    let _daemon = start_socket_daemon(&env, &dir);
+    let mut b = Builders::new(env, "remote");
+    let name = unique_name("remote");
+    b.track(&name);
+    let endpoint = format!("unix://{}/buildkitd.sock", dir.display());
+    b.brix(&["create", "--driver", "remote", "--name", &name, &endpoint]).ok();
+    let text = wait_for("remote builder running", Duration::from_secs(30), || {
+        let out = b.brix(&["inspect", &name]);
+        match field(&out.stdout, "Nodes:", "Status") {
+            Some("running") if out.success => Ok(out.stdout),
+            _ => Err(format!("{}{}", out.stdout, out.stderr)),
+        }
+    });
+    assert_eq!(field(&text, "", "Driver"), Some("remote"), "{text}");
+    assert_eq!(field(&text, "Nodes:", "Endpoint"), Some(endpoint.as_str()), "{text}");
+    assert_eq!(field(&text, "Nodes:", "BuildKit version"), Some(b.env.buildkit_version.as_str()), "{text}");
+    assert!(field(&text, "Nodes:", "Platforms").is_some_and(|p| p.contains("linux/amd64")), "{text}");
+    assert!(text.contains("GC Policy rule#0:"), "{text}");
+    let builders = ls_json(&b);
+    let mine = builders.iter().find(|v| v["Name"] == name.as_str()).expect("remote builder in ls json");
+    assert_eq!(mine["Nodes"][0]["Status"], "running");
+    b.brix(&["rm", &name]).ok();
+}
+
+/// Asserts `out` failed with a message containing every one of `needles`.
+#[track_caller]
+fn fails_with(out: Run, needles: &[&str]) {
+    assert!(!out.success, "`{}` should fail but succeeded:\n{}", out.command, out.stdout);
+    for n in needles {
+        assert!(out.stderr.contains(n), "`{}`: stderr lacks {n:?}:\n{}", out.command, out.stderr);
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_each() {
+    let Some(env) = E2eEnv::get() else { return };
+    let mut b = Builders::new(env, "bad-input");
+
+    fails_with(b.brix(&["create", "--name", &unique_name("drv"), "--driver", "kubernetes-ish"]), &["unknown driver", "docker-container"]);
+    fails_with(
+        b.brix(&["create", "--name", &unique_name("opt"), "--driver-opt", "colour=blue"]),
+        &["invalid driver option \"colour\"", "cpuset-cpus", "privileged"],
+    );
+    fails_with(b.brix(&["create", "--name", "1-not-a-name"]), &["invalid name", "1-not-a-name"]);
+
+    // A malformed config creates nothing: no store entry, no container.
+    let bad = b.write("bad.toml", "[worker.oci]\ngc = true\ngckeepstorage = \n");
+    let name = unique_name("badcfg");
+    b.track(&name);
+    fails_with(
+        b.brix(&["create", "--name", &name, "--bootstrap", "--config", bad.to_str().expect("utf-8 path")]),
+        &["bad.toml:3"],
+    );
+    assert!(!exists("container", &format!("brix_buildkit_{name}0")));
+    fails_with(b.brix(&["inspect", &name]), &["no builder"]);
+
+    // The Docker engine is down.
+    let dead = format!("unix://{}/dead.sock", b.config.display());
+    let out = run(b.cmd().env("DOCKER_HOST", &dead).args(["create", "--name", &unique_name("down")]));
+    fails_with(out, &["cannot reach the Docker engine", "dead.sock"]);
+
+    // The image can be neither pulled nor found locally.
+    let name = unique_name("noimage");
+    b.track(&name);
+    fails_with(
+        b.brix(&["create", "--name", &name, "--driver-opt", "image=brix-e2e-missing/buildkit:none", "--bootstrap"]),
+        &["brix-e2e-missing/buildkit:none", "not in the local image store"],
+    );
+
+    // A builder that does not exist.
+    let ghost = unique_name("ghost");
+    for cmd in [["inspect", ghost.as_str()], ["use", ghost.as_str()], ["stop", ghost.as_str()], ["rm", ghost.as_str()]] {
+        fails_with(b.brix(&cmd), &["no builder", &ghost]);
+    }
+}

@@ -239,6 +239,14 @@ fn show_status(system: &BinfmtMisc, format: Format) -> anyhow::Result<ExitCode> 
         }
         Format::Table => emit(&status_table(&statuses, system.is_mounted()))?,
     }
+    if let Ok(host) = std::env::var("DOCKER_HOST")
+        && binfmt::check_engine_is_local(Some(&host)).is_err()
+    {
+        eprintln!(
+            "note: this is the status of this machine, not of the Docker engine at {host}: \
+             run `brix binfmt` on the engine's host"
+        );
+    }
     if let Some(err) = mount_note {
         eprintln!("note: registrations unknown: {err}");
     } else if format == Format::Table {

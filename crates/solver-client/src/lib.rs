@@ -5,3 +5,4 @@ pub mod patterns;
 pub mod fsutil;
 pub mod proto;
 pub mod session;
+pub mod llb;

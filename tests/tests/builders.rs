@@ -75,7 +75,9 @@ fn worker_gc_policy(container: &str) -> serde_json::Value {
     let out = docker(["exec", container, "buildctl", "debug", "workers", "--format", "{{json .}}"]).ok();
     let workers: serde_json::Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("buildctl debug workers output is not JSON ({e}): {}", out.stdout));
-    workers[0]["GCPolicy"].clone()
+    // buildctl prints Go field names (GCPolicy) or, in newer releases, protobuf JSON (gcPolicy).
+    let w = &workers[0];
+    if w["gcPolicy"].is_null() { w["GCPolicy"].clone() } else { w["gcPolicy"].clone() }
 }
 
 /// The GC rules `inspect` should print for BuildKit's JSON rules, as buildx prints them.

@@ -118,7 +118,15 @@ pub(crate) fn parse(src: &str, file: &str) -> (Option<BuildkitdConfig>, Vec<Diag
         Ok(root) => root,
         Err(err) => {
             let span = err.span().unwrap_or(src.len()..src.len());
-            let message = err.message().trim().to_string();
+            let mut message = err.message().trim().to_string();
+            // toml's messages do not name the key ("duplicate key"): quote the text at the span.
+            if let Some(text) = src.get(span.clone())
+                && !text.is_empty()
+                && text.len() <= 60
+                && !text.contains('\n')
+            {
+                message.push_str(&format!(" (at `{text}`)"));
+            }
             w.push(
                 codes::TOML_SYNTAX,
                 Severity::Error,

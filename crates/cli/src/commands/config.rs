@@ -91,6 +91,18 @@ fn read_input(file: &str) -> anyhow::Result<(Vec<u8>, String)> {
     }
 }
 
+/// Writes to stdout; a closed pipe (`brix config lint x | head -1`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn counts(diags: &[Diagnostic]) -> (usize, usize) {
     let errors = diags
         .iter()
@@ -111,17 +123,21 @@ fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
                 "warnings": warnings,
                 "diagnostics": diags,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&out)?))?;
         }
         Format::Text => {
+            let mut text = String::new();
             for d in &diags {
-                println!("{d}");
+                text.push_str(&format!("{d}\n"));
             }
             if diags.is_empty() {
-                println!("{name}: no problems found");
+                text.push_str(&format!("{name}: no problems found\n"));
             } else {
-                println!("{name}: {errors} error(s), {warnings} warning(s)");
+                text.push_str(&format!(
+                    "{name}: {errors} error(s), {warnings} warning(s)\n"
+                ));
             }
+            emit(&text)?;
         }
     }
     Ok(if errors > 0 {
@@ -200,7 +216,7 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
                 "passthroughFlags": flags.as_ref().map(|f| f.passthrough.clone()).unwrap_or_default(),
                 "warnings": warnings,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&out)?))?;
         }
         Format::Text => {
             // Notes go to stderr so stdout is exactly what `buildx inspect` would print.
@@ -219,7 +235,7 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
             if rules.is_empty() {
                 eprintln!("# garbage collection is disabled (gc = false): no GC policy");
             }
-            print!("{}", format_gc_policy(&rules));
+            emit(&format_gc_policy(&rules))?;
         }
     }
     Ok(ExitCode::SUCCESS)

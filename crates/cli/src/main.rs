@@ -21,6 +21,8 @@ enum Command {
     Binfmt(commands::binfmt::BinfmtArgs),
     /// Show the brix version.
     Version(commands::version::VersionArgs),
+    /// Inspect images in a registry and merge images into multi-platform indexes.
+    Imagetools(commands::imagetools::ImagetoolsArgs),
     /// Check a buildkitd.toml and show the GC policy it gives.
     Config(commands::config::ConfigArgs),
     /// Create a builder (or add, change or remove one of its nodes).
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Version(args) => commands::version::run(args),
+        Command::Imagetools(args) => commands::imagetools::run(args),
         Command::Config(args) => commands::config::run(args),
         Command::Create(args) => commands::create::run(args),
         Command::Use(args) => commands::use_::run(args),

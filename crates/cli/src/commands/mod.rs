@@ -3,6 +3,7 @@
 pub mod binfmt;
 pub mod config;
 pub mod create;
+pub mod imagetools;
 pub mod inspect;
 pub mod ls;
 mod node_status;

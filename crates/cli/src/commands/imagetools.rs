@@ -1,0 +1,294 @@
+//! `brix imagetools inspect|create`: look at images in a registry and merge images into one
+//! multi-platform index, like `docker buildx imagetools`.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use brix_exporter::descriptor::media_type;
+use brix_exporter::registry::{FetchedManifest, ImageReference, Registry, RegistryOptions};
+use serde_json::json;
+
+use crate::tabwriter::align;
+
+/// Arguments of `brix imagetools`.
+#[derive(Debug, clap::Args)]
+pub struct ImagetoolsArgs {
+    #[command(subcommand)]
+    command: ImagetoolsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ImagetoolsCommand {
+    /// Show an image's manifest or index in the registry.
+    Inspect(InspectArgs),
+    /// Merge images (single-platform images or indexes) into one index and push it.
+    Create(CreateArgs),
+}
+
+/// Arguments of `brix imagetools inspect`.
+#[derive(Debug, clap::Args)]
+struct InspectArgs {
+    /// The image, `[registry/]repository[:tag|@digest]`.
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Print the manifest or index exactly as the registry serves it.
+    #[arg(long)]
+    raw: bool,
+    /// Output format: `json` for a machine-readable summary (the default is buildx's layout).
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+}
+
+/// Arguments of `brix imagetools create`.
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// The images to merge: tags or digests, in any repositories of any registries.
+    #[arg(value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// Where to push the index (repeatable; all tags must be in one repository).
+    #[arg(short = 't', long = "tag", value_name = "REF", required = true)]
+    tags: Vec<String>,
+    /// Also keep what the first tag already points at.
+    #[arg(long)]
+    append: bool,
+    /// Print the index that would be pushed, and push nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `brix imagetools …`.
+pub fn run(args: ImagetoolsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let registry = Registry::new(RegistryOptions::default());
+    match args.command {
+        ImagetoolsCommand::Inspect(args) => runtime.block_on(inspect(&registry, args)),
+        ImagetoolsCommand::Create(args) => runtime.block_on(create(&registry, args)),
+    }
+}
+
+async fn inspect(registry: &Registry, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let reference = ImageReference::parse(&args.name)?;
+    let fetched = registry.fetch_manifest(&reference).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.raw {
+        // Byte for byte, no newline added, so the output hashes to the digest.
+        stdout.write_all(&fetched.bytes)?;
+    } else {
+        match args.format.as_deref() {
+            None | Some("") => {
+                stdout.write_all(render_inspect(&reference, &fetched)?.as_bytes())?
+            }
+            Some("json") => {
+                let mut text = serde_json::to_string_pretty(&inspect_json(&reference, &fetched)?)?;
+                text.push('\n');
+                stdout.write_all(text.as_bytes())?;
+            }
+            Some(other) => anyhow::bail!("unknown --format {other:?}: use json, or leave it out"),
+        }
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reference as buildx prints it: a tag is always shown (`latest` by default).
+fn display_name(reference: &ImageReference) -> String {
+    if reference.tag().is_none() && reference.digest().is_none() {
+        reference.with_tag("latest").to_string()
+    } else {
+        reference.to_string()
+    }
+}
+
+/// buildx's `imagetools inspect` layout: Name, MediaType, Digest, then for an index each
+/// entry's Name, MediaType, Platform and Annotations, aligned with Go's tabwriter rules
+/// (each flush starts a new alignment block, as in buildx's printer).
+fn render_inspect(reference: &ImageReference, fetched: &FetchedManifest) -> anyhow::Result<String> {
+    let name = display_name(reference);
+    let mut out = align(
+        &format!(
+            "Name:\t{name}\nMediaType:\t{}\nDigest:\t{}\n",
+            fetched.descriptor.media_type, fetched.descriptor.digest
+        ),
+        0,
+        1,
+    );
+    let Some(index) = fetched.index()? else {
+        return Ok(out);
+    };
+    out.push_str(&align("\t\nManifests:\t\n", 0, 1));
+    // buildx's `reference.WithDigest`: the entry's digest replaces the reference's own.
+    let base = if reference.digest().is_some() {
+        reference.name()
+    } else {
+        name.clone()
+    };
+    let mut block = String::new();
+    for (i, entry) in index.manifests.iter().enumerate() {
+        if i != 0 {
+            block.push_str("\t\n");
+        }
+        block.push_str(&format!("  Name:\t{base}@{}\n", entry.digest));
+        block.push_str(&format!("  MediaType:\t{}\n", entry.media_type));
+        if let Some(platform) = &entry.platform {
+            block.push_str(&format!("  Platform:\t{platform}\n"));
+            if !platform.os_version.is_empty() {
+                block.push_str(&format!("  OSVersion:\t{}\n", platform.os_version));
+            }
+            if !platform.os_features.is_empty() {
+                block.push_str(&format!(
+                    "  OSFeatures:\t{}\n",
+                    platform.os_features.join(", ")
+                ));
+            }
+            if !entry.urls.is_empty() {
+                block.push_str(&format!("  URLs:\t{}\n", entry.urls.join(", ")));
+            }
+            if !entry.annotations.is_empty() {
+                block.push_str("  Annotations:\t\n");
+                out.push_str(&align(&block, 0, 1));
+                block.clear();
+                let annotations: String = entry
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| format!("    {k}:\t{v}\n"))
+                    .collect();
+                out.push_str(&align(&annotations, 0, 1));
+            }
+        }
+    }
+    out.push_str(&align(&block, 0, 1));
+    Ok(out)
+}
+
+/// `--format json`: the name and, for an index, its entries with digest and size (the shape
+/// of buildx's `{{json .Manifest}}`); for a single manifest, its descriptor.
+fn inspect_json(
+    reference: &ImageReference,
+    fetched: &FetchedManifest,
+) -> anyhow::Result<serde_json::Value> {
+    let manifest = match fetched.index()? {
+        Some(index) => json!({
+            "schemaVersion": index.schema_version,
+            "mediaType": fetched.descriptor.media_type,
+            "digest": fetched.descriptor.digest,
+            "size": fetched.descriptor.size,
+            "manifests": index.manifests,
+            "annotations": index.annotations,
+        }),
+        None => serde_json::to_value(&fetched.descriptor)?,
+    };
+    Ok(json!({ "name": display_name(reference), "manifest": manifest }))
+}
+
+async fn create(registry: &Registry, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    if args.sources.is_empty() && !args.append {
+        anyhow::bail!(
+            "no source images: name at least one SOURCE (or use --append to re-push the existing index)"
+        );
+    }
+    let sources = args
+        .sources
+        .iter()
+        .map(|s| ImageReference::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = args
+        .tags
+        .iter()
+        .map(|t| ImageReference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = registry
+        .create_index(&sources, &targets, args.append, args.dry_run)
+        .await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.dry_run {
+        stdout.write_all(&index.bytes)?;
+        stdout.write_all(b"\n")?;
+    } else {
+        for target in &targets {
+            let kind = if index.descriptor.media_type == media_type::OCI_INDEX {
+                "index"
+            } else {
+                "manifest list"
+            };
+            eprintln!(
+                "pushed {kind} {} to {}",
+                index.digest(),
+                display_name(target)
+            );
+        }
+        writeln!(stdout, "{}", index.digest())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use brix_exporter::Descriptor;
+
+    #[test]
+    fn inspect_layout_matches_buildx() {
+        // The index of buildx-outputs.md's sample, with its two images and attestations.
+        let raw = r#"{
+  "schemaVersion": 2,
+  "mediaType": "application/vnd.oci.image.index.v1+json",
+  "manifests": [
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "digest": "sha256:87e2201f74df99c5dad2b147167f69710f29db1625a800ee8fa7a11ee1636193",
+     "size": 857, "platform": {"architecture": "amd64", "os": "linux"}},
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+     "digest": "sha256:aac7faa1023bbdd4812c2959544d838681979092fd8c7e81f7e2cb1b5df48859",
+     "size": 836,
+     "annotations": {"vnd.docker.reference.digest": "sha256:87e2201f74df99c5dad2b147167f69710f29db1625a800ee8fa7a11ee1636193",
+                     "vnd.docker.reference.type": "attestation-manifest"},
+     "platform": {"architecture": "unknown", "os": "unknown"}}
+  ]
+}"#;
+        let reference = ImageReference::parse("localhost:5000/app:meta").unwrap();
+        let fetched = FetchedManifest {
+            reference: reference.clone(),
+            descriptor: Descriptor::of_bytes(media_type::OCI_INDEX, raw.as_bytes()),
+            bytes: raw.as_bytes().to_vec(),
+        };
+        let text = render_inspect(&reference, &fetched).unwrap();
+        let digest = &fetched.descriptor.digest;
+        let expected = format!(
+            "Name:      localhost:5000/app:meta
+MediaType: application/vnd.oci.image.index.v1+json
+Digest:    {digest}
+           
+Manifests: 
+  Name:        localhost:5000/app:meta@sha256:87e2201f74df99c5dad2b147167f69710f29db1625a800ee8fa7a11ee1636193
+  MediaType:   application/vnd.oci.image.manifest.v1+json
+  Platform:    linux/amd64
+               
+  Name:        localhost:5000/app:meta@sha256:aac7faa1023bbdd4812c2959544d838681979092fd8c7e81f7e2cb1b5df48859
+  MediaType:   application/vnd.oci.image.manifest.v1+json
+  Platform:    unknown/unknown
+  Annotations: 
+    vnd.docker.reference.digest: sha256:87e2201f74df99c5dad2b147167f69710f29db1625a800ee8fa7a11ee1636193
+    vnd.docker.reference.type:   attestation-manifest
+"
+        );
+        assert_eq!(text, expected);
+        let json = inspect_json(&reference, &fetched).unwrap();
+        assert_eq!(
+            json["manifest"]["manifests"][0]["platform"]["architecture"],
+            "amd64"
+        );
+        assert_eq!(json["manifest"]["digest"], digest.as_str());
+    }
+
+    #[test]
+    fn names_always_show_a_tag() {
+        assert_eq!(
+            display_name(&ImageReference::parse("busybox").unwrap()),
+            "docker.io/library/busybox:latest"
+        );
+    }
+}

@@ -6,3 +6,14 @@ pub mod fsutil;
 pub mod proto;
 pub mod session;
 pub mod llb;
+
+// Control API client (connect, control, workers) and tests of the generated code.
+pub mod connect;
+pub mod control;
+pub mod workers;
+
+#[cfg(test)]
+mod proto_tests;
+
+pub use connect::{DaemonAddress, TlsConfig};
+pub use control::{ClientError, ControlClient};

@@ -1,0 +1,435 @@
+//! [`ControlClient`]: the BuildKit `moby.buildkit.v1.Control` API over any transport, with
+//! typed calls for `info`, `list_workers`, `disk_usage` and `prune`, and raw access to
+//! `solve`, `status` and `session` for the solve and session layers.
+
+use crate::connect::{self, DaemonAddress, TlsConfig};
+use crate::proto::moby::buildkit::v1 as pb_control;
+use crate::proto::moby::buildkit::v1::control_client::ControlClient as GeneratedControlClient;
+use crate::workers::{CacheRecord, DaemonVersion, PruneOptions, WorkerInfo};
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+/// Largest gRPC message sent or accepted: 16 MiB, the limit buildkitd's own clients use
+/// (tonic's default decode limit is 4 MiB, too small for big LLB definitions or status
+/// batches).
+pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// The generated tonic client, already configured with [`MAX_MESSAGE_SIZE`].
+pub type RawControlClient = GeneratedControlClient<Channel>;
+
+/// Errors from connecting to or calling a BuildKit daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address is not `unix:///path` or `tcp://host:port`.
+    #[error("invalid BuildKit address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A TLS file could not be read.
+    #[error("cannot read the {what} {path}: {source}")]
+    ReadTlsFile {
+        /// Which file: CA certificate, client certificate or client key.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS settings are unusable.
+    #[error("invalid TLS settings for {endpoint}: {reason}")]
+    Tls {
+        /// The endpoint (or file) concerned.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No connection to the daemon could be made, or it broke.
+    #[error(
+        "cannot reach the BuildKit daemon at {endpoint}: {reason} \
+         (is the daemon running and is this its address?)"
+    )]
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Why, with the full cause chain.
+        reason: String,
+    },
+    /// The daemon answered a call with a gRPC error.
+    #[error("BuildKit daemon at {endpoint}: {call} failed: {message} ({code:?})")]
+    Rpc {
+        /// The endpoint called.
+        endpoint: String,
+        /// The RPC, e.g. `ListWorkers`.
+        call: &'static str,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The daemon's message.
+        message: String,
+        /// The full status, including `grpc-status-details-bin` (typed BuildKit errors,
+        /// decodable with [`crate::proto::google::rpc::Status`]).
+        status: Box<tonic::Status>,
+    },
+}
+
+impl ClientError {
+    /// Builds the error for a failed connection attempt.
+    pub(crate) fn unreachable(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        ClientError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            reason: error_chain(err),
+        }
+    }
+
+    /// Maps a gRPC status from `call` on `endpoint`: transport failures become
+    /// [`ClientError::Unreachable`], everything else [`ClientError::Rpc`].
+    pub fn from_status(endpoint: &str, call: &'static str, status: tonic::Status) -> Self {
+        if is_transport_failure(&status) {
+            let mut reason = status.message().to_owned();
+            if let Some(source) = std::error::Error::source(&status) {
+                reason = format!("{reason}: {}", error_chain(source));
+            }
+            return ClientError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                reason,
+            };
+        }
+        ClientError::Rpc {
+            endpoint: endpoint.to_owned(),
+            call,
+            code: status.code(),
+            message: status.message().to_owned(),
+            status: Box::new(status),
+        }
+    }
+
+    /// The daemon's gRPC status, when the error is one.
+    pub fn grpc_status(&self) -> Option<&tonic::Status> {
+        match self {
+            ClientError::Rpc { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// True when the status was made by the client's transport (connection refused, reset,
+/// timed out) rather than sent by the daemon.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown => std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>()),
+        _ => false,
+    }
+}
+
+/// "outer: inner: innermost", skipping a cause whose text its parent already includes.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A connected client for one BuildKit daemon's control API. Cheap to clone; clones share
+/// the HTTP/2 connection, which reconnects (through the same transport) when it breaks.
+#[derive(Clone, Debug)]
+pub struct ControlClient {
+    inner: RawControlClient,
+    endpoint: String,
+}
+
+impl ControlClient {
+    /// Connects to `unix:///path` or `tcp://host:port` (with `tls` for TCP; unix sockets
+    /// never use TLS).
+    pub async fn connect(address: &str, tls: Option<TlsConfig>) -> Result<Self, ClientError> {
+        match DaemonAddress::parse(address)? {
+            DaemonAddress::Unix(path) => {
+                if tls.is_some() {
+                    return Err(ClientError::Tls {
+                        endpoint: address.to_owned(),
+                        reason: "TLS is not used on unix sockets; remove the TLS settings"
+                            .to_owned(),
+                    });
+                }
+                Self::connect_unix(path).await
+            }
+            DaemonAddress::Tcp { host, port } => {
+                let channel = connect::tcp_channel(&host, port, tls.as_ref()).await?;
+                Ok(Self::from_channel(
+                    channel,
+                    DaemonAddress::Tcp { host, port }.to_string(),
+                ))
+            }
+        }
+    }
+
+    /// Connects to buildkitd's unix socket, e.g. `/run/buildkit/buildkitd.sock`.
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let path = path.as_ref();
+        let channel = connect::unix_channel(path).await?;
+        Ok(Self::from_channel(
+            channel,
+            format!("unix://{}", path.display()),
+        ))
+    }
+
+    /// Connects to `tcp://host:port` (the `tcp://` prefix is optional), with TLS when
+    /// `tls` is given.
+    pub async fn connect_tcp(uri: &str, tls: Option<TlsConfig>) -> Result<Self, ClientError> {
+        let address = if uri.contains("://") {
+            uri.to_owned()
+        } else {
+            format!("tcp://{uri}")
+        };
+        match DaemonAddress::parse(&address)? {
+            DaemonAddress::Tcp { host, port } => {
+                let channel = connect::tcp_channel(&host, port, tls.as_ref()).await?;
+                Ok(Self::from_channel(
+                    channel,
+                    DaemonAddress::Tcp { host, port }.to_string(),
+                ))
+            }
+            DaemonAddress::Unix(_) => Err(ClientError::InvalidAddress {
+                address: uri.to_owned(),
+                reason: "expected tcp://host:port; use connect_unix for sockets".to_owned(),
+            }),
+        }
+    }
+
+    /// Connects over byte streams made by `connect`, which is called for the first
+    /// connection and again on every reconnect. Each stream must carry HTTP/2 with prior
+    /// knowledge to the daemon: e.g. the stdio of `docker exec <container> buildctl
+    /// dial-stdio`, or dockerd's `/grpc` connection after the `h2c` upgrade.
+    /// `endpoint` names the daemon in error messages (e.g. `docker-container://brix0`).
+    pub async fn from_connector<F, Fut, S>(
+        endpoint: impl Into<String>,
+        connect: F,
+    ) -> Result<Self, ClientError>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let endpoint = endpoint.into();
+        let channel = connect::stream_channel(&endpoint, connect).await?;
+        Ok(Self::from_channel(channel, endpoint))
+    }
+
+    /// Wraps an already connected tonic channel; `endpoint` names it in errors.
+    pub fn from_channel(channel: Channel, endpoint: impl Into<String>) -> Self {
+        ControlClient {
+            inner: GeneratedControlClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    /// The endpoint this client talks to, as shown in errors.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The generated client (with the 16 MiB limits), for calls this type does not wrap.
+    pub fn raw(&self) -> RawControlClient {
+        self.inner.clone()
+    }
+
+    fn error(&self, call: &'static str) -> impl FnOnce(tonic::Status) -> ClientError + '_ {
+        move |status| ClientError::from_status(&self.endpoint, call, status)
+    }
+
+    /// The daemon's BuildKit version (`Info`). Daemons older than v0.11 do not implement
+    /// `Info`; the error is then [`ClientError::Rpc`] with `Unimplemented`, and
+    /// [`WorkerInfo::buildkit_version`] is the fallback.
+    pub async fn info(&self) -> Result<DaemonVersion, ClientError> {
+        let response = self
+            .inner
+            .clone()
+            .info(pb_control::InfoRequest {})
+            .await
+            .map_err(self.error("Info"))?
+            .into_inner();
+        Ok(response
+            .buildkit_version
+            .map(DaemonVersion::from)
+            .unwrap_or_default())
+    }
+
+    /// The daemon's workers, decoded (`ListWorkers` with no filter).
+    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, ClientError> {
+        let response = self
+            .inner
+            .clone()
+            .list_workers(pb_control::ListWorkersRequest { filter: Vec::new() })
+            .await
+            .map_err(self.error("ListWorkers"))?
+            .into_inner();
+        Ok(response.record.into_iter().map(WorkerInfo::from).collect())
+    }
+
+    /// Build cache records matching the containerd-style `filters` (`DiskUsage`).
+    pub async fn disk_usage(&self, filters: &[String]) -> Result<Vec<CacheRecord>, ClientError> {
+        let response = self
+            .inner
+            .clone()
+            .disk_usage(pb_control::DiskUsageRequest {
+                filter: filters.to_vec(),
+                age_limit: 0,
+            })
+            .await
+            .map_err(self.error("DiskUsage"))?
+            .into_inner();
+        Ok(response.record.into_iter().map(CacheRecord::from).collect())
+    }
+
+    /// Removes build cache (`Prune`) and returns the records removed, in the order the
+    /// daemon reported them.
+    pub async fn prune(&self, options: &PruneOptions) -> Result<Vec<CacheRecord>, ClientError> {
+        let mut stream = self
+            .inner
+            .clone()
+            .prune(options.to_request())
+            .await
+            .map_err(self.error("Prune"))?
+            .into_inner();
+        let mut removed = Vec::new();
+        while let Some(record) = stream.message().await.map_err(self.error("Prune"))? {
+            removed.push(CacheRecord::from(record));
+        }
+        Ok(removed)
+    }
+
+    /// Runs one solve (`Solve`). The session, if any, must already be open.
+    pub async fn solve(
+        &self,
+        request: pb_control::SolveRequest,
+    ) -> Result<pb_control::SolveResponse, ClientError> {
+        self.inner
+            .clone()
+            .solve(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(self.error("Solve"))
+    }
+
+    /// Opens the progress stream of the build whose `SolveRequest.Ref` is `build_ref`
+    /// (`Status`). Map item errors with [`ClientError::from_status`].
+    pub async fn status(
+        &self,
+        build_ref: &str,
+    ) -> Result<Streaming<pb_control::StatusResponse>, ClientError> {
+        self.inner
+            .clone()
+            .status(pb_control::StatusRequest {
+                r#ref: build_ref.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(self.error("Status"))
+    }
+
+    /// Opens the session tunnel (`Session`). `request` carries the outgoing bytes and the
+    /// `x-docker-expose-session-*` metadata; the response carries the incoming bytes.
+    pub async fn session(
+        &self,
+        request: impl tonic::IntoStreamingRequest<Message = pb_control::BytesMessage>,
+    ) -> Result<tonic::Response<Streaming<pb_control::BytesMessage>>, ClientError> {
+        self.inner
+            .clone()
+            .session(request)
+            .await
+            .map_err(self.error("Session"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_errors_keep_the_status_and_say_which_call() {
+        let err = ClientError::from_status(
+            "unix:///run/buildkit/buildkitd.sock",
+            "ListWorkers",
+            tonic::Status::permission_denied("no"),
+        );
+        assert!(matches!(
+            err,
+            ClientError::Rpc {
+                code: tonic::Code::PermissionDenied,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        assert!(
+            text.contains("ListWorkers") && text.contains("buildkitd.sock"),
+            "{text}"
+        );
+        assert_eq!(err.grpc_status().map(|s| s.message()), Some("no"));
+    }
+
+    #[test]
+    fn unavailable_means_unreachable() {
+        let err = ClientError::from_status(
+            "tcp://10.0.0.1:1234",
+            "Info",
+            tonic::Status::unavailable("connection reset"),
+        );
+        assert!(matches!(err, ClientError::Unreachable { .. }));
+        assert!(err.to_string().contains("tcp://10.0.0.1:1234"));
+    }
+
+    #[tokio::test]
+    async fn missing_socket_is_unreachable_and_names_the_socket() {
+        let path = std::env::temp_dir().join(format!("brix-no-daemon-{}.sock", std::process::id()));
+        let err = ControlClient::connect_unix(&path)
+            .await
+            .expect_err("no daemon listens there");
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        // The OS reason is kept, not just tonic's "transport error".
+        assert!(
+            text.contains("No such file") || text.contains("not found"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connector_errors_are_unreachable() {
+        let err = ControlClient::from_connector("docker-container://brix0", || async {
+            Err::<tokio::io::DuplexStream, _>(io::Error::other("container is not running"))
+        })
+        .await
+        .expect_err("connector fails");
+        let text = err.to_string();
+        assert!(text.contains("docker-container://brix0"), "{text}");
+        assert!(text.contains("container is not running"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn tls_on_a_unix_socket_is_refused() {
+        let err = ControlClient::connect(
+            "unix:///run/buildkit/buildkitd.sock",
+            Some(TlsConfig::new("x")),
+        )
+        .await
+        .expect_err("tls on unix");
+        assert!(matches!(err, ClientError::Tls { .. }));
+    }
+}

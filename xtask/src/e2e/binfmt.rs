@@ -23,8 +23,8 @@ const EMULATED: &[(&str, &str)] = &[
 /// Mounts binfmt_misc when needed and registers the emulators that are missing.
 pub fn ensure(ws: &Workspace, brix: &mut BrixBinary) -> Result<String> {
     let dir = Path::new(BINFMT_DIR);
-    let mounted = !dir.join("register").exists();
-    if mounted {
+    let mount_needed = !dir.join("register").exists();
+    if mount_needed {
         output(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]))
             .context("mounting binfmt_misc (is this root on a kernel with binfmt_misc?)")?;
     }
@@ -35,7 +35,7 @@ pub fn ensure(ws: &Workspace, brix: &mut BrixBinary) -> Result<String> {
             names(EMULATED).join(", ")
         ));
     }
-    let brix_bin = brix.get(ws)?;
+    let (brix_bin, build_time) = brix.get(ws)?;
     let all = names(EMULATED).join(",");
     output(Command::new(&brix_bin).args(["binfmt", "--install", &all])).with_context(|| {
         format!("registering QEMU emulators with `brix binfmt --install {all}`")
@@ -48,9 +48,14 @@ pub fn ensure(ws: &Workspace, brix: &mut BrixBinary) -> Result<String> {
         );
     }
     Ok(format!(
-        "{}registered {} with `brix binfmt --install`",
-        if mounted { "mounted binfmt_misc, " } else { "" },
-        missing.join(", ")
+        "{}registered {} with `brix binfmt --install`{}",
+        if mount_needed {
+            "mounted binfmt_misc, "
+        } else {
+            ""
+        },
+        missing.join(", "),
+        super::build_note(build_time)
     ))
 }
 

@@ -8,7 +8,7 @@
 //! docker-container driver (and brix's) expects of that image.
 
 use super::process::{self, output};
-use super::{BUILDKIT_IMAGE, Workspace, busybox};
+use super::{BUILDKIT_IMAGE, Workspace, busybox, go_toolchain};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,16 +77,9 @@ fn image_is_current() -> bool {
         .is_ok_and(|labels| labels.trim() == format!("{BUILDKIT_VERSION} {RECIPE}"))
 }
 
-/// The `go` binary: on PATH, else the usual tarball location.
-fn go_binary() -> Result<PathBuf> {
-    process::find_on_path("go")
-        .or_else(|| Some(PathBuf::from("/usr/local/go/bin/go")).filter(|p| p.is_file()))
-        .context("no `go` found (on PATH or /usr/local/go/bin); BuildKit is built from its Go module and needs Go >= 1.26")
-}
-
 /// `go build` buildkitd and buildctl from the wrapper module, statically (CGO_ENABLED=0).
 fn build_binaries(ws: &Workspace, bin_dir: &Path) -> Result<()> {
-    let go = go_binary()?;
+    let go = go_toolchain::go_binary(ws)?;
     let wrapper = ws.root.join("xtask/assets/buildkit-wrapper");
     let log = ws
         .e2e_dir
@@ -110,7 +103,8 @@ fn build_binaries(ws: &Workspace, bin_dir: &Path) -> Result<()> {
             .env("CGO_ENABLED", "0")
             // Release builds stamp the version at link time; without it the daemon reports
             // v0.0.0+unknown to clients (`buildctl debug info`, `brix inspect`).
-            .args(["build", "-trimpath", "-o"])
+            // No VCS stamping: the wrapper sits in brix's git tree, which may lack git.
+            .args(["build", "-trimpath", "-buildvcs=false", "-o"])
             .arg(&scratch)
             .arg(format!(
                 "-ldflags=-s -w -X github.com/moby/buildkit/version.Version={BUILDKIT_VERSION}"

@@ -104,7 +104,9 @@ fn fetch_busybox(ws: &Workspace, arch: &str, log: &Path) -> Result<()> {
     with_retry(|| {
         process::logged(
             apt()
-                .args(["download", &format!("busybox-static:{arch}")])
+                // The .deb lands in a root-owned folder the `_apt` user cannot write to.
+                .args(["-o", "APT::Sandbox::User=root", "download"])
+                .arg(format!("busybox-static:{arch}"))
                 .current_dir(&debs),
             log,
         )

@@ -27,7 +27,7 @@ pub fn run(
 ) -> Result<(ExitCode, String)> {
     dockerd::require_running()?;
     registry::require_running()?;
-    let brix_bin = brix.get(ws)?;
+    let (brix_bin, build_time) = brix.get(ws)?;
     let work_dir = ws.e2e_dir.join("work");
     let brix_config = ws.e2e_dir.join("brix-config");
     let before = clean_up(&brix_config)?;
@@ -36,7 +36,8 @@ pub fn run(
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ws.root)
-        .args(["test", "-p", "brix-e2e", "--"])
+        // Every test binary runs even when an earlier one fails, so one run shows all failures.
+        .args(["test", "-p", "brix-e2e", "--no-fail-fast", "--"])
         .env("BRIX_E2E", "1")
         .env("BRIX_E2E_REGISTRY", REGISTRY_HOST)
         .env("BRIX_E2E_BUSYBOX", BUSYBOX_IMAGE)
@@ -66,7 +67,10 @@ pub fn run(
     } else {
         format!("FAILED (exit {code})")
     };
-    let mut summary = format!("cargo test -p brix-e2e {verdict}; removed {after}");
+    let mut summary = format!(
+        "cargo test -p brix-e2e {verdict}; removed {after}{}",
+        super::build_note(build_time)
+    );
     if !before.is_empty_clean() {
         summary.push_str(&format!(" (and {before} left over from an earlier run)"));
     }

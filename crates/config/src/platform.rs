@@ -146,6 +146,13 @@ impl Platform {
                     (host.os.clone(), one.clone(), String::new())
                 }
             }
+            // `amd64/v2`, `arm/v7`: an arch/variant pair on the host OS (buildx accepts these).
+            [arch, variant]
+                if !KNOWN_OSES.contains(&normalize_os(arch).as_str())
+                    && KNOWN_ARCHITECTURES.contains(&normalize_arch(arch, "").0.as_str()) =>
+            {
+                (host.os.clone(), arch.clone(), variant.clone())
+            }
             [os, arch] => (normalize_os(os), arch.clone(), String::new()),
             [os, arch, variant] => (normalize_os(os), arch.clone(), variant.clone()),
             _ => return Err(PlatformError::Format(input.to_string())),
@@ -300,6 +307,9 @@ mod tests {
             assert_eq!(p("x86_64"), "linux/amd64");
             assert_eq!(p("armhf"), "linux/arm/v7");
             assert_eq!(p("amd64"), "linux/amd64");
+            assert_eq!(p("amd64/v2"), "linux/amd64/v2");
+            assert_eq!(p("arm/v6"), "linux/arm/v6");
+            assert_eq!(p("aarch64/v8"), "linux/arm64");
         }
         assert_eq!(Platform::parse("local"), Ok(Platform::host()));
         assert_eq!(Platform::parse("linux").map(|p| p.os), Ok("linux".into()));

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::docker_api::current_docker_endpoint;
 use crate::docker_container::DockerContainerDriver;
-use crate::store::{Node, NodeGroup, OciPlatform, Txn, validate_name};
+use crate::store::{Node, NodeGroup, Txn, validate_name};
 use crate::{Driver, DriverError};
+use brix_config::Platform;
 
 /// Drivers that `create --driver` accepts.
 pub const CREATABLE_DRIVERS: &[&str] = &["docker-container", "remote"];
@@ -45,6 +46,8 @@ pub struct Created {
     pub group: NodeGroup,
     /// The builder before this change; `None` if it is new.
     pub previous: Option<NodeGroup>,
+    /// Lint warnings about the buildkitd.toml (e.g. `gckeepstorage` read as bytes).
+    pub warnings: Vec<String>,
 }
 
 /// Creates a builder or adds/updates a node, validates everything, and saves it.
@@ -112,6 +115,10 @@ pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, Driver
         }
         Some(p) => Some(load_config_files(p)?),
         None => None,
+    };
+    let warnings = match &opts.config_file {
+        Some(p) if files.is_some() => crate::config_check::warnings(p),
+        _ => Vec::new(),
     };
     let flags = match &opts.buildkitd_flags {
         Some(_) if driver == "remote" => {
@@ -212,6 +219,7 @@ pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, Driver
     Ok(Created {
         group: ng,
         previous: existing,
+        warnings,
     })
 }
 
@@ -305,83 +313,18 @@ fn split_csv(s: &str) -> Vec<String> {
 }
 
 /// Parses `--platform` values (repeatable, comma-separated) into normalised OCI platforms.
-pub fn parse_platforms(values: &[String]) -> Result<Vec<OciPlatform>, DriverError> {
-    let mut out: Vec<OciPlatform> = Vec::new();
+pub fn parse_platforms(values: &[String]) -> Result<Vec<Platform>, DriverError> {
+    let mut out: Vec<Platform> = Vec::new();
     for v in values {
         for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let p = parse_platform(s)?;
+            let p =
+                Platform::parse(s).map_err(|e| DriverError::Invalid(format!("--platform: {e}")))?;
             if !out.contains(&p) {
                 out.push(p);
             }
         }
     }
     Ok(out)
-}
-
-/// Parses and normalises one platform the way containerd's `platforms.Parse` does for the
-/// common spellings (`linux/arm64`, `linux/arm/v7`, `arm64`, `linux/x86_64`, `local`).
-pub fn parse_platform(s: &str) -> Result<OciPlatform, DriverError> {
-    let bad = || {
-        DriverError::Invalid(format!(
-            "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64"
-        ))
-    };
-    if s.eq_ignore_ascii_case("local") {
-        return parse_platform(&format!("linux/{}", host_arch()));
-    }
-    let parts: Vec<String> = s.split('/').map(|p| p.to_ascii_lowercase()).collect();
-    let (os, arch, variant) = match parts.as_slice() {
-        [arch] => ("linux".to_string(), arch.clone(), None),
-        [os, arch] => (os.clone(), arch.clone(), None),
-        [os, arch, variant] => (os.clone(), arch.clone(), Some(variant.clone())),
-        _ => return Err(bad()),
-    };
-    if os.is_empty()
-        || arch.is_empty()
-        || !os
-            .chars()
-            .chain(arch.chars())
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(bad());
-    }
-    let (arch, variant) = match (arch.as_str(), variant.as_deref()) {
-        ("x86_64" | "x86-64" | "amd64", v) => {
-            ("amd64", v.filter(|v| *v != "v1").map(str::to_string))
-        }
-        ("i386" | "i486" | "i586" | "i686" | "386", _) => ("386", None),
-        ("aarch64" | "arm64", v) => (
-            "arm64",
-            v.filter(|v| *v != "v8" && *v != "8").map(str::to_string),
-        ),
-        ("armhf" | "armel" | "arm", v) => (
-            "arm",
-            Some(match v {
-                None | Some("7") | Some("v7") => "v7".to_string(),
-                Some("6") | Some("v6") => "v6".to_string(),
-                Some("5") | Some("v5") => "v5".to_string(),
-                Some("8") | Some("v8") => "v8".to_string(),
-                Some(o) => o.to_string(),
-            }),
-        ),
-        (a, v) => (a, v.map(str::to_string)),
-    };
-    Ok(OciPlatform {
-        os,
-        architecture: arch.to_string(),
-        variant,
-        ..Default::default()
-    })
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        other => other,
-    }
 }
 
 /// Splits `--buildkitd-flags` like a shell and adds `--allow-insecure-entitlement=network.host`
@@ -606,8 +549,8 @@ mod tests {
         .unwrap();
         let s: Vec<String> = p.iter().map(|p| p.to_string()).collect();
         assert_eq!(s, ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
-        assert!(parse_platform("linux/arm64/v8/x").is_err());
-        assert!(parse_platform("linux/").is_err());
+        assert!(parse_platforms(&["linux/arm64/v8/x".into()]).is_err());
+        assert!(parse_platforms(&["linux/".into()]).is_err());
     }
 
     #[test]

@@ -122,7 +122,8 @@ impl DockerContainerOptions {
             if v == "-1" {
                 return Ok(-1);
             }
-            ram_in_bytes(v).ok_or_else(|| invalid(k, v, "expected a size such as 512m or 2g"))
+            brix_config::ram_in_bytes(v)
+                .ok_or_else(|| invalid(k, v, "expected a size such as 512m or 2g"))
         };
         for (k, v) in opts {
             match k.as_str() {
@@ -209,32 +210,6 @@ fn parse_restart_policy(v: &str) -> Option<RestartPolicy> {
         name: Some(name),
         maximum_retry_count: count,
     })
-}
-
-/// Docker's `RAMInBytes`: a number with an optional binary unit (`b`, `k`, `m`, `g`, `t`,
-/// `p`, optionally followed by `b` or `ib`), case-insensitive.
-fn ram_in_bytes(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
-        .unwrap_or(&unit);
-    let mul: f64 = match unit {
-        "" | "b" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0_f64.powi(4),
-        "p" => 1024.0_f64.powi(5),
-        _ => return None,
-    };
-    Some((n * mul) as i64)
 }
 
 /// BuildKit in a container on a Docker engine.
@@ -883,15 +858,6 @@ mod tests {
         assert!(e.contains("memory") && e.contains("lots"), "{e}");
         assert!(DockerContainerOptions::parse(&opts(&[("privileged", "maybe")])).is_err());
         assert!(DockerContainerOptions::parse(&opts(&[("restart-policy", "always:2")])).is_err());
-    }
-
-    #[test]
-    fn sizes_are_binary() {
-        assert_eq!(ram_in_bytes("1g"), Some(1 << 30));
-        assert_eq!(ram_in_bytes("2GiB"), Some(2 << 30));
-        assert_eq!(ram_in_bytes("100"), Some(100));
-        assert_eq!(ram_in_bytes("1.5k"), Some(1536));
-        assert_eq!(ram_in_bytes("x"), None);
     }
 
     #[test]

@@ -7,11 +7,12 @@ mod error;
 pub mod store;
 pub mod timefmt;
 
+pub use brix_config::Platform;
 pub use driver::{
     BootstrapEvent, BootstrapSink, BoxedDaemonIo, DaemonIo, Driver, Features, RmOptions, Status,
 };
 pub use error::DriverError;
-pub use store::{Node, NodeGroup, OciPlatform, Store, StoreError, Txn};
+pub use store::{Node, NodeGroup, Store, StoreError, Txn};
 pub mod builder;
 mod config_check;
 mod daemon_info;

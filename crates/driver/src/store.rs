@@ -22,6 +22,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use brix_config::Platform;
+
 use crate::timefmt;
 
 const INSTANCES_DIR: &str = "instances";
@@ -93,9 +95,9 @@ pub struct Node {
     /// Where the node lives: a Docker endpoint for docker-container, a BuildKit address for remote.
     #[serde(rename = "Endpoint")]
     pub endpoint: String,
-    /// Platforms pinned with `create --platform`, as OCI platform objects.
+    /// Platforms pinned with `create --platform`, serialised as OCI platform objects.
     #[serde(rename = "Platforms", default, deserialize_with = "null_as_default")]
-    pub platforms: Vec<OciPlatform>,
+    pub platforms: Vec<Platform>,
     /// Driver options (`--driver-opt k=v`).
     #[serde(rename = "DriverOpts", default, deserialize_with = "null_as_default")]
     pub driver_opts: BTreeMap<String, String>,
@@ -110,42 +112,6 @@ pub struct Node {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub files: BTreeMap<String, Vec<u8>>,
-}
-
-/// A platform as an OCI image-spec object (`{"architecture":"arm64","os":"linux"}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OciPlatform {
-    /// CPU architecture, e.g. `amd64`.
-    pub architecture: String,
-    /// Operating system, e.g. `linux`.
-    pub os: String,
-    /// OS version (Windows), if any.
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    /// OS features, if any.
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    /// CPU variant, e.g. `v7` or `v2`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl std::fmt::Display for OciPlatform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>

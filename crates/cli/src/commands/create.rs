@@ -87,6 +87,9 @@ pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let mut txn = store.txn()?;
     let created = builder::create(&mut txn, &opts)?;
+    for w in &created.warnings {
+        eprintln!("warning: {w}");
+    }
     let ng = created.group.clone();
     let mut views = rt.block_on(load_nodes(&ng, false));
     if let Some(v) = views.iter().find(|v| v.err.is_some()) {

@@ -22,12 +22,18 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     }
     super::packages::require_command("dockerd")?;
     let log = ws.e2e_dir.join("dockerd.log");
-    process::spawn_detached(&Command::new("dockerd"), &log)?;
+    let mut daemon = process::spawn_detached(&Command::new("dockerd"), &log)?;
     let mut version = None;
-    process::wait_until("dockerd", Duration::from_secs(60), &log, || {
-        version = ping(Path::new(DOCKER_SOCKET));
-        version.is_some()
-    })?;
+    process::wait_until(
+        "dockerd",
+        &mut daemon,
+        Duration::from_secs(60),
+        &log,
+        || {
+            version = ping(Path::new(DOCKER_SOCKET));
+            version.is_some()
+        },
+    )?;
     Ok(format!(
         "started dockerd (API {}), log: {}",
         version.unwrap_or_default(),

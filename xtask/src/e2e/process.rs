@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Describes a command for error messages: `docker image inspect moby/buildkit`.
@@ -67,7 +67,7 @@ pub fn logged(cmd: &mut Command, log: &Path) -> Result<()> {
 
 /// Starts a long-running daemon in its own session (`setsid`), so it survives xtask's exit and
 /// a Ctrl-C in the terminal, with its output appended to `log`.
-pub fn spawn_detached(cmd: &Command, log: &Path) -> Result<()> {
+pub fn spawn_detached(cmd: &Command, log: &Path) -> Result<Child> {
     let file = open_log(log)?;
     let mut detached = Command::new("setsid");
     detached.arg(cmd.get_program()).args(cmd.get_args());
@@ -79,14 +79,14 @@ pub fn spawn_detached(cmd: &Command, log: &Path) -> Result<()> {
         .stdout(file.try_clone()?)
         .stderr(file)
         .spawn()
-        .with_context(|| format!("could not start `{}`", describe(&detached)))?;
-    Ok(())
+        .with_context(|| format!("could not start `{}`", describe(&detached)))
 }
 
-/// Polls `ready` until it returns true or `timeout` passes; on timeout the error shows the
-/// daemon log's tail.
+/// Polls `ready` until it returns true or `timeout` passes. Fails early when the daemon
+/// exits (a port in use, a stale pid file); either way the error shows the log's tail.
 pub fn wait_until(
     what: &str,
+    daemon: &mut Child,
     timeout: Duration,
     log: &Path,
     mut ready: impl FnMut() -> bool,
@@ -95,6 +95,13 @@ pub fn wait_until(
     while started.elapsed() < timeout {
         if ready() {
             return Ok(());
+        }
+        if let Ok(Some(status)) = daemon.try_wait() {
+            bail!(
+                "{what} exited ({status}) before it became ready; the end of {}:\n{}",
+                log.display(),
+                log_tail_from(log, 0, 30)
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -24,10 +24,14 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     let log = dir.join("registry.log");
     let mut serve = Command::new("docker-registry");
     serve.arg("serve").arg(&config);
-    process::spawn_detached(&serve, &log)?;
-    process::wait_until("the registry", Duration::from_secs(30), &log, || {
-        v2_status(REGISTRY_ADDR) == Some(200)
-    })?;
+    let mut daemon = process::spawn_detached(&serve, &log)?;
+    process::wait_until(
+        "the registry",
+        &mut daemon,
+        Duration::from_secs(30),
+        &log,
+        || v2_status(REGISTRY_ADDR) == Some(200),
+    )?;
     Ok(format!(
         "started on {REGISTRY_ADDR}, storage {}, log: {}",
         ws.display(&data),

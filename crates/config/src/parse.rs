@@ -693,7 +693,6 @@ impl<'a> Walker<'a> {
         for (k, val) in t.iter() {
             let host = k.get_ref().as_ref();
             let p = join(path, host);
-            let mut http_span = None;
             let mut insecure_span = None;
             let r = self.section(
                 &p,
@@ -701,10 +700,7 @@ impl<'a> Walker<'a> {
                 REGISTRY_KEYS,
                 |w, key, p, val, r: &mut RegistryConfig| match key {
                     "mirrors" => r.mirrors = w.strings(p, val),
-                    "http" => {
-                        r.http = w.bool(p, val);
-                        http_span = Some(val.span());
-                    }
+                    "http" => r.http = w.bool(p, val),
                     "insecure" => {
                         r.insecure = w.bool(p, val);
                         insecure_span = Some(val.span());
@@ -742,7 +738,6 @@ impl<'a> Walker<'a> {
                     Some("http = true".into()),
                 );
             }
-            let _ = http_span;
             out.insert(host.to_string(), r);
         }
         out

@@ -598,3 +598,24 @@ fn random_models_round_trip_through_toml() {
         assert_eq!(config, back, "{text}");
     }
 }
+
+#[test]
+fn free_form_tables_round_trip() {
+    let src = "[cache.gha.sign]\ncmd = \"cosign sign-blob -\"\n[cache.gha.verify]\nrequired = true\n\
+               [cache.gha.verify.policy]\ntimestampThreshold = 1\n\n\
+               [worker.oci]\nsnapshotter = \"stargz\"\n[worker.oci.stargzSnapshotter]\nresolve_result_entry_ttl_sec = 30\n\
+               [worker.oci.stargzSnapshotter.blob]\ncheck_always = true\nratio = 0.5\n\n\
+               [worker.containerd.runtime]\nname = \"io.containerd.runc.v2\"\noptions = { BinaryName = \"crun\", SystemdCgroup = true }\n";
+    let file = ConfigFile::parse(src, "free.toml").expect("valid");
+    assert!(file.warnings.is_empty(), "{:?}", file.warnings);
+    let cache = file.config.cache.as_ref().expect("cache");
+    assert_eq!(
+        cache["gha"]["verify"]["policy"]["timestampThreshold"].as_integer(),
+        Some(1)
+    );
+    let text = file.config.to_toml().expect("serializes");
+    let back = ConfigFile::parse(&text, "again.toml")
+        .expect("re-parses")
+        .config;
+    assert_eq!(file.config, back, "{text}");
+}

@@ -92,10 +92,10 @@ impl ClientError {
     /// [`ClientError::Unreachable`], everything else [`ClientError::Rpc`].
     pub fn from_status(endpoint: &str, call: &'static str, status: tonic::Status) -> Self {
         if is_transport_failure(&status) {
-            let mut reason = status.message().to_owned();
-            if let Some(source) = std::error::Error::source(&status) {
-                reason = format!("{reason}: {}", error_chain(source));
-            }
+            let reason = match std::error::Error::source(&status) {
+                Some(source) => error_chain(source),
+                None => status.message().to_owned(),
+            };
             return ClientError::Unreachable {
                 endpoint: endpoint.to_owned(),
                 reason,
@@ -121,27 +121,40 @@ impl ClientError {
 
 /// True when the status was made by the client's transport (connection refused, reset,
 /// timed out) rather than sent by the daemon.
+/// A daemon that drops the connection (e.g. after refusing a TLS client certificate)
+/// shows up as `Cancelled` or `Unknown` with a transport error as the source.
 fn is_transport_failure(status: &tonic::Status) -> bool {
-    match status.code() {
-        tonic::Code::Unavailable => true,
-        tonic::Code::Unknown => std::error::Error::source(status)
-            .is_some_and(|source| source.is::<tonic::transport::Error>()),
-        _ => false,
-    }
+    status.code() == tonic::Code::Unavailable
+        || std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>())
 }
 
-/// "outer: inner: innermost", skipping a cause whose text its parent already includes.
+/// "outer: inner: innermost" for an error and its causes. Layers repeat each other
+/// (tonic's "transport error" wraps hyper's "transport error: connection error: ..."), so
+/// a cause already contained in the text so far is skipped, a cause that repeats the
+/// previous layer replaces it, and bare "transport error" layers are dropped when a more
+/// specific cause follows.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
+    let mut layers: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = next {
+        let text = current.to_string();
+        let already_said = layers.iter().any(|l| l.contains(&text));
+        if !already_said {
+            if layers
+                .last()
+                .is_some_and(|last| text.starts_with(last.as_str()))
+            {
+                layers.pop();
+            }
+            layers.push(text);
         }
-        source = cause.source();
+        next = current.source();
     }
-    text
+    if layers.len() > 1 {
+        layers.retain(|l| l != "transport error");
+    }
+    layers.join(": ")
 }
 
 /// A connected client for one BuildKit daemon's control API. Cheap to clone; clones share
@@ -392,6 +405,39 @@ mod tests {
         );
         assert!(matches!(err, ClientError::Unreachable { .. }));
         assert!(err.to_string().contains("tcp://10.0.0.1:1234"));
+    }
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_drops_repeated_and_generic_layers() {
+        let err = Layer(
+            "transport error",
+            Some(Box::new(Layer(
+                "transport error: connection error",
+                Some(Box::new(Layer(
+                    "broken pipe",
+                    Some(Box::new(Layer("broken pipe", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&err),
+            "transport error: connection error: broken pipe"
+        );
+        let single = Layer("transport error", None);
+        assert_eq!(error_chain(&single), "transport error");
     }
 
     #[tokio::test]

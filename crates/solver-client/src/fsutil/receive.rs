@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio::sync::mpsc;
 
 use super::mode;
@@ -60,7 +60,7 @@ pub struct ReceiveSummary {
 struct PendingFile {
     path: PathBuf,
     stat: Stat,
-    file: Option<tokio::fs::File>,
+    file: Option<std::fs::File>,
 }
 
 /// Receives a tree into `dest` (created if missing, merged into if present): directories and
@@ -69,21 +69,34 @@ struct PendingFile {
 /// awaited. Ownership is not copied (files belong to the caller, as with buildx); modes and
 /// modification times are. Device nodes and FIFOs are skipped: creating them needs
 /// privileges a build client does not have.
+///
+/// The work runs on one blocking thread: it is a long sequence of small file system calls,
+/// which would otherwise each hop to the blocking pool.
 pub async fn receive_into<S>(
     dest: &Path,
-    mut incoming: S,
+    incoming: S,
     outgoing: mpsc::Sender<Packet>,
+) -> Result<ReceiveSummary, ReceiveError>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin + Send + 'static,
+{
+    let dest = dest.to_path_buf();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || receive_blocking(&dest, incoming, &outgoing, &handle))
+        .await
+        .map_err(|e| ReceiveError::Stream(format!("receiver stopped: {e}")))?
+}
+
+fn receive_blocking<S>(
+    dest: &Path,
+    mut incoming: S,
+    outgoing: &mpsc::Sender<Packet>,
+    handle: &tokio::runtime::Handle,
 ) -> Result<ReceiveSummary, ReceiveError>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let write_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReceiveError::Write { path, source }
-    };
-    tokio::fs::create_dir_all(dest)
-        .await
-        .map_err(write_err(dest))?;
+    std::fs::create_dir_all(dest).map_err(write_err(dest))?;
 
     let mut summary = ReceiveSummary::default();
     let mut previous: Option<Vec<u8>> = None;
@@ -94,7 +107,7 @@ where
     let mut fin_sent = false;
 
     loop {
-        let packet = match incoming.next().await {
+        let packet = match handle.block_on(incoming.next()) {
             Some(Ok(p)) => p,
             Some(Err(status)) => return Err(ReceiveError::Stream(status.message().to_owned())),
             None if fin_sent => break,
@@ -109,8 +122,8 @@ where
                 let Some(stat) = packet.stat else {
                     stats_done = true;
                     if pending.is_empty() && !fin_sent {
-                        finish_dirs(&dirs).await?;
-                        send(&outgoing, Packet::of(PacketType::PacketFin)).await?;
+                        finish_dirs(&dirs)?;
+                        send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
                     continue;
@@ -122,16 +135,15 @@ where
                 previous = Some(stat.path.clone());
                 let target = dest.join(safe_relative(&stat.path)?);
                 if stat.mode & mode::DIR != 0 {
-                    ensure_dir(&target).await?;
+                    ensure_dir(&target)?;
                     dirs.push((target, stat));
                 } else if stat.mode & mode::SYMLINK != 0 {
-                    remove_existing(&target).await?;
-                    tokio::fs::symlink(OsStr::from_bytes(&stat.linkname), &target)
-                        .await
+                    remove_existing(&target)?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&stat.linkname), &target)
                         .map_err(write_err(&target))?;
                     set_mtime(&target, stat.mod_time)?;
                 } else if mode::is_regular(stat.mode) {
-                    remove_existing(&target).await?;
+                    remove_existing(&target)?;
                     pending.insert(
                         id,
                         PendingFile {
@@ -142,7 +154,7 @@ where
                     );
                     let mut req = Packet::of(PacketType::PacketReq);
                     req.id = id;
-                    send(&outgoing, req).await?;
+                    send(outgoing, req)?;
                 } else {
                     tracing::warn!(path = %target.display(), "skipping device node or FIFO in local output");
                 }
@@ -152,25 +164,21 @@ where
                     .get_mut(&packet.id)
                     .ok_or(ReceiveError::InvalidId(packet.id))?;
                 if entry.file.is_none() {
-                    entry.file = Some(
-                        tokio::fs::File::create(&entry.path)
-                            .await
-                            .map_err(write_err(&entry.path))?,
-                    );
+                    entry.file =
+                        Some(std::fs::File::create(&entry.path).map_err(write_err(&entry.path))?);
                 }
                 if packet.data.is_empty() {
                     let Some(done) = pending.remove(&packet.id) else {
                         return Err(ReceiveError::InvalidId(packet.id));
                     };
-                    finish_file(done).await?;
+                    finish_file(done)?;
                     if stats_done && pending.is_empty() && !fin_sent {
-                        finish_dirs(&dirs).await?;
-                        send(&outgoing, Packet::of(PacketType::PacketFin)).await?;
+                        finish_dirs(&dirs)?;
+                        send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
                 } else if let Some(file) = entry.file.as_mut() {
                     file.write_all(&packet.data)
-                        .await
                         .map_err(write_err(&entry.path))?;
                     summary.bytes += packet.data.len() as u64;
                 }
@@ -193,10 +201,14 @@ where
     Ok(summary)
 }
 
-async fn send(outgoing: &mpsc::Sender<Packet>, packet: Packet) -> Result<(), ReceiveError> {
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReceiveError + use<> {
+    let path = path.to_path_buf();
+    move |source| ReceiveError::Write { path, source }
+}
+
+fn send(outgoing: &mpsc::Sender<Packet>, packet: Packet) -> Result<(), ReceiveError> {
     outgoing
-        .send(packet)
-        .await
+        .blocking_send(packet)
         .map_err(|_| ReceiveError::Stream("stream closed".into()))
 }
 
@@ -234,26 +246,24 @@ fn safe_relative(path: &[u8]) -> Result<PathBuf, ReceiveError> {
     Ok(out)
 }
 
-async fn ensure_dir(target: &Path) -> Result<(), ReceiveError> {
-    match tokio::fs::symlink_metadata(target).await {
+fn ensure_dir(target: &Path) -> Result<(), ReceiveError> {
+    match std::fs::symlink_metadata(target) {
         Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => remove_existing(target).await?,
+        Ok(_) => remove_existing(target)?,
         Err(_) => {}
     }
-    tokio::fs::create_dir(target)
-        .await
-        .map_err(|source| ReceiveError::Write {
-            path: target.to_path_buf(),
-            source,
-        })
+    std::fs::create_dir(target).map_err(|source| ReceiveError::Write {
+        path: target.to_path_buf(),
+        source,
+    })
 }
 
 /// Makes room for a new entry: an existing file or link is removed, and so is an existing
 /// directory (the output replaces what was there).
-async fn remove_existing(target: &Path) -> Result<(), ReceiveError> {
-    let result = match tokio::fs::symlink_metadata(target).await {
-        Ok(meta) if meta.is_dir() => tokio::fs::remove_dir_all(target).await,
-        Ok(_) => tokio::fs::remove_file(target).await,
+fn remove_existing(target: &Path) -> Result<(), ReceiveError> {
+    let result = match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(target),
+        Ok(_) => std::fs::remove_file(target),
         Err(_) => return Ok(()),
     };
     result.map_err(|source| ReceiveError::Write {
@@ -262,29 +272,24 @@ async fn remove_existing(target: &Path) -> Result<(), ReceiveError> {
     })
 }
 
-async fn finish_file(done: PendingFile) -> Result<(), ReceiveError> {
+fn finish_file(done: PendingFile) -> Result<(), ReceiveError> {
     let err = |source| ReceiveError::Write {
         path: done.path.clone(),
         source,
     };
-    if let Some(mut file) = done.file {
-        file.flush().await.map_err(err)?;
+    let perms = std::fs::Permissions::from_mode(unix_mode(done.stat.mode));
+    match done.file {
+        Some(file) => file.set_permissions(perms).map_err(err)?,
+        None => std::fs::set_permissions(&done.path, perms).map_err(err)?,
     }
-    tokio::fs::set_permissions(
-        &done.path,
-        std::fs::Permissions::from_mode(unix_mode(done.stat.mode)),
-    )
-    .await
-    .map_err(err)?;
     set_mtime(&done.path, done.stat.mod_time)
 }
 
 /// Directory modes and times are applied last, deepest first, so that writing the children
 /// does not change them afterwards.
-async fn finish_dirs(dirs: &[(PathBuf, Stat)]) -> Result<(), ReceiveError> {
+fn finish_dirs(dirs: &[(PathBuf, Stat)]) -> Result<(), ReceiveError> {
     for (path, stat) in dirs.iter().rev() {
-        tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode(stat.mode)))
-            .await
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode(stat.mode)))
             .map_err(|source| ReceiveError::Write {
                 path: path.clone(),
                 source,

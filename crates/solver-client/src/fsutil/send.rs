@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -244,36 +243,59 @@ async fn send_stats(
 }
 
 /// Sends a file as DATA chunks and the closing empty DATA. A file that vanished since the
-/// walk is sent as empty, as fsutil does.
+/// walk is sent as empty, as fsutil does. The whole file is read on one blocking thread: one
+/// hop to the blocking pool per file rather than one per read keeps small files cheap.
 async fn send_file(
     id: u32,
     path: &Path,
     outgoing: &mpsc::Sender<Result<Packet, tonic::Status>>,
 ) -> Result<u64, SendError> {
+    let path = path.to_path_buf();
+    let outgoing = outgoing.clone();
+    tokio::task::spawn_blocking(move || send_file_blocking(id, &path, &outgoing))
+        .await
+        .map_err(|e| SendError::Stream(format!("file reader stopped: {e}")))?
+}
+
+fn send_file_blocking(
+    id: u32,
+    path: &Path,
+    outgoing: &mpsc::Sender<Result<Packet, tonic::Status>>,
+) -> Result<u64, SendError> {
+    use std::io::Read;
     let closed = || SendError::Stream("stream closed while sending file data".into());
+    let read_err = |source| SendError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut total = 0u64;
-    match tokio::fs::File::open(path).await {
+    match std::fs::File::open(path) {
         Ok(mut file) => loop {
-            let mut buf = Vec::with_capacity(CHUNK);
-            let n = (&mut file)
-                .take(CHUNK as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map_err(|source| SendError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            if n == 0 {
+            let mut buf = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(read_err(e)),
+                }
+            }
+            if filled == 0 {
                 break;
             }
-            total += n as u64;
+            buf.truncate(filled);
+            total += filled as u64;
             let packet = Packet {
                 r#type: PacketType::PacketData as i32,
                 id,
                 data: Bytes::from(buf),
                 ..Default::default()
             };
-            outgoing.send(Ok(packet)).await.map_err(|_| closed())?;
+            outgoing.blocking_send(Ok(packet)).map_err(|_| closed())?;
+            if filled < CHUNK {
+                break;
+            }
         },
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "file vanished before it was sent; sending it empty")
@@ -281,7 +303,7 @@ async fn send_file(
     }
     let mut eof = Packet::of(PacketType::PacketData);
     eof.id = id;
-    outgoing.send(Ok(eof)).await.map_err(|_| closed())?;
+    outgoing.blocking_send(Ok(eof)).map_err(|_| closed())?;
     Ok(total)
 }
 

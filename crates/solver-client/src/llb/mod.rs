@@ -116,7 +116,7 @@ enum VertexKind {
         attrs: BTreeMap<String, String>,
     },
     Exec {
-        meta: pb::Meta,
+        meta: Box<pb::Meta>,
         /// Sorted by destination; the root mount (`/`) first.
         mounts: Vec<(String, ExecMount)>,
         network: pb::NetMode,
@@ -517,7 +517,7 @@ impl Exec {
         }
         let vertex = Arc::new(Vertex {
             kind: VertexKind::Exec {
-                meta,
+                meta: Box::new(meta),
                 mounts,
                 network: self.network,
                 security: self.security,
@@ -854,7 +854,7 @@ impl Marshaller<'_> {
                     pb_mounts.push(pm);
                 }
                 pb::op::Op::Exec(pb::ExecOp {
-                    meta: Some(meta.clone()),
+                    meta: Some(pb::Meta::clone(meta)),
                     mounts: pb_mounts,
                     network: *network as i32,
                     security: *security as i32,

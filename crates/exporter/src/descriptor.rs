@@ -139,7 +139,7 @@ impl FromStr for Platform {
 }
 
 /// An OCI content descriptor: what a manifest, index or blob is, where to find it, and how big.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     /// Media type of the referenced content. Docker-era JSON may omit it.

@@ -8,6 +8,8 @@
 //!   OCI image index, as exact bytes and their digest.
 //! - [`OciLayout`], [`merge_layout_tarballs`]: read and write OCI layouts and layout tarballs;
 //!   merge per-platform tarballs into one multi-platform tarball.
+//! - [`docker_archive::import_docker_archive`]: `docker save` tarballs (images built with the
+//!   `docker` driver) to OCI images with gzip layers, ready to be indexed and pushed.
 //! - [`Registry`]: push a layout or an index (blobs first, concurrently and streamed from disk,
 //!   the index last), fetch and inspect manifests, and combine images across repositories
 //!   (`imagetools create`), with credentials from the Docker config.
@@ -24,6 +26,7 @@
 
 pub mod auth;
 pub mod descriptor;
+pub mod docker_archive;
 mod error;
 pub mod index;
 pub mod layout;

@@ -204,12 +204,6 @@ impl PushReport {
     }
 }
 
-impl Default for Descriptor {
-    fn default() -> Self {
-        Descriptor::of_bytes("", b"")
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 enum BlobOutcome {
     Existed,
@@ -511,6 +505,25 @@ impl Registry {
             manifests: 1,
             ..Default::default()
         })
+    }
+
+    /// The `--push` path of a multi-platform build: the per-platform descriptors BuildKit
+    /// returned (`containerimage.descriptor` of each solve, pushed by digest into
+    /// `repository`) are expanded (an index holding an image and its attestation manifest
+    /// contributes both; a bare manifest gets its platform from its config), assembled into
+    /// one index, and pushed under every tag. Returns the index for `--metadata-file`.
+    pub async fn assemble_and_push_index(
+        &self,
+        repository: &str,
+        tags: &[String],
+        descriptors: &[Descriptor],
+    ) -> Result<AssembledIndex> {
+        let repo = ImageReference::parse(repository)?;
+        let manifests = self.resolve_descriptors(&repo, descriptors).await?;
+        let index = assemble_index(&manifests)?;
+        self.push_manifest_and_tags(&repo, &index.descriptor, &index.bytes, tags)
+            .await?;
+        Ok(index)
     }
 
     async fn push_manifest_and_tags(
@@ -959,32 +972,47 @@ where
     E: Into<OciDistributionError> + Send + 'static,
 {
     use futures_util::Stream as _;
-    let mut hasher = Some(Sha256::new());
+    use std::task::Poll;
+    let mut hasher = Sha256::new();
     let mut chunks = Box::pin(chunks.peekable());
+    // The chunk taken from `chunks` but not yet handed over: it waits here while peeking
+    // for the end is still pending, so nothing is lost when the source is slow.
+    let mut held: Option<bytes::Bytes> = None;
+    let mut finished = false;
     stream::poll_fn(move |cx| {
-        let item = futures_util::ready!(chunks.as_mut().poll_next(cx));
-        let item = match item {
-            None => return std::task::Poll::Ready(None),
-            Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e.into()))),
-            Some(Ok(chunk)) => chunk,
-        };
-        if let Some(h) = hasher.as_mut() {
-            h.update(&item);
+        if finished {
+            return Poll::Ready(None);
+        }
+        if held.is_none() {
+            match futures_util::ready!(chunks.as_mut().poll_next(cx)) {
+                None => {
+                    finished = true;
+                    return Poll::Ready(None);
+                }
+                Some(Err(e)) => {
+                    finished = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    held = Some(chunk);
+                }
+            }
         }
         // Check the digest before handing over the last chunk, so a corrupt blob never
         // completes an upload.
-        if futures_util::ready!(chunks.as_mut().poll_peek(cx)).is_none() {
-            let actual = format!(
-                "sha256:{:x}",
-                hasher.take().map(|h| h.finalize()).unwrap_or_default()
-            );
+        let at_end = futures_util::ready!(chunks.as_mut().poll_peek(cx)).is_none();
+        let chunk = held.take().unwrap_or_default();
+        if at_end {
+            let actual = format!("sha256:{:x}", hasher.clone().finalize());
             if actual != digest {
-                return std::task::Poll::Ready(Some(Err(OciDistributionError::GenericError(
-                    Some(format!("blob content hashes to {actual}, not {digest}")),
-                ))));
+                finished = true;
+                return Poll::Ready(Some(Err(OciDistributionError::GenericError(Some(
+                    format!("blob content hashes to {actual}, not {digest}"),
+                )))));
             }
         }
-        std::task::Poll::Ready(Some(Ok(item)))
+        Poll::Ready(Some(Ok(chunk)))
     })
 }
 
@@ -1043,6 +1071,24 @@ mod tests {
             .await;
         assert!(bad[0].is_ok());
         assert!(bad[1].is_err(), "the last chunk is replaced by an error");
+    }
+
+    #[tokio::test]
+    async fn a_slow_source_loses_no_chunk() {
+        // Each chunk arrives only after the task has yielded once, as a file read under load
+        // does: the stream must hold the chunk it took while it waits for the next.
+        let parts: Vec<&'static [u8]> = vec![b"ab", b"cd", b"e"];
+        let slow = stream::unfold(parts.into_iter(), |mut parts| async move {
+            tokio::task::yield_now().await;
+            parts
+                .next()
+                .map(|p| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(p)), parts))
+        });
+        let out: Vec<_> = verified_stream(slow, sha256_digest(b"abcde"))
+            .collect()
+            .await;
+        let bytes: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        assert_eq!(bytes, b"abcde");
     }
 
     #[tokio::test]

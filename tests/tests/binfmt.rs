@@ -1,5 +1,6 @@
 //! `brix binfmt` against the real kernel and Docker engine: removing, registering and
-//! resetting arm64 emulation changes what containers can run.
+//! resetting arm64 emulation changes what containers can run, directly and through a helper
+//! container on the engine.
 //!
 //! binfmt_misc registrations are global to the kernel, so everything here is one `#[test]`:
 //! the steps must run in order, and nothing else in this binary may use arm64 emulation
@@ -188,4 +189,51 @@ fn uninstall_install_and_reset_arm64_emulation() {
     assert!(out.contains("re-registered: qemu-aarch64"), "{out}");
     let ran = uname_in_arm64_container(&env).ok();
     assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+
+    // 4. The same through a helper container on the engine (what a remote DOCKER_HOST
+    // gets): the registration's interpreter exists only inside the removed helper, and
+    // with F it keeps working.
+    let out = brix(&env, &["binfmt", "--via-container", "--uninstall", "arm64"])
+        .ok()
+        .stdout;
+    assert!(out.contains("uninstalled: qemu-aarch64"), "{out}");
+    assert_eq!(kernel_arm64_entries(), Vec::<String>::new());
+    let failed = uname_in_arm64_container(&env);
+    assert!(
+        !failed.success && failed.stderr.contains("exec format error"),
+        "{}{}",
+        failed.stdout,
+        failed.stderr
+    );
+    let out = brix(&env, &["binfmt", "--via-container", "--install", "arm64"])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("installed: qemu-aarch64 -> /brix-qemu-aarch64-static"),
+        "{out}"
+    );
+    let entries = kernel_arm64_entries();
+    assert!(
+        entries.len() == 1 && entries[0].contains("interpreter /brix-qemu-aarch64-static"),
+        "{entries:?}"
+    );
+    let ran = uname_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+    let helpers = docker([
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        "label=dev.brix.binfmt-helper",
+    ])
+    .ok()
+    .stdout;
+    assert_eq!(helpers.trim(), "", "helper containers were left behind");
+
+    // Back to the host's own registration for the tests that follow.
+    let out = brix(&env, &["binfmt", "--reset", "arm64"]).ok().stdout;
+    assert!(
+        out.contains("re-registered: qemu-aarch64 -> /usr/bin/qemu-aarch64-static"),
+        "{out}"
+    );
 }

@@ -19,7 +19,9 @@ use brix_driver::binfmt::{
                   registration works inside containers (the F flag). --install registers \
                   the host's static QEMU (Debian package qemu-user-static) with the F flag; \
                   --uninstall removes registrations; --reset removes and re-registers them. \
-                  Changing registrations needs root."
+                  Changing registrations needs root. When DOCKER_HOST names an engine on \
+                  another machine (or with --via-container), the engine host's emulators \
+                  are shown and changed through a short-lived helper container instead."
 )]
 pub struct BinfmtArgs {
     /// Register emulators: `all` or a comma-separated list (arm64,riscv64,linux/arm/v7, ...).
@@ -32,9 +34,58 @@ pub struct BinfmtArgs {
     /// every foreign architecture that is registered now.
     #[arg(long, value_name = "ARCHS", num_args = 0..=1)]
     reset: Option<Option<String>>,
+    /// Work on the Docker engine's host through a helper container, as is done
+    /// automatically when DOCKER_HOST names another machine (useful when the engine runs in
+    /// a VM on this machine).
+    #[arg(long)]
+    via_container: bool,
+    /// Image the helper container runs (it needs `sh`; the static QEMU is copied in).
+    #[arg(long, value_name = "IMAGE", default_value = binfmt::DEFAULT_HELPER_IMAGE)]
+    helper_image: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+/// Where registrations are read and changed: this machine's kernel, or the Docker engine
+/// host's through a helper container.
+enum Target {
+    Local(BinfmtMisc),
+    Engine(binfmt::EngineBinfmt),
+}
+
+impl Target {
+    fn status(&self) -> Result<Vec<EmulatorStatus>, BinfmtError> {
+        match self {
+            Target::Local(t) => t.status(),
+            Target::Engine(t) => t.status(),
+        }
+    }
+
+    fn install(
+        &self,
+        arches: &[Arch],
+        options: &InstallOptions,
+    ) -> Result<Vec<InstallOutcome>, BinfmtError> {
+        match self {
+            Target::Local(t) => t.install(arches, options),
+            Target::Engine(t) => t.install(arches, options),
+        }
+    }
+
+    fn uninstall(&self, arches: &[Arch]) -> Result<Vec<UninstallOutcome>, BinfmtError> {
+        match self {
+            Target::Local(t) => t.uninstall(arches),
+            Target::Engine(t) => t.uninstall(arches),
+        }
+    }
+
+    fn reset(&self, arches: &[Arch]) -> Result<Vec<InstallOutcome>, BinfmtError> {
+        match self {
+            Target::Local(t) => t.reset(arches),
+            Target::Engine(t) => t.reset(arches),
+        }
+    }
 }
 
 /// How results are printed.
@@ -48,14 +99,18 @@ enum Format {
 
 /// Runs `brix binfmt`.
 pub fn run(args: BinfmtArgs) -> anyhow::Result<ExitCode> {
-    let system = BinfmtMisc::system();
+    // Registrations live in the kernel of the machine that runs the engine: for an engine
+    // elsewhere, go through a helper container on it.
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    let remote = binfmt::check_engine_is_local(docker_host.as_deref()).is_err();
+    let system = if remote || args.via_container {
+        Target::Engine(binfmt::EngineBinfmt::connect(&args.helper_image).map_err(one_line)?)
+    } else {
+        Target::Local(BinfmtMisc::system())
+    };
     if args.install.is_none() && args.uninstall.is_none() && args.reset.is_none() {
         return show_status(&system, args.format);
     }
-    // Registrations live in the kernel of the machine that runs the engine; changing this
-    // machine's would not help a remote engine.
-    let docker_host = std::env::var("DOCKER_HOST").ok();
-    binfmt::check_engine_is_local(docker_host.as_deref()).map_err(one_line)?;
 
     if let Some(list) = &args.uninstall {
         let arches = Arch::parse_list(list).map_err(one_line)?;
@@ -211,8 +266,11 @@ fn print_outcomes(rows: Vec<(Arch, &'static str, String)>, format: Format) -> an
 /// The JSON document of `brix binfmt --format json`.
 #[derive(serde::Serialize)]
 struct StatusReport<'a> {
-    /// Where binfmt_misc is (expected to be) mounted.
-    binfmt_misc: &'a std::path::Path,
+    /// Where binfmt_misc is (expected to be) mounted on this machine; `null` when the
+    /// Docker engine host's registrations are shown.
+    binfmt_misc: Option<&'a std::path::Path>,
+    /// Whether these are the Docker engine host's registrations, read through a helper.
+    docker_engine_host: bool,
     /// Whether it is mounted; when not, registrations are unknown.
     mounted: bool,
     /// The host architecture.
@@ -221,31 +279,32 @@ struct StatusReport<'a> {
     emulators: &'a [EmulatorStatus],
 }
 
-fn show_status(system: &BinfmtMisc, format: Format) -> anyhow::Result<ExitCode> {
+fn show_status(target: &Target, format: Format) -> anyhow::Result<ExitCode> {
     // Mounting is harmless and makes registrations visible; when it fails (not root),
-    // show what can be known and say why the rest is missing.
-    let mount_note = system.ensure_mounted().err();
-    let statuses = system.status().map_err(one_line)?;
+    // show what can be known and say why the rest is missing. (A helper container mounts
+    // binfmt_misc in its own namespace.)
+    let (mount_note, mounted, root, host) = match target {
+        Target::Local(system) => {
+            let note = system.ensure_mounted().err();
+            let root = Some(system.root().to_path_buf());
+            (note, system.is_mounted(), root, system.host_arch())
+        }
+        Target::Engine(engine) => (None, true, None, engine.host_arch()),
+    };
+    let statuses = target.status().map_err(one_line)?;
     match format {
         Format::Json => {
             let report = StatusReport {
-                binfmt_misc: system.root(),
-                mounted: system.is_mounted(),
-                host: system.host_arch(),
+                binfmt_misc: root.as_deref(),
+                docker_engine_host: matches!(target, Target::Engine(_)),
+                mounted,
+                host,
                 emulators: &statuses,
             };
             let json = serde_json::to_string_pretty(&report).context("encoding JSON")?;
             emit(&format!("{json}\n"))?;
         }
-        Format::Table => emit(&status_table(&statuses, system.is_mounted()))?,
-    }
-    if let Ok(host) = std::env::var("DOCKER_HOST")
-        && binfmt::check_engine_is_local(Some(&host)).is_err()
-    {
-        eprintln!(
-            "note: this is the status of this machine, not of the Docker engine at {host}: \
-             run `brix binfmt` on the engine's host"
-        );
+        Format::Table => emit(&status_table(&statuses, mounted))?,
     }
     if let Some(err) = mount_note {
         eprintln!("note: registrations unknown: {err}");

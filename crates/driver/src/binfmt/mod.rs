@@ -24,6 +24,7 @@
 
 mod arch;
 mod elf;
+mod engine;
 mod entry;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use std::process::Command;
 
 pub use arch::Arch;
 pub use elf::Linkage;
+pub use engine::{DEFAULT_HELPER_IMAGE, EngineBinfmt, HELPER_LABEL};
 pub use entry::{BinfmtEntry, REGISTER_FLAGS, register_line};
 
 /// Where the kernel's binfmt_misc file system is mounted on every Linux distribution.
@@ -157,16 +159,36 @@ pub enum BinfmtError {
         /// The I/O error.
         source: io::Error,
     },
-    /// The Docker engine runs on another machine, whose kernel brix cannot reach directly.
+    /// The Docker engine runs on another machine, whose kernel this machine's
+    /// registrations do not reach.
     #[error(
         "the Docker engine at {docker_host} is not on this machine, and emulators are \
-         registered per kernel; registering them through a helper container on a remote \
-         engine is not supported yet: run `brix binfmt --install` on the engine's host \
-         (or unset DOCKER_HOST to manage this machine)"
+         registered per kernel: manage them through a helper container on that engine \
+         (what `brix binfmt` does) or run `brix binfmt --install` on the engine's host"
     )]
     RemoteEngine {
         /// The `DOCKER_HOST` value.
         docker_host: String,
+    },
+    /// The engine's host has another architecture than this machine, so this machine's
+    /// QEMU binaries cannot run there.
+    #[error(
+        "the Docker engine's host is {engine} but this machine is {host}, so its QEMU \
+         binaries cannot be used there: run `brix binfmt --install` on the engine's host"
+    )]
+    EngineArch {
+        /// The engine's architecture as `docker version` reports it.
+        engine: String,
+        /// This machine's architecture.
+        host: String,
+    },
+    /// The helper container on the Docker engine failed.
+    #[error("binfmt helper container on the Docker engine: {step} failed: {detail}")]
+    Helper {
+        /// What was being done.
+        step: String,
+        /// What docker or the helper said.
+        detail: String,
     },
 }
 
@@ -441,6 +463,16 @@ impl fmt::Display for UninstallOutcome {
     }
 }
 
+/// What registering one architecture takes (see [`BinfmtMisc::plan_install`]).
+pub(crate) struct InstallPlan {
+    /// The host's static emulator to register.
+    pub(crate) interpreter: PathBuf,
+    /// Entries for the architecture to remove first.
+    pub(crate) replace: Vec<BinfmtEntry>,
+    /// Whether the architecture worked before (a forced re-registration).
+    pub(crate) was_working: bool,
+}
+
 /// The result of looking for a static emulator.
 enum EmulatorLookup {
     Static(PathBuf),
@@ -457,6 +489,9 @@ pub struct BinfmtMisc {
     root: PathBuf,
     emulator_dirs: Vec<PathBuf>,
     host_arch: Option<Arch>,
+    /// Whether entries' interpreter paths name files on this machine (false for entries
+    /// read from another machine's kernel through a helper container).
+    local_interpreters: bool,
 }
 
 impl BinfmtMisc {
@@ -467,6 +502,7 @@ impl BinfmtMisc {
             root: PathBuf::from(DEFAULT_BINFMT_MISC),
             emulator_dirs: DEFAULT_EMULATOR_DIRS.iter().map(PathBuf::from).collect(),
             host_arch: host_arch(),
+            local_interpreters: true,
         }
     }
 
@@ -589,13 +625,15 @@ impl BinfmtMisc {
             .collect())
     }
 
-    fn status_of(&self, arch: Arch, all: &[BinfmtEntry]) -> EmulatorStatus {
+    pub(crate) fn status_of(&self, arch: Arch, all: &[BinfmtEntry]) -> EmulatorStatus {
         let entries: Vec<BinfmtEntry> = all.iter().filter(|e| e.matches(arch)).cloned().collect();
         let native = self.is_native(arch);
         // The best entry decides: several can match (say Debian's and one made by hand), and
         // which one the kernel picks depends on registration order, which it does not show.
-        let judged: Vec<(EmulationState, &BinfmtEntry)> =
-            entries.iter().map(|e| (entry_state(e), e)).collect();
+        let judged: Vec<(EmulationState, &BinfmtEntry)> = entries
+            .iter()
+            .map(|e| (entry_state(e, self.local_interpreters), e))
+            .collect();
         let best = judged.iter().min_by_key(|(state, _)| state_rank(*state));
         let state = match best {
             _ if native => EmulationState::Native,
@@ -676,28 +714,60 @@ impl BinfmtMisc {
         all: &[BinfmtEntry],
         options: &InstallOptions,
     ) -> InstallOutcome {
+        let plan = match self.plan_install(arch, all, options) {
+            Ok(plan) => plan,
+            Err(outcome) => return *outcome,
+        };
+        // Remove every entry for this architecture first: the kernel uses the most recently
+        // registered match, but a leftover broken entry is confusing in `status` and would
+        // win again if ours were removed.
+        for old in &plan.replace {
+            if let Err(error) = self.remove_entry(&old.name, "replacing an emulator") {
+                return InstallOutcome::Failed { arch, error };
+            }
+        }
+        match self.register(arch, &plan.interpreter) {
+            Ok(entry) => InstallOutcome::Registered {
+                arch,
+                entry,
+                replaced: plan.replace,
+                was_working: plan.was_working,
+            },
+            Err(error) => InstallOutcome::Failed { arch, error },
+        }
+    }
+
+    /// Decides what installing `arch` takes, given the current entries: either an outcome
+    /// right away (native, already working, no emulator, name taken) or the entries to
+    /// remove and the host emulator to register.
+    pub(crate) fn plan_install(
+        &self,
+        arch: Arch,
+        all: &[BinfmtEntry],
+        options: &InstallOptions,
+    ) -> Result<InstallPlan, Box<InstallOutcome>> {
         if self.is_native(arch) {
-            return InstallOutcome::Native { arch };
+            return Err(Box::new(InstallOutcome::Native { arch }));
         }
         let status = self.status_of(arch, all);
         if !options.force
             && status.state == EmulationState::Working
             && let Some(entry) = status.entry
         {
-            return InstallOutcome::AlreadyInstalled { arch, entry };
+            return Err(Box::new(InstallOutcome::AlreadyInstalled { arch, entry }));
         }
         let interpreter = match self.find_emulator(arch) {
             EmulatorLookup::Static(path) => path,
             EmulatorLookup::OnlyDynamic(path) => {
                 let error = BinfmtError::DynamicEmulator { arch, path };
-                return InstallOutcome::Failed { arch, error };
+                return Err(Box::new(InstallOutcome::Failed { arch, error }));
             }
             EmulatorLookup::Missing(looked_for) if options.skip_missing_emulators => {
-                return InstallOutcome::NoEmulator { arch, looked_for };
+                return Err(Box::new(InstallOutcome::NoEmulator { arch, looked_for }));
             }
             EmulatorLookup::Missing(looked_for) => {
                 let error = BinfmtError::NoStaticEmulator { arch, looked_for };
-                return InstallOutcome::Failed { arch, error };
+                return Err(Box::new(InstallOutcome::Failed { arch, error }));
             }
         };
         let name = arch.entry_name();
@@ -707,27 +777,13 @@ impl BinfmtMisc {
                 name,
                 path: self.root.join(&other.name),
             };
-            return InstallOutcome::Failed { arch, error };
+            return Err(Box::new(InstallOutcome::Failed { arch, error }));
         }
-        // Remove every entry for this architecture first: the kernel uses the most recently
-        // registered match, but a leftover broken entry is confusing in `status` and would
-        // win again if ours were removed.
-        let mut replaced = Vec::new();
-        for old in &status.entries {
-            if let Err(error) = self.remove_entry(&old.name, "replacing an emulator") {
-                return InstallOutcome::Failed { arch, error };
-            }
-            replaced.push(old.clone());
-        }
-        match self.register(arch, &interpreter) {
-            Ok(entry) => InstallOutcome::Registered {
-                arch,
-                entry,
-                replaced,
-                was_working: status.state == EmulationState::Working,
-            },
-            Err(error) => InstallOutcome::Failed { arch, error },
-        }
+        Ok(InstallPlan {
+            interpreter,
+            replace: status.entries,
+            was_working: status.state == EmulationState::Working,
+        })
     }
 
     fn register(&self, arch: Arch, interpreter: &Path) -> Result<BinfmtEntry, BinfmtError> {
@@ -874,7 +930,7 @@ impl BinfmtMisc {
 }
 
 /// The state one entry alone would give its architecture.
-fn entry_state(entry: &BinfmtEntry) -> EmulationState {
+fn entry_state(entry: &BinfmtEntry, local_interpreter: bool) -> EmulationState {
     if !entry.enabled {
         return EmulationState::Disabled;
     }
@@ -884,6 +940,9 @@ fn entry_state(entry: &BinfmtEntry) -> EmulationState {
     // With F the kernel holds the interpreter open, so the file at the path may since have
     // changed; it is still the best evidence of what was registered. Unreadable means
     // unknown, and unknown is given the benefit of the doubt.
+    if !local_interpreter {
+        return EmulationState::Working;
+    }
     match fs::File::open(&entry.interpreter).map(|mut f| elf::linkage(&mut f)) {
         Ok(Ok(Linkage::Dynamic)) => EmulationState::DynamicInterpreter,
         _ => EmulationState::Working,

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Show or manage QEMU emulators (binfmt_misc) for foreign architectures.
     Binfmt(commands::binfmt::BinfmtArgs),
+    /// Build images from a Dockerfile, one solve per platform.
+    Build(commands::build::BuildArgs),
     /// Show the brix version.
     Version(commands::version::VersionArgs),
     /// Inspect images in a registry and merge images into multi-platform indexes.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Binfmt(args) => commands::binfmt::run(args),
+        Command::Build(args) => commands::build::run(args),
         Command::Version(args) => commands::version::run(args),
         Command::Imagetools(args) => commands::imagetools::run(args),
         Command::Config(args) => commands::config::run(args),

@@ -4,6 +4,8 @@
 //! Each booting node is one vertex (`[internal] booting buildkit`); the driver's
 //! [`BootstrapEvent`]s become its sub-steps (` => => creating container ...`).
 
+pub mod printer;
+
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

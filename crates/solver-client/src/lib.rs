@@ -2,6 +2,8 @@
 //! (context sync, auth, secrets, outputs), per-platform solves, an LLB builder and progress events.
 
 pub mod patterns;
+pub mod progress;
+pub mod solve;
 pub mod fsutil;
 pub mod proto;
 pub mod session;

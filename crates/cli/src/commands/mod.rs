@@ -1,6 +1,7 @@
 //! One module per `brix` subcommand (or group of subcommands).
 
 pub mod binfmt;
+pub mod build;
 pub mod config;
 pub mod create;
 pub mod imagetools;

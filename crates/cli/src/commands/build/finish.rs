@@ -1,0 +1,377 @@
+//! After the solves: the per-platform results put together. Multi-platform tar outputs become
+//! one tarball with `linux_amd64/`-style folders, OCI tarballs one layout with one index,
+//! pushed per-platform images one index pushed under every tag (last); `docker` tarballs are
+//! loaded into the engine; then `--metadata-file` and `--iidfile` are written.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use brix_exporter::{AssembledIndex, Descriptor, ImageReference, Registry, RegistryOptions};
+use futures_util::StreamExt;
+
+use super::nodes::BuildNode;
+use super::outputs::{Dest, Output};
+use super::{BuildArgs, BuildFailure, Plan, Solved, platform_dir};
+use crate::progress::printer::Printer;
+
+/// The registry host of an image name (`localhost:5000/app:1` → `localhost:5000`).
+pub fn registry_host(name: &str) -> String {
+    ImageReference::parse(name)
+        .map(|r| r.registry().to_owned())
+        .unwrap_or_default()
+}
+
+/// The distinct repositories (`registry/repo`, no tag) of `names`, in order.
+pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let r = ImageReference::parse(n).with_context(|| format!("invalid image name {n:?}"))?;
+        let repo = r.name();
+        if !out.contains(&repo) {
+            out.push(repo);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn finish(
+    plan: &Plan,
+    args: &BuildArgs,
+    ng: &brix_driver::NodeGroup,
+    nodes: &[BuildNode],
+    solved: Vec<Solved>,
+    printer: &Printer,
+    scratch: &Path,
+) -> Result<Option<String>, BuildFailure> {
+    let multi = solved.len() > 1;
+    let mut metadata = serde_json::Map::new();
+    let mut image_id: Option<String> = None;
+
+    for (oi, output) in plan.outputs.iter().enumerate() {
+        let files: Vec<(String, PathBuf)> = solved
+            .iter()
+            .filter_map(|s| {
+                let f = s.files.iter().find(|(o, _)| *o == oi)?;
+                Some((
+                    s.platform.as_ref().map(platform_dir).unwrap_or_default(),
+                    f.1.clone(),
+                ))
+            })
+            .collect();
+        match output {
+            Output::Tar { dest } if multi => {
+                let step = printer.client_step("merging platform tarballs");
+                let r = merge_tars(&files, dest, scratch);
+                step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+                r?;
+            }
+            Output::Oci { dest, attrs } if multi => {
+                let step = printer.client_step("exporting to one OCI layout with an image index");
+                let inputs: Vec<PathBuf> = files.iter().map(|(_, f)| f.clone()).collect();
+                let out = match dest {
+                    Dest::File(p) => p.clone(),
+                    Dest::Stdout => scratch.join("merged-oci.tar"),
+                };
+                let name = attrs
+                    .get("name")
+                    .and_then(|n| n.split(',').next())
+                    .map(str::to_owned);
+                let r = tokio::task::spawn_blocking(move || {
+                    brix_exporter::merge_layout_tarballs(&inputs, &out, name.as_deref())
+                        .map(|index| (index, out))
+                })
+                .await
+                .context("merging OCI tarballs")?;
+                match r {
+                    Ok((index, out)) => {
+                        step.status(&format!("exporting manifest list {}", index.digest()), true);
+                        step.done(None);
+                        if matches!(dest, Dest::Stdout) {
+                            copy_to_stdout(&out)?;
+                        }
+                        metadata.extend(index.metadata());
+                        image_id = Some(index.digest().to_owned());
+                    }
+                    Err(e) => {
+                        step.done(Some(e.to_string()));
+                        return Err(e.into());
+                    }
+                }
+            }
+            Output::Docker { dest: None, .. } if !nodes.iter().all(BuildNode::is_docker) => {
+                for (_, file) in &files {
+                    load_into_docker(file, printer).await?;
+                }
+            }
+            Output::Image { push: true, .. } if multi => {
+                let index = push_index(output, nodes, &solved, printer).await?;
+                metadata.extend(index.metadata());
+                metadata.insert("image.name".into(), output.names().join(",").into());
+                image_id = Some(index.digest().to_owned());
+            }
+            Output::Image { push: true, .. } if nodes[solved[0].node].is_docker() => {
+                for name in output.names() {
+                    push_with_docker(&name, printer).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !multi && let Some(s) = solved.first() {
+        for (k, v) in &s.result.exporter_response {
+            let value = if k.ends_with("descriptor") {
+                decode_descriptor(v).unwrap_or_else(|| v.clone().into())
+            } else {
+                serde_json::Value::String(v.clone())
+            };
+            metadata.insert(k.clone(), value);
+        }
+        image_id = s
+            .result
+            .exporter_response
+            .get("containerimage.config.digest")
+            .or_else(|| s.result.exporter_response.get("containerimage.digest"))
+            .cloned();
+    }
+    if let Some(s) = solved.first() {
+        let node = &nodes[s.node].node.name;
+        metadata.insert(
+            "buildx.build.ref".into(),
+            format!("{}/{}/{}", ng.name, node, s.result.build_ref).into(),
+        );
+    }
+    if let Some(path) = &args.metadata_file {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))
+            .context("encoding the metadata file")?;
+        std::fs::write(path, text)
+            .with_context(|| format!("writing the metadata file {}", path.display()))?;
+    }
+    if let (Some(path), Some(id)) = (&args.iidfile, &image_id) {
+        std::fs::write(path, id)
+            .with_context(|| format!("writing the image ID file {}", path.display()))?;
+    }
+    Ok(image_id)
+}
+
+fn decode_descriptor(v: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Pushes the index over the per-platform images each solve pushed by digest, to every
+/// repository of the output, under every tag; prints buildx's `pushing manifest for` lines.
+async fn push_index(
+    output: &Output,
+    nodes: &[BuildNode],
+    solved: &[Solved],
+    printer: &Printer,
+) -> anyhow::Result<AssembledIndex> {
+    let names = output.names();
+    let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
+    let r = push_index_inner(&names, nodes, solved, &step).await;
+    step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+    r
+}
+
+async fn push_index_inner(
+    names: &[String],
+    nodes: &[BuildNode],
+    solved: &[Solved],
+    step: &crate::progress::printer::ClientStep,
+) -> anyhow::Result<AssembledIndex> {
+    let mut descriptors = Vec::new();
+    for s in solved {
+        let raw = s
+            .result
+            .exporter_response
+            .get("containerimage.descriptor")
+            .with_context(|| {
+                format!(
+                    "the daemon did not return the pushed image's descriptor for {}",
+                    s.platform
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
+            })?;
+        descriptors.push(Descriptor::from_solve_response(raw)?);
+    }
+    let plain_http_hosts = nodes.iter().flat_map(BuildNode::plain_http_hosts).collect();
+    let registry = Registry::new(RegistryOptions {
+        plain_http_hosts,
+        ..Default::default()
+    });
+    // Tags grouped by repository, in the order given.
+    let mut by_repo: Vec<(ImageReference, Vec<String>)> = Vec::new();
+    for n in names {
+        let r = ImageReference::parse(n)?;
+        let tag = r.tag().unwrap_or("latest").to_owned();
+        match by_repo.iter_mut().find(|(repo, _)| repo.name() == r.name()) {
+            Some((_, tags)) => tags.push(tag),
+            None => by_repo.push((r, vec![tag])),
+        }
+    }
+    let mut last = None;
+    for (repo, tags) in by_repo {
+        let manifests = registry.resolve_descriptors(&repo, &descriptors).await?;
+        let index = brix_exporter::assemble_index(&manifests)?;
+        step.status(&format!("exporting manifest list {}", index.digest()), true);
+        for tag in &tags {
+            let id = format!(
+                "pushing manifest for {}:{tag}@{}",
+                repo.name(),
+                index.digest()
+            );
+            step.status(&id, false);
+        }
+        registry
+            .push_index(&repo.name(), &tags, &index)
+            .await
+            .with_context(|| format!("pushing the image index to {}", repo.name()))?;
+        for tag in &tags {
+            let id = format!(
+                "pushing manifest for {}:{tag}@{}",
+                repo.name(),
+                index.digest()
+            );
+            step.status(&id, true);
+        }
+        last = Some(index);
+    }
+    last.context("no image name to push to")
+}
+
+/// `docker push NAME` through the engine API (docker driver: the engine holds the image).
+async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<()> {
+    let step = printer.client_step(format!("pushing {name} with docker"));
+    let r = async {
+        let docker = brix_driver::docker_api::connect_docker(
+            &brix_driver::docker_api::current_docker_endpoint(),
+        )?;
+        let r = ImageReference::parse(name)?;
+        let image = match r.registry() {
+            "docker.io" => r.repository().to_owned(),
+            reg => format!("{reg}/{}", r.repository()),
+        };
+        let options = bollard::query_parameters::PushImageOptions {
+            tag: Some(r.tag().unwrap_or("latest").to_owned()),
+            platform: None,
+        };
+        let mut stream = docker.push_image(&image, Some(options), None);
+        while let Some(item) = stream.next().await {
+            let info = item.with_context(|| format!("pushing {name}"))?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                bail!("pushing {name}: {e}");
+            }
+            if let Some(s) = info.status
+                && s.contains("digest:")
+            {
+                step.log(&s);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+    r
+}
+
+/// Loads a `docker` exporter tarball into the engine (`docker load`).
+async fn load_into_docker(file: &Path, printer: &Printer) -> anyhow::Result<()> {
+    let step = printer.client_step("importing to docker");
+    let r = async {
+        let docker = brix_driver::docker_api::connect_docker(
+            &brix_driver::docker_api::current_docker_endpoint(),
+        )?;
+        let bytes = tokio::fs::read(file)
+            .await
+            .with_context(|| format!("reading {}", file.display()))?;
+        let mut stream = docker.import_image(
+            bollard::query_parameters::ImportImageOptions {
+                quiet: true,
+                platform: None,
+            },
+            bollard::body_full(bytes.into()),
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.context("loading the image into the Docker engine")?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                bail!("loading the image into the Docker engine: {e}");
+            }
+            if let Some(s) = info.stream.filter(|s| !s.trim().is_empty()) {
+                step.log(s.trim_end());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+    r
+}
+
+fn copy_to_stdout(path: &Path) -> anyhow::Result<()> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut f, &mut out).context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// Writes one tarball holding each platform's tarball under its `linux_amd64/`-style folder,
+/// as buildx's multi-platform tar output does.
+fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyhow::Result<()> {
+    let out_path = match dest {
+        Dest::File(p) => p.clone(),
+        Dest::Stdout => scratch.join("merged.tar"),
+    };
+    {
+        let out = std::fs::File::create(&out_path)
+            .with_context(|| format!("creating {}", out_path.display()))?;
+        let mut builder = tar::Builder::new(std::io::BufWriter::new(out));
+        let mut seen = BTreeMap::new();
+        for (prefix, input) in inputs {
+            let f = std::fs::File::open(input)
+                .with_context(|| format!("opening {}", input.display()))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, format!("{prefix}/"), std::io::empty())?;
+            let mut archive = tar::Archive::new(f);
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let path = entry.path()?.into_owned();
+                let new_path = Path::new(prefix).join(&path);
+                if seen.insert(new_path.clone(), ()).is_some() {
+                    continue;
+                }
+                let mut header = entry.header().clone();
+                match entry.header().entry_type() {
+                    tar::EntryType::Symlink | tar::EntryType::Link => {
+                        let target = entry
+                            .link_name()?
+                            .map(|l| l.into_owned())
+                            .unwrap_or_default();
+                        let target = if entry.header().entry_type() == tar::EntryType::Link {
+                            Path::new(prefix).join(target)
+                        } else {
+                            target
+                        };
+                        builder.append_link(&mut header, &new_path, &target)?;
+                    }
+                    _ => builder.append_data(&mut header, &new_path, &mut entry)?,
+                }
+            }
+        }
+        builder.into_inner()?.flush()?;
+    }
+    if matches!(dest, Dest::Stdout) {
+        copy_to_stdout(&out_path)?;
+    }
+    Ok(())
+}

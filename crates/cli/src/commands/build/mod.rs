@@ -1,0 +1,673 @@
+//! `brix build`: one Dockerfile solve per requested platform, run concurrently, each on the
+//! node that suits the platform best, shown in one progress display; then the outputs are put
+//! together (a multi-platform index pushed under every tag, one OCI tarball, per-platform
+//! directories) the way buildx lays them out.
+
+mod docker_session;
+mod finish;
+mod nodes;
+mod outputs;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use brix_config::Platform;
+use brix_driver::Store;
+use brix_driver::builder::resolve;
+use brix_solver_client::session::{OutputTarget, SecretSource, Session, SyncedDir};
+use brix_solver_client::solve::{ExporterSpec, SolveError, SolveResult, SolveSpec, solve};
+
+use crate::progress::printer::{Printer, ProgressMode};
+use nodes::BuildNode;
+use outputs::{Dest, Output};
+
+/// Arguments of `brix build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The build context: a directory, or `-` to read a Dockerfile from stdin (empty context).
+    pub context: String,
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Name and optionally a tag (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set a build-time variable (`NAME=VALUE`, or `NAME` to take it from the environment).
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set metadata for an image (`KEY=VALUE`).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Target platforms (repeatable, comma-separated), e.g. `linux/amd64,linux/arm64`.
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Do not use cache when building the image.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always look for newer versions of the base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// Output destination (`type=local,dest=DIR`, `type=tar,dest=FILE`, `type=oci,dest=FILE`,
+    /// `type=docker`, `type=image,name=…,push=true`, `type=registry`, `type=cacheonly`, a path,
+    /// or `-`).
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// Shorthand for `--output=type=registry`.
+    #[arg(long)]
+    pub push: bool,
+    /// Shorthand for `--output=type=docker`.
+    #[arg(long)]
+    pub load: bool,
+    /// Write build result metadata to a file.
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+    /// Write the image ID (or index digest) to a file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Secret to expose to the build (`id=mysecret[,src=/local/secret]` or `id=x,env=VAR`).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Override the configured builder.
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// Type of progress output.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// Provenance attestation (`true`, `false`, `mode=min`, `mode=max`). Default: minimal
+    /// provenance for image outputs, as buildx.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    /// Suppress the build output and print the image ID on success.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// Everything `brix build` needs, checked before any daemon is contacted.
+struct Plan {
+    context_dir: PathBuf,
+    dockerfile_dir: PathBuf,
+    /// Keeps a stdin Dockerfile's folder alive for the build.
+    _stdin_dir: Option<tempfile::TempDir>,
+    platforms: Vec<Platform>,
+    frontend_attrs: BTreeMap<String, String>,
+    outputs: Vec<Output>,
+    secrets: BTreeMap<String, SecretSource>,
+    provenance: Option<String>,
+}
+
+/// Runs `brix build`.
+pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args)?;
+    let store = Store::open_default()?;
+    let ng = {
+        let txn = store.txn()?;
+        resolve(&txn, args.builder.as_deref())?
+    };
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress.resolve()
+    };
+    let printer = Printer::new(
+        mode,
+        Some(format!(
+            "building with \"{}\" instance using {} driver",
+            ng.name, ng.driver
+        )),
+        format!("{}:{}", ng.driver, ng.name),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        let ticker = printer.spawn_ticker();
+        let result = tokio::select! {
+            r = build(&plan, &args, &ng, &printer) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        ticker.abort();
+        result
+    });
+    // Dropping the build future above reset the solves' gRPC calls (the daemon cancels the
+    // jobs) and closed the sessions; give those tasks a moment to go.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
+        None => {
+            printer.finish();
+            eprintln!("ERROR: build canceled (interrupted)");
+            Ok(ExitCode::from(130))
+        }
+        Some(Ok(summary)) => {
+            printer.finish();
+            if let Some(d) = summary {
+                if mode == ProgressMode::Quiet {
+                    println!("{d}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(failure)) => {
+            printer.finish();
+            report_failure(&printer, &failure);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A failed build: which solve failed (for its log lines) and why.
+pub(crate) struct BuildFailure {
+    solve: Option<usize>,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for BuildFailure {
+    fn from(e: E) -> Self {
+        BuildFailure {
+            solve: None,
+            error: e.into(),
+        }
+    }
+}
+
+/// Prints buildx's error block: the failing step with its last log lines, the Dockerfile
+/// lines, then `ERROR: …`.
+fn report_failure(printer: &Printer, failure: &BuildFailure) {
+    let solve_failure = failure
+        .error
+        .downcast_ref::<SolveError>()
+        .and_then(SolveError::failure);
+    if let (Some(i), Some(sf)) = (failure.solve, solve_failure) {
+        let digest = sf.vertex.clone().or_else(|| printer.failed_step(i));
+        if let Some((name, logs)) = digest.and_then(|d| printer.step_report(i, &d)) {
+            eprintln!("------");
+            eprintln!(" > {name}:");
+            for l in &logs {
+                eprintln!("{l}");
+            }
+            eprintln!("------");
+        }
+        for loc in &sf.locations {
+            let first = loc.lines.first().map(|(s, _)| *s).unwrap_or(0);
+            eprintln!("{}:{first}", loc.filename);
+            let excerpt = loc.excerpt();
+            if !excerpt.is_empty() {
+                eprintln!("--------------------");
+                for l in excerpt {
+                    eprintln!("{l}");
+                }
+                eprintln!("--------------------");
+            }
+        }
+    }
+    eprintln!("ERROR: {:#}", failure.error);
+}
+
+fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
+    let mut stdin_dir = None;
+    let (context_dir, dockerfile_dir, dockerfile_name) = if args.context == "-" {
+        if args.file.as_deref().is_some_and(|f| f != "-") {
+            bail!("a Dockerfile from stdin (`-` as the context) cannot be combined with -f");
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("brix-stdin-")
+            .tempdir()
+            .context("creating a folder for the Dockerfile read from stdin")?;
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
+            .context("reading the Dockerfile from stdin")?;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            bail!("the Dockerfile read from stdin is empty");
+        }
+        let ctx = dir.path().join("context");
+        let df = dir.path().join("dockerfile");
+        std::fs::create_dir_all(&ctx)?;
+        std::fs::create_dir_all(&df)?;
+        std::fs::write(df.join("Dockerfile"), text)?;
+        stdin_dir = Some(dir);
+        (ctx, df, "Dockerfile".to_owned())
+    } else {
+        let ctx = PathBuf::from(&args.context);
+        if !ctx.is_dir() {
+            bail!(
+                "unable to prepare context: path {:?} not found or not a directory",
+                args.context
+            );
+        }
+        let file = match args.file.as_deref() {
+            Some("-") => bail!(
+                "-f - (Dockerfile from stdin) needs `-` as the context: brix build -f - . is not supported; use brix build - < Dockerfile"
+            ),
+            Some(f) => PathBuf::from(f),
+            None => ctx.join("Dockerfile"),
+        };
+        if !file.is_file() {
+            bail!(
+                "failed to read dockerfile: open {}: no such file or directory (give its path with -f)",
+                file.display()
+            );
+        }
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "Dockerfile".to_owned());
+        (ctx, dir, name)
+    };
+
+    let mut platforms: Vec<Platform> = Vec::new();
+    for value in &args.platforms {
+        for p in Platform::parse_list(value)? {
+            if !platforms.contains(&p) {
+                platforms.push(p);
+            }
+        }
+    }
+
+    let mut attrs = BTreeMap::new();
+    attrs.insert("filename".to_owned(), dockerfile_name.clone());
+    if let Some(t) = &args.target {
+        attrs.insert("target".to_owned(), t.clone());
+    }
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                attrs.insert(format!("build-arg:{k}"), v.to_owned());
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    attrs.insert(format!("build-arg:{a}"), v);
+                }
+            }
+        }
+    }
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        attrs.insert(format!("label:{k}"), v.to_owned());
+    }
+    if args.no_cache {
+        attrs.insert("no-cache".to_owned(), String::new());
+    }
+    if args.pull {
+        attrs.insert("image-resolve-mode".to_owned(), "pull".to_owned());
+    }
+
+    let outputs = outputs::resolve_outputs(&args.outputs, args.push, args.load, &args.tags)?;
+
+    let mut secrets = BTreeMap::new();
+    for s in &args.secrets {
+        let (id, source) = parse_secret(s)?;
+        secrets.insert(id, source);
+    }
+
+    let provenance = match args.provenance.as_deref() {
+        Some("false" | "0") => None,
+        Some("true" | "1") | None => Some("mode=min".to_owned()),
+        Some(v) if v.starts_with("mode=") => Some(v.to_owned()),
+        Some(v) => bail!("invalid --provenance value {v:?}: use true, false, mode=min or mode=max"),
+    };
+    // Like buildx, provenance goes with image outputs only unless asked for explicitly.
+    let provenance = if args.provenance.is_none() && !outputs.iter().any(Output::is_image) {
+        None
+    } else {
+        provenance
+    };
+
+    Ok(Plan {
+        context_dir,
+        dockerfile_dir,
+        _stdin_dir: stdin_dir,
+        platforms,
+        frontend_attrs: attrs,
+        outputs,
+        secrets,
+        provenance,
+    })
+}
+
+fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
+    let mut kind = None;
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for field in s.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .with_context(|| format!("invalid --secret {s:?}: expected key=value fields"))?;
+        match k {
+            "type" => kind = Some(v.to_owned()),
+            "id" => id = Some(v.to_owned()),
+            "src" | "source" => src = Some(v.to_owned()),
+            "env" => env = Some(v.to_owned()),
+            other => bail!("invalid --secret {s:?}: unknown key {other:?}"),
+        }
+    }
+    let id = id.with_context(|| format!("invalid --secret {s:?}: id is required"))?;
+    let source = match (kind.as_deref(), src, env) {
+        (Some("env"), _, Some(e)) | (None, None, Some(e)) => SecretSource::Env(e),
+        (Some("env"), _, None) => SecretSource::Env(id.clone()),
+        (_, Some(p), _) => SecretSource::File(PathBuf::from(p)),
+        (_, None, _) => {
+            if std::env::var_os(&id).is_some() {
+                SecretSource::Env(id.clone())
+            } else {
+                SecretSource::File(PathBuf::from(&id))
+            }
+        }
+    };
+    Ok((id, source))
+}
+
+/// `linux/arm/v7` → `linux_arm_v7`: the per-platform folder buildx uses in local and tar
+/// outputs.
+pub(crate) fn platform_dir(p: &Platform) -> String {
+    p.to_string().replace('/', "_")
+}
+
+/// One platform's solve, prepared.
+struct PlatformSolve {
+    node: usize,
+    platform: Option<Platform>,
+    spec: SolveSpec,
+    session: Session,
+    /// Where each FileSend output of this solve lands, by exporter index.
+    files: Vec<(usize, PathBuf)>,
+}
+
+/// What the solves produced, for the finishing steps.
+pub(crate) struct Solved {
+    pub platform: Option<Platform>,
+    pub node: usize,
+    pub result: SolveResult,
+    /// Output index → the per-platform file this solve wrote for it.
+    pub files: Vec<(usize, PathBuf)>,
+}
+
+async fn build(
+    plan: &Plan,
+    args: &BuildArgs,
+    ng: &brix_driver::NodeGroup,
+    printer: &Printer,
+) -> Result<Option<String>, BuildFailure> {
+    let nodes = nodes::connect_nodes(ng, printer).await?;
+    let assignment = if plan.platforms.is_empty() {
+        vec![0]
+    } else {
+        nodes::assign(&nodes, &plan.platforms)?
+    };
+    let platforms: Vec<Option<Platform>> = if plan.platforms.is_empty() {
+        vec![None]
+    } else {
+        plan.platforms.iter().cloned().map(Some).collect()
+    };
+    let multi = platforms.len() > 1;
+    let scratch = tempfile::Builder::new()
+        .prefix("brix-build-")
+        .tempdir()
+        .context("creating a scratch folder for the build's outputs")?;
+
+    // The engine's native platform gets the `docker` output when several are built.
+    let load_platform = platforms
+        .iter()
+        .zip(&assignment)
+        .find(|(p, n)| {
+            p.as_ref().is_none_or(|p| {
+                nodes[**n]
+                    .native()
+                    .is_some_and(|nat| nat.architecture == p.architecture)
+            })
+        })
+        .map(|(p, _)| p.clone());
+
+    let mut prepared = Vec::new();
+    for (i, (platform, &node_index)) in platforms.iter().zip(&assignment).enumerate() {
+        let node = &nodes[node_index];
+        prepared.push(prepare(
+            plan,
+            node,
+            node_index,
+            i,
+            platform.clone(),
+            multi,
+            load_platform.as_ref() == Some(platform),
+            scratch.path(),
+        )?);
+    }
+    if multi && let Some(Some(p)) = &load_platform.as_ref().map(|p| p.clone()) {
+        if plan
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Docker { dest: None, .. }))
+        {
+            let skipped: Vec<String> = platforms
+                .iter()
+                .flatten()
+                .filter(|q| *q != p)
+                .map(ToString::to_string)
+                .collect();
+            eprintln!(
+                "WARNING: the Docker engine holds one platform per image name: loading {p}, skipping {}",
+                skipped.join(", ")
+            );
+        }
+    }
+
+    let runs = prepared.into_iter().enumerate().map(|(i, ps)| {
+        let node = &nodes[ps.node];
+        let prefix = if multi {
+            ps.platform.as_ref().map(ToString::to_string)
+        } else {
+            None
+        };
+        run_one(i, ps, node, printer.clone(), prefix)
+    });
+    let solved = futures_util::future::try_join_all(runs).await?;
+    finish::finish(plan, args, ng, &nodes, solved, printer, scratch.path()).await
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    plan: &Plan,
+    node: &BuildNode,
+    node_index: usize,
+    solve_index: usize,
+    platform: Option<Platform>,
+    multi: bool,
+    loads: bool,
+    scratch: &Path,
+) -> anyhow::Result<PlatformSolve> {
+    let shared_key = format!(
+        "{}:{}",
+        plan.context_dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "context".to_owned()),
+        node.node.name
+    );
+    let mut session = Session::new(shared_key);
+    session.add_local("context", SyncedDir::new(&plan.context_dir));
+    session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+    for (id, src) in &plan.secrets {
+        session.add_secret(id.clone(), src.clone());
+    }
+    let mut spec = SolveSpec::dockerfile();
+    spec.frontend_attrs = plan.frontend_attrs.clone();
+    if let Some(p) = &platform {
+        spec.frontend_attrs.insert("platform".into(), p.to_string());
+    }
+    // The engine's BuildKit (docker driver) may predate attestations; buildx skips them there.
+    if let Some(mode) = &plan.provenance
+        && !node.is_docker()
+    {
+        spec.frontend_attrs
+            .insert("attest:provenance".into(), mode.clone());
+    }
+    let pdir = platform.as_ref().map(platform_dir);
+    let mut files = Vec::new();
+    for (oi, output) in plan.outputs.iter().enumerate() {
+        let exporter_index = spec.exporters.len() as u32;
+        let per_platform_file = |ext: &str| scratch.join(format!("{oi}-{solve_index}.{ext}"));
+        match output {
+            Output::Local { dest } => {
+                let dir = match (&pdir, multi) {
+                    (Some(d), true) => dest.join(d),
+                    _ => dest.clone(),
+                };
+                spec.exporters.push(ExporterSpec::new("local"));
+                session.add_output(exporter_index, OutputTarget::Directory(dir));
+            }
+            Output::Tar { dest } => {
+                spec.exporters.push(ExporterSpec::new("tar"));
+                let target = if multi {
+                    let f = per_platform_file("tar");
+                    files.push((oi, f.clone()));
+                    OutputTarget::File(f)
+                } else {
+                    dest_target(dest)
+                };
+                session.add_output(exporter_index, target);
+            }
+            Output::Oci { dest, attrs } => {
+                if node.is_docker() {
+                    anyhow::bail!(
+                        "the docker driver cannot export OCI tarballs (type=oci) on this engine: use a docker-container builder (brix create --use)"
+                    );
+                }
+                let mut e = ExporterSpec::new("oci");
+                e.attrs = attrs.clone();
+                spec.exporters.push(e);
+                let target = if multi {
+                    let f = per_platform_file("oci.tar");
+                    files.push((oi, f.clone()));
+                    OutputTarget::File(f)
+                } else {
+                    dest_target(dest)
+                };
+                session.add_output(exporter_index, target);
+            }
+            Output::Docker { dest, attrs } => {
+                if multi && !loads {
+                    continue;
+                }
+                if node.is_docker() && dest.is_none() {
+                    // The engine's BuildKit stores the image itself.
+                    let mut e = ExporterSpec::new("moby");
+                    e.attrs = attrs.clone();
+                    spec.exporters.push(e);
+                    continue;
+                }
+                if node.is_docker() {
+                    anyhow::bail!(
+                        "the docker driver cannot write docker tarballs (type=docker,dest=…) on this engine: use --load, or a docker-container builder"
+                    );
+                }
+                let mut e = ExporterSpec::new("docker");
+                e.attrs = attrs.clone();
+                spec.exporters.push(e);
+                let target = match dest {
+                    Some(d) => dest_target(d),
+                    None => {
+                        let f = per_platform_file("docker.tar");
+                        files.push((oi, f.clone()));
+                        OutputTarget::File(f)
+                    }
+                };
+                session.add_output(exporter_index, target);
+            }
+            Output::Image { attrs, push } => {
+                let kind = if node.is_docker() { "moby" } else { "image" };
+                let mut e = ExporterSpec::new(kind);
+                e.attrs = attrs.clone();
+                let names = output.names();
+                if *push && node.is_docker() && multi {
+                    anyhow::bail!(
+                        "a multi-platform push through the docker driver is not supported yet: create a docker-container builder (brix create --use --driver-opt network=host) and build with it"
+                    );
+                }
+                // On the docker driver the engine stores the image and brix pushes it
+                // through the Docker API afterwards (as buildx does).
+                if *push && !node.is_docker() {
+                    e.attrs.insert("push".into(), "true".into());
+                    if multi {
+                        // Each platform is pushed by digest to its repositories; the index
+                        // is assembled and pushed under the tags afterwards.
+                        let repos = finish::repositories(&names)?;
+                        e.attrs.insert("name".into(), repos.join(","));
+                        e.attrs.insert("push-by-digest".into(), "true".into());
+                    }
+                    if names
+                        .iter()
+                        .any(|n| node.insecure_registry(&finish::registry_host(n)))
+                    {
+                        e.attrs.insert("registry.insecure".into(), "true".into());
+                    }
+                }
+                spec.exporters.push(e);
+            }
+            Output::CacheOnly => {}
+        }
+    }
+    Ok(PlatformSolve {
+        node: node_index,
+        platform,
+        spec,
+        session,
+        files,
+    })
+}
+
+fn dest_target(dest: &Dest) -> OutputTarget {
+    match dest {
+        Dest::Stdout => OutputTarget::Writer(Box::new(tokio::io::stdout())),
+        Dest::File(p) => OutputTarget::File(p.clone()),
+    }
+}
+
+async fn run_one(
+    index: usize,
+    ps: PlatformSolve,
+    node: &BuildNode,
+    printer: Printer,
+    prefix: Option<String>,
+) -> Result<Solved, BuildFailure> {
+    let wrap = |e: anyhow::Error| BuildFailure {
+        solve: Some(index),
+        error: e,
+    };
+    let running = match &node.docker_endpoint {
+        Some(ep) => docker_session::run_over_dockerd(ps.session, ep)
+            .await
+            .map_err(wrap)?,
+        None => ps
+            .session
+            .run_over_control(&mut node.client.raw())
+            .await
+            .map_err(|e| wrap(e.into()))?,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let forward = tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            printer.solve_events(index, prefix.as_deref(), batch);
+        }
+    });
+    let result = solve(&node.client, ps.spec, running, tx).await;
+    // All progress is shown before the result is.
+    let _ = forward.await;
+    let result = result.map_err(|e| wrap(e.into()))?;
+    Ok(Solved {
+        platform: ps.platform,
+        node: ps.node,
+        result,
+        files: ps.files,
+    })
+}

@@ -1,0 +1,186 @@
+//! The builder's nodes for one build: booted if needed (shown in the build's progress),
+//! connected, their workers read, and a node chosen for each platform — one that runs it
+//! natively first, then one pinned to it, then one whose workers emulate it.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use brix_config::{Platform, RegistryConfig};
+use brix_driver::builder::{DEFAULT_BUILDER, driver_for};
+use brix_driver::docker_api::current_docker_endpoint;
+use brix_driver::{Node, NodeGroup, Status};
+use brix_solver_client::ControlClient;
+use brix_solver_client::workers::WorkerInfo;
+
+use crate::progress::printer::Printer;
+
+/// A connected node.
+pub struct BuildNode {
+    /// The node as stored.
+    pub node: Node,
+    /// The connected control client.
+    pub client: ControlClient,
+    /// Its workers.
+    pub workers: Vec<WorkerInfo>,
+    /// The engine endpoint when the driver is `docker` (sessions go through `/session`).
+    pub docker_endpoint: Option<String>,
+    /// `[registry."host"]` settings from the node's buildkitd.toml.
+    pub registries: BTreeMap<String, RegistryConfig>,
+}
+
+impl BuildNode {
+    /// Whether the node's driver is the Docker engine's own BuildKit.
+    pub fn is_docker(&self) -> bool {
+        self.docker_endpoint.is_some()
+    }
+
+    /// The platform the node runs natively: its first worker's first platform.
+    pub fn native(&self) -> Option<&Platform> {
+        self.workers.first().and_then(|w| w.platforms.first())
+    }
+
+    fn runs_natively(&self, p: &Platform) -> bool {
+        self.native()
+            .is_some_and(|n| n.os == p.os && n.architecture == p.architecture)
+            && self.supports(p)
+    }
+
+    fn pinned(&self, p: &Platform) -> bool {
+        self.node
+            .platforms
+            .iter()
+            .filter_map(|o| Platform::parse(&o.to_string()).ok())
+            .any(|q| &q == p)
+    }
+
+    fn supports(&self, p: &Platform) -> bool {
+        self.workers.iter().any(|w| w.supports(p))
+    }
+
+    /// True when `host` is marked `http = true` or `insecure = true` in the node's config.
+    pub fn insecure_registry(&self, host: &str) -> bool {
+        self.registries
+            .get(host)
+            .is_some_and(|r| r.http == Some(true) || r.insecure == Some(true))
+    }
+
+    /// Hosts marked `http = true` in the node's config.
+    pub fn plain_http_hosts(&self) -> Vec<String> {
+        self.registries
+            .iter()
+            .filter(|(_, r)| r.http == Some(true))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+/// Boots (when needed) and connects every node of `ng`, concurrently. Nodes that fail are
+/// reported; it fails only when none can be used.
+pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<Vec<BuildNode>> {
+    let many = ng.nodes.len() > 1;
+    let jobs = ng
+        .nodes
+        .iter()
+        .map(|node| connect_node(ng, node, printer, many));
+    let results = futures_util::future::join_all(jobs).await;
+    let mut nodes = Vec::new();
+    let mut errors = Vec::new();
+    for (node, r) in ng.nodes.iter().zip(results) {
+        match r {
+            Ok(n) => nodes.push(n),
+            Err(e) => errors.push(format!("node {}: {e:#}", node.name)),
+        }
+    }
+    if nodes.is_empty() {
+        bail!(
+            "no node of builder {:?} could be used:\n{}",
+            ng.name,
+            errors.join("\n")
+        );
+    }
+    for e in errors {
+        eprintln!("WARNING: {e}");
+    }
+    Ok(nodes)
+}
+
+async fn connect_node(
+    ng: &NodeGroup,
+    node: &Node,
+    printer: &Printer,
+    many: bool,
+) -> anyhow::Result<BuildNode> {
+    let driver = driver_for(ng, node)?;
+    let status = driver.status().await?;
+    if status != Status::Running {
+        let name = if many {
+            format!("[{} internal] booting buildkit", node.name)
+        } else {
+            "[internal] booting buildkit".to_owned()
+        };
+        let step = printer.client_step(name);
+        let r = driver.bootstrap(&step).await;
+        step.done(r.as_ref().err().map(|e| e.to_string()));
+        r?;
+    }
+    let client: ControlClient = driver.connect().await?;
+    let workers = client
+        .list_workers()
+        .await
+        .with_context(|| format!("listing the workers of {}", driver.describe()))?;
+    let docker_endpoint = (ng.driver == "docker").then(|| {
+        if node.endpoint == DEFAULT_BUILDER {
+            current_docker_endpoint()
+        } else {
+            node.endpoint.clone()
+        }
+    });
+    let registries = node
+        .files
+        .get("buildkitd.toml")
+        .and_then(|bytes| brix_config::ConfigFile::parse_bytes(bytes, "buildkitd.toml").ok())
+        .map(|f| f.config.registry)
+        .unwrap_or_default();
+    Ok(BuildNode {
+        node: node.clone(),
+        client,
+        workers,
+        docker_endpoint,
+        registries,
+    })
+}
+
+/// For each platform, the index of the node that builds it: a native node first, then one
+/// the platform is pinned on, then any whose workers list it. A platform no node supports
+/// is an error that says how to add emulation.
+pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(platforms.len());
+    for p in platforms {
+        let pick = nodes
+            .iter()
+            .position(|n| n.runs_natively(p))
+            .or_else(|| nodes.iter().position(|n| n.pinned(p)))
+            .or_else(|| nodes.iter().position(|n| n.supports(p)));
+        match pick {
+            Some(i) => out.push(i),
+            None => {
+                let available: Vec<String> = nodes
+                    .iter()
+                    .flat_map(|n| n.workers.iter().flat_map(|w| w.platforms.iter()))
+                    .map(ToString::to_string)
+                    .collect();
+                let hint = brix_driver::binfmt::suggestion_for(&p.to_string())
+                    .unwrap_or_else(|| format!("no node of this builder can build {p}"));
+                bail!(
+                    "no node of this builder supports platform {p} (it supports: {}).\n{hint}",
+                    if available.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        available.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,936 @@
+//! The build progress display: BuildKit's progress UI in its four shapes (`tty`, `plain`,
+//! `rawjson`, `quiet`), fed by the typed events of any number of concurrent solves plus
+//! client-side steps (booting a node, merging and pushing an index), all in one display.
+//!
+//! - plain: `#N name`, `#N <status> <cur> / <total> <secs>s done`, `#N <secs> <log line>`,
+//!   `#N DONE 1.2s` / `#N CACHED` / `#N ERROR: …` / `#N CANCELED`, with `#N ...` when the output
+//!   switches away from an unfinished step and a blank line between groups, as BuildKit's
+//!   plain printer writes them.
+//! - tty: a `[+] Building 3.2s (7/9)` block redrawn every 150 ms, one ` => name  1.2s` line per
+//!   step, sub-steps as ` => => …`, and the last log lines of running steps as ` => => # …`.
+//! - rawjson: one JSON status object per line on stderr.
+//! - quiet: nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use brix_driver::{BootstrapEvent, BootstrapSink};
+use brix_solver_client::progress::{
+    BuildWarning, LogStream, ProgressEvent, StatusUpdate, VertexState, VertexUpdate,
+};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// `tty` on a terminal, `plain` otherwise.
+    Auto,
+    /// A redrawn block on the terminal.
+    Tty,
+    /// `#N` lines, as BuildKit's plain printer.
+    Plain,
+    /// One JSON status per line.
+    Rawjson,
+    /// Nothing but the result.
+    Quiet,
+    /// Same as quiet (buildx's `none`).
+    None,
+}
+
+impl ProgressMode {
+    /// Resolves `auto` for the current stderr (and `BRIX_PROGRESS` / `BUILDKIT_PROGRESS`).
+    pub fn resolve(self) -> ProgressMode {
+        use std::io::IsTerminal;
+        match self {
+            ProgressMode::Auto => {
+                let env = std::env::var("BRIX_PROGRESS")
+                    .or_else(|_| std::env::var("BUILDKIT_PROGRESS"))
+                    .unwrap_or_default();
+                match env.as_str() {
+                    "plain" => ProgressMode::Plain,
+                    "tty" => ProgressMode::Tty,
+                    "rawjson" => ProgressMode::Rawjson,
+                    "quiet" | "none" => ProgressMode::Quiet,
+                    _ if std::io::stderr().is_terminal() => ProgressMode::Tty,
+                    _ => ProgressMode::Plain,
+                }
+            }
+            ProgressMode::None => ProgressMode::Quiet,
+            other => other,
+        }
+    }
+}
+
+/// Identifies a vertex across solves: the solve's number and the digest within it.
+type Key = (usize, String);
+
+/// Solve number used for client-side steps.
+const CLIENT: usize = usize::MAX;
+
+/// Log lines kept per step for the tty display and error reports.
+const LOG_TAIL: usize = 10;
+/// Log lines shown under a running step on a terminal.
+const TTY_LOG_LINES: usize = 6;
+
+#[derive(Debug)]
+struct StatusLine {
+    update: StatusUpdate,
+    dirty: bool,
+    last_printed: Option<(i64, SystemTime)>,
+}
+
+#[derive(Debug)]
+struct Vertex {
+    index: usize,
+    name: String,
+    record: VertexUpdate,
+    statuses: Vec<StatusLine>,
+    /// Complete log lines not printed yet (plain), already formatted.
+    pending_logs: Vec<String>,
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+    /// Plain: the name line has been printed since the last switch.
+    printed_done: bool,
+}
+
+struct State {
+    mode: ProgressMode,
+    started: Instant,
+    header: Option<String>,
+    right_label: String,
+    order: Vec<Key>,
+    vertices: HashMap<Key, Vertex>,
+    next_index: usize,
+    current: Option<Key>,
+    not_first: bool,
+    drawn_lines: usize,
+    warnings: Vec<(String, BuildWarning)>,
+    client_counter: usize,
+    finished: bool,
+}
+
+/// The progress display of one command. Cheap to clone; clones share the display.
+#[derive(Clone)]
+pub struct Printer {
+    state: Arc<Mutex<State>>,
+}
+
+impl Printer {
+    /// A display in `mode` (already resolved). `header` is buildx's `#0 building with …`
+    /// line (plain only); `right_label` (e.g. `docker-container:mybuilder`) is shown at the
+    /// right of the tty header.
+    pub fn new(mode: ProgressMode, header: Option<String>, right_label: String) -> Self {
+        let printer = Printer {
+            state: Arc::new(Mutex::new(State {
+                mode: mode.resolve(),
+                started: Instant::now(),
+                header,
+                right_label,
+                order: Vec::new(),
+                vertices: HashMap::new(),
+                next_index: 1,
+                current: None,
+                not_first: false,
+                drawn_lines: 0,
+                warnings: Vec::new(),
+                client_counter: 0,
+                finished: false,
+            })),
+        };
+        {
+            let mut st = printer.lock();
+            if st.mode == ProgressMode::Plain
+                && let Some(h) = st.header.take()
+            {
+                eprintln!("#0 {h}");
+                st.not_first = true;
+            }
+        }
+        printer
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic mid-draw elsewhere; keep drawing.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resolved mode.
+    pub fn mode(&self) -> ProgressMode {
+        self.lock().mode
+    }
+
+    /// Applies one batch of events from solve number `solve`. `prefix` (a platform such as
+    /// `linux/arm64`) is put into every step name, as buildx does for multi-platform builds.
+    pub fn solve_events(&self, solve: usize, prefix: Option<&str>, events: Vec<ProgressEvent>) {
+        let mut st = self.lock();
+        if st.mode == ProgressMode::Rawjson {
+            print_rawjson(&events);
+        }
+        let mut touched: Vec<Key> = Vec::new();
+        for ev in events {
+            let key = match &ev {
+                ProgressEvent::Vertex(v) => (solve, v.digest.clone()),
+                ProgressEvent::Status(s) => (solve, s.vertex.clone()),
+                ProgressEvent::Log(l) => (solve, l.vertex.clone()),
+                ProgressEvent::Warning(w) => (solve, w.vertex.clone()),
+            };
+            st.apply(key.clone(), ev, prefix);
+            if !touched.contains(&key) {
+                touched.push(key);
+            }
+        }
+        if st.mode == ProgressMode::Plain {
+            st.print_plain(touched);
+        }
+    }
+
+    /// Starts a client-side step shown like a BuildKit vertex.
+    pub fn client_step(&self, name: impl Into<String>) -> ClientStep {
+        let mut st = self.lock();
+        st.client_counter += 1;
+        let digest = format!("brix-client-{}", st.client_counter);
+        let now = SystemTime::now();
+        let record = VertexUpdate {
+            digest: digest.clone(),
+            inputs: Vec::new(),
+            name: name.into(),
+            started: Some(now),
+            completed: None,
+            cached: false,
+            error: None,
+            progress_group: None,
+        };
+        let key = (CLIENT, digest.clone());
+        st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+        if st.mode == ProgressMode::Plain {
+            st.print_plain(vec![key]);
+        }
+        drop(st);
+        ClientStep {
+            printer: self.clone(),
+            digest,
+        }
+    }
+
+    /// Spawns the tty redraw loop (every 150 ms); a no-op task in other modes.
+    pub fn spawn_ticker(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if me.mode() != ProgressMode::Tty {
+                return;
+            }
+            loop {
+                {
+                    let mut st = me.lock();
+                    if st.finished {
+                        return;
+                    }
+                    st.draw_tty(false);
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    }
+
+    /// Draws the final state (tty), flushes partial log lines (plain) and prints the
+    /// warnings summary.
+    pub fn finish(&self) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        match st.mode {
+            ProgressMode::Tty => st.draw_tty(true),
+            ProgressMode::Plain => {
+                let keys: Vec<Key> = st.order.clone();
+                let mut flush = Vec::new();
+                for key in keys {
+                    if let Some(v) = st.vertices.get_mut(&key)
+                        && !v.partial.is_empty()
+                    {
+                        let line =
+                            String::from_utf8_lossy(&std::mem::take(&mut v.partial)).into_owned();
+                        v.push_log_line(line);
+                        flush.push(key);
+                    }
+                }
+                if !flush.is_empty() {
+                    st.print_plain(flush);
+                }
+            }
+            _ => {}
+        }
+        st.finished = true;
+        if st.mode != ProgressMode::Quiet && st.mode != ProgressMode::Rawjson {
+            let warnings = std::mem::take(&mut st.warnings);
+            // The same warning from several platforms' solves is shown once.
+            let mut shown: Vec<String> = Vec::new();
+            for (_, w) in &warnings {
+                let text = w.short.trim_end().to_owned();
+                if !shown.contains(&text) {
+                    shown.push(text);
+                }
+            }
+            if !shown.is_empty() {
+                eprintln!(
+                    "\n {} warning{} found:",
+                    shown.len(),
+                    if shown.len() == 1 { "" } else { "s" }
+                );
+                for w in &shown {
+                    eprintln!(" - {w}");
+                }
+            }
+        }
+    }
+
+    /// The last log lines of the step with `digest` in solve `solve` (for error reports),
+    /// with its display name.
+    pub fn step_report(&self, solve: usize, digest: &str) -> Option<(String, Vec<String>)> {
+        let st = self.lock();
+        let v = st.vertices.get(&(solve, digest.to_owned()))?;
+        Some((v.name.clone(), v.tail.iter().cloned().collect()))
+    }
+
+    /// The first failed step of solve `solve`: its digest.
+    pub fn failed_step(&self, solve: usize) -> Option<String> {
+        let st = self.lock();
+        st.order
+            .iter()
+            .filter(|k| k.0 == solve)
+            .filter_map(|k| st.vertices.get(k))
+            .find(|v| v.record.state() == VertexState::Failed)
+            .map(|v| v.record.digest.clone())
+    }
+}
+
+impl State {
+    fn apply(&mut self, key: Key, ev: ProgressEvent, prefix: Option<&str>) {
+        if let ProgressEvent::Vertex(update) = &ev {
+            match self.vertices.get_mut(&key) {
+                Some(v) => {
+                    let started = match (v.record.started, update.started) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    v.record = update.clone();
+                    v.record.started = started;
+                    v.name = prefixed(&update.name, prefix);
+                }
+                None => {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    self.order.push(key.clone());
+                    self.vertices.insert(
+                        key.clone(),
+                        Vertex {
+                            index,
+                            name: prefixed(&update.name, prefix),
+                            record: update.clone(),
+                            statuses: Vec::new(),
+                            pending_logs: Vec::new(),
+                            partial: Vec::new(),
+                            tail: VecDeque::new(),
+                            printed_done: false,
+                        },
+                    );
+                }
+            }
+            if let Some(v) = self.vertices.get_mut(&key)
+                && v.record.completed.is_some()
+                && !v.partial.is_empty()
+            {
+                let line = String::from_utf8_lossy(&std::mem::take(&mut v.partial)).into_owned();
+                v.push_log_line(line);
+            }
+            return;
+        }
+        // Statuses and logs for a vertex not seen yet are dropped, as BuildKit's UI does.
+        let Some(v) = self.vertices.get_mut(&key) else {
+            if let ProgressEvent::Warning(w) = ev {
+                self.warnings.push((String::new(), w));
+            }
+            return;
+        };
+        match ev {
+            ProgressEvent::Status(s) => match v.statuses.iter_mut().find(|x| x.update.id == s.id) {
+                Some(line) => {
+                    line.update = s;
+                    line.dirty = true;
+                }
+                None => v.statuses.push(StatusLine {
+                    update: s,
+                    dirty: true,
+                    last_printed: None,
+                }),
+            },
+            ProgressEvent::Log(l) => {
+                let start = v.record.started;
+                v.partial.extend_from_slice(&l.data);
+                while let Some(pos) = v.partial.iter().position(|b| *b == b'\n') {
+                    let rest = v.partial.split_off(pos + 1);
+                    let mut line = std::mem::replace(&mut v.partial, rest);
+                    line.pop();
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    let secs = match (l.timestamp, start) {
+                        (Some(t), Some(s)) => t.duration_since(s).unwrap_or_default().as_secs_f64(),
+                        _ => 0.0,
+                    };
+                    let prec = if secs < 10.0 {
+                        3
+                    } else if secs < 100.0 {
+                        2
+                    } else {
+                        1
+                    };
+                    v.pending_logs.push(format!("{secs:.prec$} {text}"));
+                    v.tail.push_back(text);
+                    if v.tail.len() > LOG_TAIL {
+                        v.tail.pop_front();
+                    }
+                }
+            }
+            ProgressEvent::Warning(w) => {
+                let name = v.name.clone();
+                self.warnings.push((name, w));
+            }
+            ProgressEvent::Vertex(_) => {}
+        }
+    }
+
+    /// BuildKit's plain printer for the vertices touched by one batch: completed ones first
+    /// (by completion time), then the others.
+    fn print_plain(&mut self, touched: Vec<Key>) {
+        let (mut completed, rest): (Vec<Key>, Vec<Key>) = touched.into_iter().partition(|k| {
+            self.vertices
+                .get(k)
+                .is_some_and(|v| v.record.completed.is_some())
+        });
+        completed.sort_by_key(|k| self.vertices.get(k).and_then(|v| v.record.completed));
+        let mut out = String::new();
+        for key in completed {
+            self.print_vertex(&key, &mut out);
+        }
+        // Like BuildKit's printer, one unfinished step is shown at a time: the current one
+        // if it has news, else the first with news; the others' lines wait until they get
+        // the turn or complete.
+        let current_open = self.current.as_ref().is_some_and(|c| {
+            self.vertices
+                .get(c)
+                .is_some_and(|v| v.record.completed.is_none())
+        });
+        let pick = if current_open {
+            rest.iter()
+                .find(|k| Some(*k) == self.current.as_ref())
+                .cloned()
+        } else {
+            rest.first().cloned()
+        };
+        if let Some(key) = pick {
+            self.print_vertex(&key, &mut out);
+        }
+        if !out.is_empty() {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(out.as_bytes());
+            let _ = err.flush();
+        }
+    }
+
+    fn print_vertex(&mut self, key: &Key, out: &mut String) {
+        use std::fmt::Write as _;
+        let Some(v) = self.vertices.get(key) else {
+            return;
+        };
+        if v.printed_done {
+            return;
+        }
+        let has_news = v.statuses.iter().any(|s| s.dirty)
+            || !v.pending_logs.is_empty()
+            || v.record.completed.is_some()
+            || v.record.started.is_some();
+        if !has_news {
+            return;
+        }
+        if self.current.as_ref() != Some(key) {
+            if let Some(cur) = self.current.take()
+                && let Some(old) = self.vertices.get(&cur)
+                && old.record.completed.is_none()
+            {
+                let _ = writeln!(out, "#{} ...", old.index);
+            }
+            if self.not_first {
+                out.push('\n');
+            }
+            self.not_first = true;
+            let _ = writeln!(out, "#{} {}", v.index, v.name);
+        }
+        let Some(v) = self.vertices.get_mut(key) else {
+            return;
+        };
+        let index = v.index;
+        for s in v.statuses.iter_mut().filter(|s| s.dirty) {
+            s.dirty = false;
+            let u = &s.update;
+            let now = u.timestamp.unwrap_or_else(SystemTime::now);
+            if let Some((cur, at)) = s.last_printed
+                && u.completed.is_none()
+            {
+                let delta = if u.total > 0 {
+                    (u.current - cur) as f64 / u.total as f64
+                } else {
+                    0.0
+                };
+                if delta < 0.05
+                    && now.duration_since(at).unwrap_or_default() < Duration::from_secs(5)
+                {
+                    continue;
+                }
+            }
+            s.last_printed = Some((u.current, now));
+            let _ = writeln!(out, "#{index} {}", status_text(u));
+        }
+        for line in v.pending_logs.drain(..) {
+            let _ = writeln!(out, "#{index} {line}");
+        }
+        self.current = Some(key.clone());
+        if v.record.completed.is_some() {
+            self.current = None;
+            v.printed_done = true;
+            match v.record.state() {
+                VertexState::Canceled => {
+                    let _ = writeln!(out, "#{index} CANCELED");
+                }
+                VertexState::Failed => {
+                    let _ = writeln!(
+                        out,
+                        "#{index} ERROR: {}",
+                        v.record.error.as_deref().unwrap_or_default()
+                    );
+                }
+                VertexState::Cached => {
+                    let _ = writeln!(out, "#{index} CACHED");
+                }
+                _ => {
+                    let tm = match (v.record.started, v.record.completed) {
+                        (Some(s), Some(c)) => format!(
+                            " {:.1}s",
+                            c.duration_since(s).unwrap_or_default().as_secs_f64()
+                        ),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(out, "#{index} DONE{tm}");
+                }
+            }
+        }
+    }
+
+    fn draw_tty(&mut self, last: bool) {
+        let width = terminal_width();
+        let now = SystemTime::now();
+        let total = self.order.len();
+        let done = self
+            .order
+            .iter()
+            .filter_map(|k| self.vertices.get(k))
+            .filter(|v| v.record.completed.is_some())
+            .count();
+        let all_done = last || (total > 0 && done == total);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let mut lines = Vec::new();
+        let head = format!(
+            "[+] Building {elapsed:.1}s ({done}/{total}){}",
+            if all_done { " FINISHED" } else { "" }
+        );
+        lines.push(fit(&head, &self.right_label, width));
+        for key in &self.order {
+            let Some(v) = self.vertices.get(key) else {
+                continue;
+            };
+            let state = v.record.state();
+            let prefix = match state {
+                VertexState::Cached => "CACHED ",
+                VertexState::Failed => "ERROR ",
+                VertexState::Canceled => "CANCELED ",
+                _ => "",
+            };
+            let dur = match v.record.started {
+                Some(s) => v
+                    .record
+                    .completed
+                    .unwrap_or(now)
+                    .duration_since(s)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                None if v.record.completed.is_some() => 0.0,
+                None => 0.0,
+            };
+            let timer = if v.record.started.is_some() || v.record.completed.is_some() {
+                format!("{dur:.1}s")
+            } else {
+                String::new()
+            };
+            lines.push(fit(&format!(" => {prefix}{}", v.name), &timer, width));
+            for s in &v.statuses {
+                let u = &s.update;
+                let d = match u.started {
+                    Some(st) => u
+                        .completed
+                        .or(u.timestamp)
+                        .unwrap_or(now)
+                        .duration_since(st)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                    None => 0.0,
+                };
+                lines.push(fit(
+                    &format!(" => => {}", status_body(u)),
+                    &format!("{d:.1}s"),
+                    width,
+                ));
+            }
+            let show_logs = matches!(state, VertexState::Running | VertexState::Failed);
+            if show_logs {
+                let skip = v.tail.len().saturating_sub(TTY_LOG_LINES);
+                for l in v.tail.iter().skip(skip) {
+                    lines.push(fit(&format!(" => => # {l}"), "", width));
+                }
+            }
+        }
+        let mut err = std::io::stderr().lock();
+        let mut buf = String::new();
+        if self.drawn_lines > 0 {
+            buf.push_str(&format!("\x1b[{}A", self.drawn_lines));
+        }
+        for l in &lines {
+            buf.push('\r');
+            buf.push_str(l);
+            buf.push_str("\x1b[K\n");
+        }
+        let _ = err.write_all(buf.as_bytes());
+        let _ = err.flush();
+        self.drawn_lines = lines.len();
+    }
+}
+
+impl Vertex {
+    fn push_log_line(&mut self, text: String) {
+        let secs = match (self.record.started, self.record.completed) {
+            (Some(s), Some(c)) => c.duration_since(s).unwrap_or_default().as_secs_f64(),
+            _ => 0.0,
+        };
+        self.pending_logs.push(format!("{secs:.3} {text}"));
+        self.tail.push_back(text);
+        if self.tail.len() > LOG_TAIL {
+            self.tail.pop_front();
+        }
+    }
+}
+
+/// `[2/3] RUN x` → `[linux/arm64 2/3] RUN x`; names without a bracket get `[linux/arm64] `.
+fn prefixed(name: &str, prefix: Option<&str>) -> String {
+    match prefix {
+        None => name.to_owned(),
+        Some(p) => match name.strip_prefix('[') {
+            Some(rest) => format!("[{p} {rest}"),
+            None => format!("[{p}] {name}"),
+        },
+    }
+}
+
+/// `<id> <cur> / <total> <secs>s done`, as the plain printer writes a status.
+fn status_text(u: &StatusUpdate) -> String {
+    let mut s = u.id.clone();
+    if u.total != 0 {
+        s.push_str(&format!(" {} / {}", bytes(u.current), bytes(u.total)));
+    } else if u.current != 0 {
+        s.push_str(&format!(" {}", bytes(u.current)));
+    }
+    let end = u.completed.or(u.timestamp);
+    if let (Some(st), Some(end)) = (u.started, end) {
+        s.push_str(&format!(
+            " {:.1}s",
+            end.duration_since(st).unwrap_or_default().as_secs_f64()
+        ));
+    }
+    if u.completed.is_some() {
+        s.push_str(" done");
+    }
+    s
+}
+
+/// The status text without its timer (tty shows the timer on the right).
+fn status_body(u: &StatusUpdate) -> String {
+    let mut s = u.id.clone();
+    if u.total != 0 {
+        s.push_str(&format!(" {} / {}", bytes(u.current), bytes(u.total)));
+    } else if u.current != 0 {
+        s.push_str(&format!(" {}", bytes(u.current)));
+    }
+    s
+}
+
+/// Decimal byte units as BuildKit prints them: `132B`, `1.03MB`.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if n.abs() < 1000 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut i = 0;
+    while v.abs() >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.2}{}", UNITS[i])
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|w| *w >= 40)
+        .unwrap_or(100)
+}
+
+fn fit(left: &str, right: &str, w: usize) -> String {
+    let room = w.saturating_sub(right.chars().count() + 1);
+    let left: String = if left.chars().count() > room {
+        left.chars().take(room).collect()
+    } else {
+        left.to_string()
+    };
+    let pad = w.saturating_sub(left.chars().count() + right.chars().count());
+    format!("{left}{}{right}", " ".repeat(pad))
+}
+
+fn rfc3339(t: Option<SystemTime>) -> serde_json::Value {
+    match t {
+        Some(t) => serde_json::Value::String(brix_driver::timefmt::rfc3339(t)),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// One line of `rawjson`: the batch in the shape of BuildKit's `client.SolveStatus`.
+fn print_rawjson(events: &[ProgressEvent]) {
+    use base64::Engine;
+    use serde_json::json;
+    let mut vertexes = Vec::new();
+    let mut statuses = Vec::new();
+    let mut logs = Vec::new();
+    let mut warnings = Vec::new();
+    for ev in events {
+        match ev {
+            ProgressEvent::Vertex(v) => {
+                let mut o = json!({"digest": v.digest, "name": v.name});
+                if !v.inputs.is_empty() {
+                    o["inputs"] = json!(v.inputs);
+                }
+                if v.started.is_some() {
+                    o["started"] = rfc3339(v.started);
+                }
+                if v.completed.is_some() {
+                    o["completed"] = rfc3339(v.completed);
+                }
+                if v.cached {
+                    o["cached"] = json!(true);
+                }
+                if let Some(e) = &v.error {
+                    o["error"] = json!(e);
+                }
+                vertexes.push(o);
+            }
+            ProgressEvent::Status(s) => {
+                let mut o =
+                    json!({"id": s.id, "vertex": s.vertex, "timestamp": rfc3339(s.timestamp)});
+                if !s.name.is_empty() {
+                    o["name"] = json!(s.name);
+                }
+                if s.current != 0 {
+                    o["current"] = json!(s.current);
+                }
+                if s.total != 0 {
+                    o["total"] = json!(s.total);
+                }
+                if s.started.is_some() {
+                    o["started"] = rfc3339(s.started);
+                }
+                if s.completed.is_some() {
+                    o["completed"] = rfc3339(s.completed);
+                }
+                statuses.push(o);
+            }
+            ProgressEvent::Log(l) => {
+                let stream = match l.stream {
+                    LogStream::Stdout => 1,
+                    LogStream::Stderr => 2,
+                    LogStream::Other(n) => n,
+                };
+                logs.push(json!({
+                    "vertex": l.vertex,
+                    "stream": stream,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&l.data),
+                    "timestamp": rfc3339(l.timestamp),
+                }));
+            }
+            ProgressEvent::Warning(w) => {
+                warnings.push(json!({
+                    "vertex": w.vertex,
+                    "level": w.level,
+                    "short": base64::engine::general_purpose::STANDARD.encode(w.short.as_bytes()),
+                    "url": w.url,
+                }));
+            }
+        }
+    }
+    let mut o = serde_json::Map::new();
+    if !vertexes.is_empty() {
+        o.insert("vertexes".into(), json!(vertexes));
+    }
+    if !statuses.is_empty() {
+        o.insert("statuses".into(), json!(statuses));
+    }
+    if !logs.is_empty() {
+        o.insert("logs".into(), json!(logs));
+    }
+    if !warnings.is_empty() {
+        o.insert("warnings".into(), json!(warnings));
+    }
+    eprintln!("{}", serde_json::Value::Object(o));
+}
+
+/// A client-side step in the display; also a [`BootstrapSink`], so booting a node shows as
+/// `[internal] booting buildkit` with its sub-steps.
+pub struct ClientStep {
+    printer: Printer,
+    digest: String,
+}
+
+impl ClientStep {
+    fn update(&self, f: impl FnOnce(&mut State, &Key)) {
+        let mut st = self.printer.lock();
+        let key = (CLIENT, self.digest.clone());
+        f(&mut st, &key);
+        if st.mode == ProgressMode::Plain {
+            st.print_plain(vec![key]);
+        }
+    }
+
+    /// Shows a sub-step (`pushing manifest for …`); `done` marks it finished.
+    pub fn status(&self, id: &str, done: bool) {
+        let now = SystemTime::now();
+        self.update(|st, key| {
+            let started = st
+                .vertices
+                .get(key)
+                .and_then(|v| v.statuses.iter().find(|s| s.update.id == id))
+                .and_then(|s| s.update.started)
+                .unwrap_or(now);
+            st.apply(
+                key.clone(),
+                ProgressEvent::Status(StatusUpdate {
+                    vertex: key.1.clone(),
+                    id: id.to_owned(),
+                    name: String::new(),
+                    current: 0,
+                    total: 0,
+                    timestamp: Some(now),
+                    started: Some(started),
+                    completed: done.then_some(now),
+                }),
+                None,
+            );
+        });
+    }
+
+    /// Adds a log line under the step.
+    pub fn log(&self, line: &str) {
+        let mut data = line.as_bytes().to_vec();
+        data.push(b'\n');
+        self.update(|st, key| {
+            st.apply(
+                key.clone(),
+                ProgressEvent::Log(brix_solver_client::progress::LogChunk {
+                    vertex: key.1.clone(),
+                    stream: LogStream::Stdout,
+                    data,
+                    timestamp: Some(SystemTime::now()),
+                }),
+                None,
+            );
+        });
+    }
+
+    /// Ends the step, failed when `error` is given.
+    pub fn done(&self, error: Option<String>) {
+        self.update(|st, key| {
+            if let Some(v) = st.vertices.get(key) {
+                let mut record = v.record.clone();
+                record.completed = Some(SystemTime::now());
+                record.error = error;
+                st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+            }
+        });
+    }
+}
+
+impl BootstrapSink for ClientStep {
+    fn event(&self, ev: BootstrapEvent) {
+        match ev {
+            BootstrapEvent::StepStarted { step } => self.status(&step, false),
+            BootstrapEvent::StepFinished { step, error } => {
+                self.status(&step, true);
+                if let Some(e) = error {
+                    self.log(&format!("{step}: {e}"));
+                }
+            }
+            BootstrapEvent::Notice { message } => self.log(&message),
+            BootstrapEvent::Log { line } => self.log(&line),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_get_the_platform_prefix() {
+        assert_eq!(
+            prefixed("[2/3] RUN uname -m", Some("linux/arm64")),
+            "[linux/arm64 2/3] RUN uname -m"
+        );
+        assert_eq!(
+            prefixed("[internal] load metadata", Some("linux/amd64")),
+            "[linux/amd64 internal] load metadata"
+        );
+        assert_eq!(
+            prefixed("exporting to image", Some("linux/amd64")),
+            "[linux/amd64] exporting to image"
+        );
+        assert_eq!(prefixed("exporting to image", None), "exporting to image");
+    }
+
+    #[test]
+    fn bytes_are_decimal_units() {
+        assert_eq!(bytes(132), "132B");
+        assert_eq!(bytes(1_030_000), "1.03MB");
+        assert_eq!(bytes(2_500), "2.50kB");
+    }
+
+    #[test]
+    fn status_text_matches_the_plain_printer() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
+        let u = StatusUpdate {
+            vertex: "v".into(),
+            id: "transferring context:".into(),
+            name: String::new(),
+            current: 30,
+            total: 0,
+            timestamp: Some(t0),
+            started: Some(t0),
+            completed: Some(t0),
+        };
+        assert_eq!(status_text(&u), "transferring context: 30B 0.0s done");
+    }
+}

@@ -1,0 +1,403 @@
+//! One solve: a `Control.Solve` call with its `Control.Status` progress stream and the
+//! session that serves it, run together (the daemon waits only 5 s for the session and 6 s
+//! for the job named by the status request), with typed errors that keep BuildKit's error
+//! details (the failing vertex, the Dockerfile lines).
+//!
+//! ```no_run
+//! # async fn demo(client: brix_solver_client::ControlClient) -> Result<(), Box<dyn std::error::Error>> {
+//! use brix_solver_client::session::{Session, SyncedDir};
+//! use brix_solver_client::solve::{SolveSpec, solve};
+//! let mut session = Session::new("hello");
+//! session.add_local("context", SyncedDir::new("."));
+//! session.add_local("dockerfile", SyncedDir::new("."));
+//! let running = session.run_over_control(&mut client.raw()).await?;
+//! let spec = SolveSpec::dockerfile().attr("platform", "linux/arm64");
+//! let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! tokio::spawn(async move { while let Some(batch) = rx.recv().await { println!("{batch:?}") } });
+//! let result = solve(&client, spec, running, events).await?;
+//! println!("{:?}", result.exporter_response);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prost::Message;
+use tokio::sync::mpsc;
+
+use crate::control::{ClientError, ControlClient};
+use crate::progress::{ProgressEvent, SourceLocation, events_from_status};
+use crate::proto::errdefs;
+use crate::proto::google::rpc;
+use crate::proto::moby::buildkit::v1 as pb_control;
+use crate::session::{RunningSession, SessionError};
+
+/// The Dockerfile frontend built into BuildKit.
+pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
+
+/// How long to keep reading progress after `Solve` returned (the stream normally ends by
+/// itself right away; BuildKit's Go client gives up after the same 5 s of silence).
+const STATUS_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long to wait for the session to close gracefully after the solve.
+const SESSION_CLOSE_WAIT: Duration = Duration::from_millis(200);
+
+/// What to solve and where the result goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SolveSpec {
+    /// The job ID (`SolveRequest.Ref`); a random one is used when empty.
+    pub build_ref: String,
+    /// The frontend, e.g. [`DOCKERFILE_FRONTEND`].
+    pub frontend: String,
+    /// Frontend options: `filename`, `target`, `platform`, `build-arg:NAME`, ...
+    pub frontend_attrs: BTreeMap<String, String>,
+    /// Outputs. The index of each is its exporter ID on the session's FileSend calls.
+    pub exporters: Vec<ExporterSpec>,
+    /// Entitlements asked for (`network.host`, `security.insecure`).
+    pub entitlements: Vec<String>,
+}
+
+impl SolveSpec {
+    /// A Dockerfile build (`dockerfile.v0`) with no options yet.
+    pub fn dockerfile() -> Self {
+        SolveSpec {
+            frontend: DOCKERFILE_FRONTEND.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets one frontend attribute.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.frontend_attrs.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an output.
+    pub fn exporter(mut self, exporter: ExporterSpec) -> Self {
+        self.exporters.push(exporter);
+        self
+    }
+
+    fn to_request(&self, build_ref: &str, session_id: &str) -> pb_control::SolveRequest {
+        let exporters: Vec<pb_control::Exporter> = self
+            .exporters
+            .iter()
+            .map(|e| pb_control::Exporter {
+                r#type: e.kind.clone(),
+                attrs: e.attrs.clone(),
+            })
+            .collect();
+        // Daemons older than v0.13 read only the single deprecated exporter fields.
+        let (exporter_deprecated, exporter_attrs_deprecated) = exporters
+            .first()
+            .map(|e| (e.r#type.clone(), e.attrs.clone()))
+            .unwrap_or_default();
+        pb_control::SolveRequest {
+            r#ref: build_ref.to_owned(),
+            session: session_id.to_owned(),
+            frontend: self.frontend.clone(),
+            frontend_attrs: self.frontend_attrs.clone(),
+            entitlements: self.entitlements.clone(),
+            exporters,
+            exporter_deprecated,
+            exporter_attrs_deprecated,
+            ..Default::default()
+        }
+    }
+}
+
+/// One output of a solve: an exporter type (`image`, `moby`, `local`, `tar`, `oci`,
+/// `docker`) and its attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterSpec {
+    /// The exporter type.
+    pub kind: String,
+    /// Its attributes, e.g. `name`, `push`, `push-by-digest`.
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl ExporterSpec {
+    /// An exporter of type `kind` without attributes.
+    pub fn new(kind: impl Into<String>) -> Self {
+        ExporterSpec {
+            kind: kind.into(),
+            attrs: BTreeMap::new(),
+        }
+    }
+
+    /// Sets one attribute.
+    pub fn attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attrs.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// What a successful solve returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SolveResult {
+    /// The job ID the solve ran under.
+    pub build_ref: String,
+    /// The exporters' response: `containerimage.digest`, `containerimage.descriptor`
+    /// (base64 JSON), `containerimage.config.digest`, `image.name`, ...
+    pub exporter_response: BTreeMap<String, String>,
+}
+
+/// Why a build failed, with what BuildKit's error details say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolveFailure {
+    /// The daemon's message, e.g. `process "/bin/sh -c false" did not complete
+    /// successfully: exit code: 1`.
+    pub message: String,
+    /// The gRPC code.
+    pub code: tonic::Code,
+    /// Digest of the vertex that failed, when the daemon said.
+    pub vertex: Option<String>,
+    /// Where in the Dockerfile (or other source) the failure is, when the daemon said.
+    pub locations: Vec<SourceLocation>,
+}
+
+impl std::fmt::Display for SolveFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed to solve: {}", self.message)
+    }
+}
+
+/// A failed solve.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    /// The session could not be served.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The build itself failed (a step, the Dockerfile, an export).
+    #[error("{0}")]
+    Failed(Box<SolveFailure>),
+    /// The daemon could not be reached or refused the call.
+    #[error(transparent)]
+    Client(ClientError),
+}
+
+impl SolveError {
+    /// The build failure details, when the build itself failed.
+    pub fn failure(&self) -> Option<&SolveFailure> {
+        match self {
+            SolveError::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// Runs one solve over `session` (already connected), streaming its progress to `progress`
+/// (one batch per status message), and closes the session once the solve — exporters
+/// included — has finished. Dropping the returned future cancels the build: the gRPC calls
+/// are reset and the daemon stops the job, and the session goes with it.
+pub async fn solve(
+    client: &ControlClient,
+    spec: SolveSpec,
+    session: RunningSession,
+    progress: mpsc::UnboundedSender<Vec<ProgressEvent>>,
+) -> Result<SolveResult, SolveError> {
+    let build_ref = if spec.build_ref.is_empty() {
+        new_build_ref()
+    } else {
+        spec.build_ref.clone()
+    };
+    let request = spec.to_request(&build_ref, session.id());
+
+    // Status is opened alongside Solve: the daemon holds it up to 6 s for the job to appear.
+    let status_client = client.clone();
+    let status_ref = build_ref.clone();
+    let status_task = AbortOnDrop(tokio::spawn(async move {
+        let mut stream = match status_client.status(&status_ref).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, "status stream not available");
+                return;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(response)) => {
+                    let events = events_from_status(response);
+                    if !events.is_empty() && progress.send(events).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "status stream ended with an error");
+                    return;
+                }
+            }
+        }
+    }));
+
+    let outcome = client.solve(request).await;
+    // The session stays up until here: exporters call back into it during Solve. The daemon
+    // keeps its end of the tunnel open until the client leaves, so a graceful close would
+    // wait out its grace period; the Go client likewise just hangs up after Solve.
+    let closed = match tokio::time::timeout(SESSION_CLOSE_WAIT, session.close()).await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    };
+    let mut status_task = status_task;
+    if tokio::time::timeout(STATUS_DRAIN, &mut status_task.0)
+        .await
+        .is_err()
+    {
+        tracing::debug!("status stream still open {STATUS_DRAIN:?} after the solve; closing it");
+    }
+    let response = outcome.map_err(failure_from_client_error)?;
+    closed?;
+    Ok(SolveResult {
+        build_ref,
+        exporter_response: response.exporter_response,
+    })
+}
+
+/// Aborts the task when dropped, so cancelling a solve also stops its status reader.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn failure_from_client_error(err: ClientError) -> SolveError {
+    let Some(status) = err.grpc_status() else {
+        return SolveError::Client(err);
+    };
+    SolveError::Failed(Box::new(decode_failure(status)))
+}
+
+/// Reads BuildKit's typed error details (`errdefs.Vertex`, `errdefs.Source`) out of a gRPC
+/// status. The payloads are protobuf despite their `+json` type URLs.
+pub fn decode_failure(status: &tonic::Status) -> SolveFailure {
+    let mut failure = SolveFailure {
+        message: status.message().to_owned(),
+        code: status.code(),
+        vertex: None,
+        locations: Vec::new(),
+    };
+    let Ok(details) = rpc::Status::decode(status.details()) else {
+        return failure;
+    };
+    for any in details.details {
+        let url = any.type_url.as_str();
+        if url.ends_with("errdefs.Vertex+json") {
+            if let Ok(v) = errdefs::Vertex::decode(any.value.as_slice()) {
+                failure.vertex = Some(v.digest).filter(|d| !d.is_empty());
+            }
+        } else if url.ends_with("errdefs.Source+json")
+            && let Ok(s) = errdefs::Source::decode(any.value.as_slice())
+            && let Some(loc) = SourceLocation::from_pb(s.info.as_ref(), &s.ranges)
+        {
+            failure.locations.push(loc);
+        }
+    }
+    failure
+}
+
+/// A 25-character base-36 random ID, the format BuildKit's own clients use for job IDs.
+pub fn new_build_ref() -> String {
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let mut n = if random.is_ok() {
+        u128::from_le_bytes(bytes)
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+            ^ u128::from(std::process::id())
+    };
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 25];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    out.iter().map(|b| *b as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::pb;
+
+    #[test]
+    fn request_carries_session_frontend_and_both_exporter_forms() {
+        let spec = SolveSpec::dockerfile()
+            .attr("platform", "linux/arm64")
+            .exporter(ExporterSpec::new("image").attr("push", "true"));
+        let req = spec.to_request("ref1", "sess1");
+        assert_eq!(req.r#ref, "ref1");
+        assert_eq!(req.session, "sess1");
+        assert_eq!(req.frontend, "dockerfile.v0");
+        assert_eq!(req.frontend_attrs["platform"], "linux/arm64");
+        assert_eq!(req.exporters.len(), 1);
+        assert_eq!(req.exporter_deprecated, "image");
+        assert_eq!(req.exporter_attrs_deprecated["push"], "true");
+    }
+
+    #[test]
+    fn decodes_vertex_and_source_details() {
+        let source = errdefs::Source {
+            info: Some(pb::SourceInfo {
+                filename: "Dockerfile".into(),
+                data: b"FROM busybox\nRUN false\n".to_vec(),
+                definition: None,
+                language: "Dockerfile".into(),
+            }),
+            ranges: vec![pb::Range {
+                start: Some(pb::Position {
+                    line: 2,
+                    character: 0,
+                }),
+                end: Some(pb::Position {
+                    line: 2,
+                    character: 0,
+                }),
+            }],
+        };
+        let details = rpc::Status {
+            code: 2,
+            message: "boom".into(),
+            details: vec![
+                prost_types::Any {
+                    type_url: "github.com/moby/buildkit/errdefs.Vertex+json".into(),
+                    value: errdefs::Vertex {
+                        digest: "sha256:abc".into(),
+                    }
+                    .encode_to_vec(),
+                },
+                prost_types::Any {
+                    type_url: "github.com/moby/buildkit/errdefs.Source+json".into(),
+                    value: source.encode_to_vec(),
+                },
+            ],
+        };
+        let status = tonic::Status::with_details(
+            tonic::Code::Unknown,
+            "process did not complete successfully",
+            details.encode_to_vec().into(),
+        );
+        let failure = decode_failure(&status);
+        assert_eq!(failure.vertex.as_deref(), Some("sha256:abc"));
+        assert_eq!(failure.locations.len(), 1);
+        assert_eq!(failure.locations[0].lines, vec![(2, 2)]);
+        assert!(failure.to_string().starts_with("failed to solve: process"));
+    }
+
+    #[test]
+    fn build_refs_are_random_base36() {
+        let a = new_build_ref();
+        assert_eq!(a.len(), 25);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+        assert_ne!(a, new_build_ref());
+    }
+}

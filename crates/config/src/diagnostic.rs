@@ -45,6 +45,8 @@ pub mod codes {
     pub const GC_DISABLED_WITH_POLICY: &str = "BKC009";
     /// Both a deprecated key and its replacement are set; the deprecated one is ignored.
     pub const SHADOWED_DEPRECATED_KEY: &str = "BKC010";
+    /// An `insecure-entitlements` value BuildKit does not know.
+    pub const UNKNOWN_ENTITLEMENT: &str = "BKC011";
     /// The file is not valid TOML (syntax, duplicate table, truncation).
     pub const TOML_SYNTAX: &str = "BKC100";
     /// A value has the wrong TOML type.

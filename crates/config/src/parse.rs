@@ -105,6 +105,7 @@ const REGISTRY_KEYS: &[&str] = &[
     "tlsconfigdir",
 ];
 const FRONTENDS: &[&str] = &["dockerfile.v0", "gateway.v0"];
+const ENTITLEMENTS: &[&str] = &["network.host", "security.insecure", "device"];
 
 /// Parses `src` (named `file` in messages). Returns the model when there is no error-level
 /// diagnostic, and every diagnostic found (errors and warnings), sorted by position.
@@ -482,7 +483,10 @@ impl<'a> Walker<'a> {
                     }
                 }
                 "root" => c.root = self.string(&path, v),
-                "insecure-entitlements" => c.insecure_entitlements = self.strings(&path, v),
+                "insecure-entitlements" => {
+                    c.insecure_entitlements = self.strings(&path, v);
+                    self.entitlement_lints(&path, v);
+                }
                 "proxyNetwork" => c.proxy_network = self.bool(&path, v),
                 "provenanceEnvDir" => c.provenance_env_dir = self.string(&path, v),
                 "log" => c.log = self.log(&path, v),
@@ -555,6 +559,33 @@ impl<'a> Walker<'a> {
             }
         }
         c
+    }
+
+    /// BuildKit refuses to start with an entitlement it does not know ("unknown entitlement").
+    fn entitlement_lints(&mut self, path: &str, v: &Val<'_>) {
+        let DeValue::Array(items) = v.get_ref() else {
+            return;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let Some(name) = item.get_ref().as_str() else {
+                continue;
+            };
+            if ENTITLEMENTS.contains(&name) || name.starts_with("device=") {
+                continue;
+            }
+            let fix = suggest(name, ENTITLEMENTS).map(|s| format!("\"{s}\""));
+            self.push(
+                codes::UNKNOWN_ENTITLEMENT,
+                Severity::Warning,
+                item.span(),
+                &format!("{path}[{i}]"),
+                format!(
+                    "unknown entitlement {name:?}; BuildKit knows {} and refuses to start with others",
+                    ENTITLEMENTS.join(", ")
+                ),
+                fix,
+            );
+        }
     }
 
     /// Walks a table whose keys are all in `known`, calling `set` for each known key.

@@ -619,3 +619,17 @@ fn free_form_tables_round_trip() {
         .config;
     assert_eq!(file.config, back, "{text}");
 }
+
+#[test]
+fn unknown_entitlements() {
+    let d = lint_str(
+        "insecure-entitlements = [\"network.host\", \"networkhost\", \"device=gpu\"]\n",
+        "t.toml",
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].code, d[0].line, d[0].column),
+        (codes::UNKNOWN_ENTITLEMENT, 1, 42)
+    );
+    assert_eq!(d[0].fix.as_deref(), Some("\"network.host\""));
+}

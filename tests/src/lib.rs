@@ -12,8 +12,9 @@
 //! passes, while under `cargo xtask e2e` a missing variable, daemon or tool fails it: a test
 //! never skips there.
 //!
-//! Everything a test creates carries the label [`TEST_LABEL`] or a name from [`unique_name`]
-//! (prefix [`TEST_PREFIX`]), so `cargo xtask e2e` removes exactly that afterwards.
+//! Everything a test creates gets a name from [`unique_name`] (`brix-e2e-<run id>-...`) and,
+//! where it takes labels, [`test_label`] (`dev.brix.e2e=<run id>`), so `cargo xtask e2e`
+//! removes exactly what its own run created, even while other runs share the engine.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -22,7 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Label put on every container, volume and image a test creates (`--label dev.brix.e2e=1`).
+/// Label key put on every container, volume and image a test creates; see [`test_label`].
 pub const TEST_LABEL: &str = "dev.brix.e2e";
 /// Prefix of every name a test creates: containers, volumes, builders, repositories.
 pub const TEST_PREFIX: &str = "brix-e2e-";
@@ -107,7 +108,22 @@ pub fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "{name}: skipped: {reason}");
 }
 
-/// A name no other test (or test run) uses: `brix-e2e-<purpose>-<pid>-<n>`. Use it for
+/// The id of this e2e run: `BRIX_E2E_RUN_ID`, which `cargo xtask e2e` sets to its own pid so
+/// that it removes exactly what this run created (several runs may share one engine), else
+/// this test process's pid.
+pub fn run_id() -> String {
+    std::env::var("BRIX_E2E_RUN_ID")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| std::process::id().to_string())
+}
+
+/// The label to put on what a test creates: `dev.brix.e2e=<run id>` (`--label` value).
+pub fn test_label() -> String {
+    format!("{TEST_LABEL}={}", run_id())
+}
+
+/// A name no other test (or test run) uses: `brix-e2e-<run>-<purpose>-<pid>-<n>`. Use it for
 /// containers, volumes, builders and repositories, so the clean-up after the run finds them.
 pub fn unique_name(purpose: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -122,7 +138,11 @@ pub fn unique_name(purpose: &str) -> String {
             }
         })
         .collect();
-    format!("{TEST_PREFIX}{purpose}-{}-{n}", std::process::id())
+    format!(
+        "{TEST_PREFIX}{}-{purpose}-{}-{n}",
+        run_id(),
+        std::process::id()
+    )
 }
 
 /// The outcome of a finished command, kept for assertions and messages.
@@ -288,7 +308,10 @@ mod tests {
     fn unique_names_are_prefixed_and_distinct() {
         let a = unique_name("Push Test");
         let b = unique_name("Push Test");
-        assert!(a.starts_with("brix-e2e-push-test-"), "{a}");
+        assert!(
+            a.starts_with(&format!("brix-e2e-{}-push-test-", run_id())),
+            "{a}"
+        );
         assert_ne!(a, b);
     }
 

@@ -3,7 +3,7 @@
 //! `--privileged` and offers linux/arm64.
 
 use brix_e2e::{
-    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, TEST_LABEL, docker, index_platforms, skopeo,
+    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, docker, index_platforms, skopeo, test_label,
     unique_name, wait_for,
 };
 use std::time::Duration;
@@ -78,7 +78,7 @@ fn arm64_busybox_runs_under_qemu() {
         "--name",
         &name,
         "--label",
-        &format!("{TEST_LABEL}=1"),
+        &test_label(),
         "--platform",
         "linux/arm64",
         &env.busybox,
@@ -99,7 +99,7 @@ fn buildkit_image_boots_with_the_capability_set_and_offers_arm64() {
         "run",
         "--rm",
         "--label",
-        &format!("{TEST_LABEL}=1"),
+        &test_label(),
         "--privileged",
         "--entrypoint",
         "buildctl",
@@ -117,7 +117,7 @@ fn buildkit_image_boots_with_the_capability_set_and_offers_arm64() {
     let name = unique_name("buildkitd");
     let _guard = ContainerGuard { name: name.clone() };
     let mut args = vec!["run", "-d", "--name", &name];
-    let label = format!("{TEST_LABEL}=1");
+    let label = test_label();
     args.extend(["--label", &label]);
     args.extend(BUILDKIT_CAPABILITY_FLAGS);
     args.push(&env.buildkit_image);

@@ -1,18 +1,22 @@
 //! Step 7: `cargo test -p brix-e2e` with the environment's addresses and image names, then the
 //! removal of what the tests started. dockerd and the registry stay up for the next run.
 //!
-//! Tests mark what they create so the clean-up is exact: containers, volumes and images carry
-//! the label [`TEST_LABEL`] or a name starting with [`TEST_PREFIX`], and brix builders made by
-//! tests are named `brix-e2e-...` (containers `brix_buildkit_brix-e2e-...`). The tests' helpers
-//! in `tests/src/lib.rs` use the same two constants.
+//! Several runs may share one engine (developers on one machine, or a run in another
+//! checkout), so each run has an id, xtask's own pid, passed as `BRIX_E2E_RUN_ID`. The tests'
+//! helpers (`tests/src/lib.rs`) name what they create `brix-e2e-<run id>-...` (brix builders
+//! too: their containers become `brix_buildkit_brix-e2e-<run id>-...`) and label it
+//! `dev.brix.e2e=<run id>`. After the tests, exactly this run's things are removed; before
+//! them, what runs that no longer exist (no such process) left behind, e.g. after a Ctrl-C.
 
 use super::process::{self, output};
 use super::{BUILDKIT_IMAGE, BUSYBOX_IMAGE, BrixBinary, REGISTRY_HOST, Workspace};
 use super::{buildkit, dockerd, registry};
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Label on every container, volume and image a test creates.
+/// Label key on every container, volume and image a test creates; the value is the run id.
 pub const TEST_LABEL: &str = "dev.brix.e2e";
 /// Name prefix of everything a test creates (containers, builders, repositories).
 pub const TEST_PREFIX: &str = "brix-e2e-";
@@ -28,10 +32,13 @@ pub fn run(
     dockerd::require_running()?;
     registry::require_running()?;
     let (brix_bin, build_time) = brix.get(ws)?;
-    let work_dir = ws.e2e_dir.join("work");
-    let brix_config = ws.e2e_dir.join("brix-config");
-    let before = clean_up(&brix_config)?;
-    std::fs::create_dir_all(&work_dir)?;
+    let run_id = std::process::id().to_string();
+    let leftovers = sweep_dead_runs(ws)?;
+    let run_dir = runs_dir(ws).join(&run_id);
+    let work_dir = run_dir.join("work");
+    let brix_config = run_dir.join("brix-config");
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
@@ -39,6 +46,7 @@ pub fn run(
         // Every test binary runs even when an earlier one fails, so one run shows all failures.
         .args(["test", "-p", "brix-e2e", "--no-fail-fast", "--"])
         .env("BRIX_E2E", "1")
+        .env("BRIX_E2E_RUN_ID", &run_id)
         .env("BRIX_E2E_REGISTRY", REGISTRY_HOST)
         .env("BRIX_E2E_BUSYBOX", BUSYBOX_IMAGE)
         .env("BRIX_E2E_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
@@ -49,7 +57,8 @@ pub fn run(
             format!("unix://{}", dockerd::DOCKER_SOCKET),
         )
         .env("BRIX_E2E_WORK_DIR", &work_dir)
-        // Builders the tests create live here, not in the user's ~/.docker/brix.
+        // Builders the tests create live here, not in the user's ~/.docker/brix, and not in
+        // another run's store (`brix use` changes the store's current builder).
         .env("BRIX_CONFIG", &brix_config);
     if !test_args
         .iter()
@@ -60,7 +69,7 @@ pub fn run(
     cmd.args(test_args);
     let status = cmd.status().context("running `cargo test -p brix-e2e`")?;
 
-    let after = clean_up(&brix_config)?;
+    let removed = clean_up(ws, &run_id)?;
     let code = status.code().unwrap_or(1);
     let verdict = if status.success() {
         "passed".to_string()
@@ -68,16 +77,20 @@ pub fn run(
         format!("FAILED (exit {code})")
     };
     let mut summary = format!(
-        "cargo test -p brix-e2e {verdict}; removed {after}{}",
+        "cargo test -p brix-e2e {verdict}; removed {removed}{}",
         super::build_note(build_time)
     );
-    if !before.is_empty_clean() {
-        summary.push_str(&format!(" (and {before} left over from an earlier run)"));
+    if !leftovers.is_nothing() {
+        summary.push_str(&format!(" (and {leftovers} left by ended runs)"));
     }
     Ok((ExitCode::from(u8::try_from(code).unwrap_or(1)), summary))
 }
 
-/// What one clean-up removed.
+fn runs_dir(ws: &Workspace) -> PathBuf {
+    ws.e2e_dir.join("runs")
+}
+
+/// What clean-ups removed.
 #[derive(Debug, Default)]
 struct Removed {
     containers: usize,
@@ -86,8 +99,14 @@ struct Removed {
 }
 
 impl Removed {
-    fn is_empty_clean(&self) -> bool {
+    fn is_nothing(&self) -> bool {
         self.containers + self.volumes + self.images == 0
+    }
+
+    fn add(&mut self, other: Removed) {
+        self.containers += other.containers;
+        self.volumes += other.volumes;
+        self.images += other.images;
     }
 }
 
@@ -101,13 +120,16 @@ impl std::fmt::Display for Removed {
     }
 }
 
-/// Removes the containers, volumes and images the tests created, and the tests' builder store.
-fn clean_up(brix_config: &std::path::Path) -> Result<Removed> {
-    // Docker's name filter matches anywhere in the name, so `brix-e2e-` also catches the
-    // builders' `brix_buildkit_brix-e2e-...` containers and `..._state` volumes.
-    let containers = ids(&[
-        &["ps", "-aq", "--filter", &format!("label={TEST_LABEL}")],
-        &["ps", "-aq", "--filter", &format!("name={TEST_PREFIX}")],
+/// Removes the containers, volumes and images of run `run_id`, and its folder under
+/// `target/e2e/runs` (scratch files and the builder store).
+fn clean_up(ws: &Workspace, run_id: &str) -> Result<Removed> {
+    // Docker's name filter matches anywhere in the name, so this also catches the builders'
+    // `brix_buildkit_brix-e2e-<id>-...` containers and `..._state` volumes.
+    let name = format!("name={TEST_PREFIX}{run_id}-");
+    let label = format!("label={TEST_LABEL}={run_id}");
+    let containers = lines(&[
+        &["ps", "-aq", "--filter", &name],
+        &["ps", "-aq", "--filter", &label],
     ])?;
     if !containers.is_empty() {
         output(
@@ -116,21 +138,9 @@ fn clean_up(brix_config: &std::path::Path) -> Result<Removed> {
                 .args(&containers),
         )?;
     }
-    let volumes = ids(&[
-        &[
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("label={TEST_LABEL}"),
-        ],
-        &[
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("name={TEST_PREFIX}"),
-        ],
+    let volumes = lines(&[
+        &["volume", "ls", "-q", "--filter", &name],
+        &["volume", "ls", "-q", "--filter", &label],
     ])?;
     if !volumes.is_empty() {
         output(
@@ -139,28 +149,30 @@ fn clean_up(brix_config: &std::path::Path) -> Result<Removed> {
                 .args(&volumes),
         )?;
     }
-    let images = ids(&[
-        &["images", "-q", "--filter", &format!("label={TEST_LABEL}")],
+    let images = lines(&[
+        &["images", "-q", "--filter", &label],
         &[
             "images",
             "-q",
             "--filter",
-            &format!("reference={REGISTRY_HOST}/{TEST_PREFIX}*"),
+            &format!("reference={REGISTRY_HOST}/{TEST_PREFIX}{run_id}-*"),
         ],
         &[
             "images",
             "-q",
             "--filter",
-            &format!("reference={TEST_PREFIX}*"),
+            &format!("reference={TEST_PREFIX}{run_id}-*"),
         ],
     ])?;
     if !images.is_empty() {
-        // Images may already be gone with their containers; a failure here is not the tests'.
+        // An image may still be used by a container of another run; that is not this run's
+        // failure, so a refusal is ignored.
         let _ = process::succeeds(Command::new("docker").args(["rmi", "-f"]).args(&images));
     }
-    if brix_config.exists() {
-        std::fs::remove_dir_all(brix_config)
-            .with_context(|| format!("removing {}", brix_config.display()))?;
+    let run_dir = runs_dir(ws).join(run_id);
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
     }
     Ok(Removed {
         containers: containers.len(),
@@ -169,9 +181,68 @@ fn clean_up(brix_config: &std::path::Path) -> Result<Removed> {
     })
 }
 
-/// The union of the ids (or names) the docker commands print, deduplicated.
-fn ids(queries: &[&[&str]]) -> Result<Vec<String>> {
-    let mut all = Vec::new();
+/// Cleans up after every earlier run whose xtask process no longer exists.
+fn sweep_dead_runs(ws: &Workspace) -> Result<Removed> {
+    let mut ids = BTreeSet::new();
+    let names = lines(&[
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("name={TEST_PREFIX}"),
+        ],
+        &[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("name={TEST_PREFIX}"),
+        ],
+    ])?;
+    ids.extend(names.iter().filter_map(|name| run_id_in_name(name)));
+    let labels = lines(&[&[
+        "ps",
+        "-a",
+        "--format",
+        &format!("{{{{.Label \"{TEST_LABEL}\"}}}}"),
+        "--filter",
+        &format!("label={TEST_LABEL}"),
+    ]])?;
+    ids.extend(labels.into_iter().filter(|id| is_run_id(id)));
+    if let Ok(dirs) = std::fs::read_dir(runs_dir(ws)) {
+        ids.extend(
+            dirs.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|id| is_run_id(id)),
+        );
+    }
+    let mut removed = Removed::default();
+    for id in ids {
+        if !Path::new("/proc").join(&id).exists() {
+            removed.add(clean_up(ws, &id)?);
+        }
+    }
+    Ok(removed)
+}
+
+/// Run ids are pids.
+fn is_run_id(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The run id in a name made by the tests' `unique_name`, wherever it sits in the name
+/// (`brix-e2e-123-seed-456-0`, `brix_buildkit_brix-e2e-123-seed-456-00_state`).
+fn run_id_in_name(name: &str) -> Option<String> {
+    let (_, rest) = name.split_once(TEST_PREFIX)?;
+    let id = rest.split('-').next()?;
+    is_run_id(id).then(|| id.to_string())
+}
+
+/// The non-empty output lines of the docker commands, deduplicated.
+fn lines(queries: &[&[&str]]) -> Result<Vec<String>> {
+    let mut all = BTreeSet::new();
     for query in queries {
         let out = output(Command::new("docker").args(*query))?;
         all.extend(
@@ -181,7 +252,25 @@ fn ids(queries: &[&[&str]]) -> Result<Vec<String>> {
                 .map(str::to_string),
         );
     }
-    all.sort();
-    all.dedup();
-    Ok(all)
+    Ok(all.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_id_in_name;
+
+    #[test]
+    fn run_ids_are_found_in_test_names() {
+        assert_eq!(
+            run_id_in_name("brix-e2e-123-seed-456-0").as_deref(),
+            Some("123")
+        );
+        assert_eq!(
+            run_id_in_name("brix_buildkit_brix-e2e-77-keep-9-1_state").as_deref(),
+            Some("77")
+        );
+        // Names from before run ids, or not from the tests at all.
+        assert_eq!(run_id_in_name("brix-e2e-seed-456-0"), None);
+        assert_eq!(run_id_in_name("bk-h1"), None);
+    }
 }

@@ -12,6 +12,10 @@
 //! contains QEMU. That requires a statically linked QEMU, which brix takes from the host
 //! (Debian's `qemu-user-static`: `/usr/bin/qemu-aarch64-static`, ...).
 //!
+//! [`BinfmtMisc`] works on this machine's kernel; [`EngineBinfmt`] does the same for the
+//! host of a Docker engine (another machine, or a VM) through a short-lived helper
+//! container. [`suggestion_for`] is the message builders give for an unsupported platform.
+//!
 //! ```no_run
 //! use brix_driver::binfmt::{Arch, BinfmtMisc, InstallOptions};
 //!

@@ -4,6 +4,8 @@
 use futures_util::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 
+use brix_solver_client::ControlClient;
+
 use crate::DriverError;
 use crate::docker_api::{connect_docker, docker_error};
 use crate::driver::{BootstrapSink, BoxedDaemonIo, Driver, Features, RmOptions, Status};
@@ -23,62 +25,83 @@ impl DockerDriver {
         })
     }
 
-    async fn upgrade(&self) -> Result<BoxedDaemonIo, DriverError> {
-        let err = |reason: String| DriverError::Connect {
-            endpoint: self.endpoint.clone(),
-            reason,
-        };
-        let unreachable = |e: std::io::Error| DriverError::DockerUnreachable {
-            endpoint: self.endpoint.clone(),
-            source: bollard::errors::Error::IOError { err: e },
-        };
-        let (io, host): (BoxedDaemonIo, String) = match self.endpoint.split_once("://") {
-            Some(("unix", path)) => (
-                Box::pin(
-                    tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(unreachable)?,
-                ),
-                "docker".into(),
+    /// The engine's version string, e.g. `20.10.24+dfsg1`.
+    async fn engine_version(&self) -> Option<String> {
+        self.docker.version().await.ok().and_then(|v| v.version)
+    }
+}
+
+/// `POST /grpc` with an h2c upgrade on the engine socket; the upgraded connection then
+/// carries gRPC with HTTP/2 prior knowledge.
+async fn upgrade_grpc(endpoint: &str) -> Result<BoxedDaemonIo, DriverError> {
+    let err = |reason: String| DriverError::Connect {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    let unreachable = |e: std::io::Error| DriverError::DockerUnreachable {
+        endpoint: endpoint.to_string(),
+        source: bollard::errors::Error::IOError { err: e },
+    };
+    let (io, host): (BoxedDaemonIo, String) = match endpoint.split_once("://") {
+        Some(("unix", path)) => (
+            Box::pin(
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(unreachable)?,
             ),
-            Some(("tcp" | "http", hp)) => (
-                Box::pin(
-                    tokio::net::TcpStream::connect(hp)
-                        .await
-                        .map_err(unreachable)?,
-                ),
-                hp.to_string(),
+            "docker".into(),
+        ),
+        Some(("tcp" | "http", hp)) => (
+            Box::pin(
+                tokio::net::TcpStream::connect(hp)
+                    .await
+                    .map_err(unreachable)?,
             ),
-            _ => return Err(err("unsupported Docker endpoint scheme".into())),
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| err(format!("HTTP handshake: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!("docker /grpc connection ended: {e}");
-            }
-        });
-        let req = http::Request::post("/grpc")
-            .header(http::header::HOST, host)
-            .header(http::header::CONNECTION, "Upgrade")
-            .header(http::header::UPGRADE, "h2c")
-            .body(http_body_empty())
-            .map_err(|e| err(e.to_string()))?;
-        let res = sender
-            .send_request(req)
-            .await
-            .map_err(|e| err(format!("POST /grpc: {e}")))?;
-        if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-            return Err(err(format!(
-                "POST /grpc answered {} instead of 101 Switching Protocols (does this engine have BuildKit enabled?)",
-                res.status()
-            )));
+            hp.to_string(),
+        ),
+        _ => return Err(err("unsupported Docker endpoint scheme".into())),
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| err(format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("docker /grpc connection ended: {e}");
         }
-        let upgraded = hyper::upgrade::on(res)
-            .await
-            .map_err(|e| err(format!("upgrade: {e}")))?;
-        Ok(Box::pin(TokioIo::new(upgraded)))
+    });
+    let req = http::Request::post("/grpc")
+        .header(http::header::HOST, host)
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "h2c")
+        .body(http_body_empty())
+        .map_err(|e| err(e.to_string()))?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| err(format!("POST /grpc: {e}")))?;
+    if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(err(format!(
+            "POST /grpc answered {} instead of 101 Switching Protocols (does this engine have BuildKit enabled?)",
+            res.status()
+        )));
+    }
+    let upgraded = hyper::upgrade::on(res)
+        .await
+        .map_err(|e| err(format!("upgrade: {e}")))?;
+    Ok(Box::pin(TokioIo::new(upgraded)))
+}
+
+/// The BuildKit version vendored in Docker engines whose BuildKit predates the `Info` call
+/// (as buildx maps them); newer engines answer `Info` themselves.
+pub fn engine_buildkit_version(engine: &str) -> Option<&'static str> {
+    let mut parts = engine.split(['.', '-', '+']);
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    match (major, minor) {
+        (20, 10) => Some("v0.8+unknown"),
+        (22, 6) => Some("v0.10.3"),
+        (23, _) => Some("v0.10+unknown"),
+        _ => None,
     }
 }
 
@@ -118,7 +141,27 @@ impl Driver for DockerDriver {
     }
 
     fn dial(&self) -> BoxFuture<'_, Result<BoxedDaemonIo, DriverError>> {
-        Box::pin(self.upgrade())
+        Box::pin(upgrade_grpc(&self.endpoint))
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<ControlClient, DriverError>> {
+        let endpoint = self.endpoint.clone();
+        Box::pin(async move {
+            let client =
+                ControlClient::from_connector(format!("docker /grpc at {endpoint}"), move || {
+                    let endpoint = endpoint.clone();
+                    async move { upgrade_grpc(&endpoint).await.map_err(std::io::Error::other) }
+                })
+                .await?;
+            Ok(client)
+        })
+    }
+
+    fn fallback_version(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let v = self.engine_version().await?;
+            engine_buildkit_version(&v).map(str::to_string)
+        })
     }
 
     fn features(&self) -> Features {
@@ -132,5 +175,21 @@ impl Driver for DockerDriver {
 
     fn describe(&self) -> String {
         format!("the Docker engine at {}", self.endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_engines_map_to_their_buildkit() {
+        assert_eq!(
+            engine_buildkit_version("20.10.24+dfsg1"),
+            Some("v0.8+unknown")
+        );
+        assert_eq!(engine_buildkit_version("23.0.6"), Some("v0.10+unknown"));
+        assert_eq!(engine_buildkit_version("28.5.2"), None);
+        assert_eq!(engine_buildkit_version("garbage"), None);
     }
 }

@@ -16,6 +16,8 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use brix_solver_client::ControlClient;
+
 use crate::DriverError;
 use crate::docker_api::{ExecIo, connect_docker, docker_error, is_conflict, is_not_found};
 use crate::driver::{
@@ -614,6 +616,36 @@ impl DockerContainerDriver {
         text.lines().map(str::to_string).collect()
     }
 
+    /// On a local engine, the daemon's own socket reached through `/proc/<pid>/root` of the
+    /// container: measured ~2 ms to connect against ~60 ms for a `docker exec` of
+    /// `buildctl dial-stdio` (warm calls: 1.1 vs 1.5 ms). `None` (use dial-stdio) when the
+    /// engine is remote, the socket is not where BuildKit puts it by default, we may not
+    /// enter the container's root, or `BRIX_DIAL=exec` asks for dial-stdio.
+    async fn connect_socket(&self) -> Option<ControlClient> {
+        if !self.endpoint.starts_with("unix://")
+            || std::env::var("BRIX_DIAL").as_deref() == Ok("exec")
+        {
+            return None;
+        }
+        let c = self
+            .docker
+            .inspect_container(&self.container, None)
+            .await
+            .ok()?;
+        let pid = c.state.and_then(|s| s.pid).filter(|p| *p > 0)?;
+        let sock = format!("/proc/{pid}/root/run/buildkit/buildkitd.sock");
+        if !std::path::Path::new(&sock).exists() {
+            return None;
+        }
+        match ControlClient::connect_unix(&sock).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("direct socket {sock} unusable ({e}); using buildctl dial-stdio");
+                None
+            }
+        }
+    }
+
     /// BuildKit version as `buildkitd --version` prints it (for daemons without the Info API).
     pub async fn version(&self) -> Result<String, DriverError> {
         let (code, out, err) = self.run(&["buildkitd", "--version"]).await?;
@@ -625,6 +657,39 @@ impl DockerContainerDriver {
             });
         }
         Ok(fields[2].to_string())
+    }
+}
+
+/// Starts `buildctl dial-stdio` in `container` and returns its stdio as one stream.
+async fn dial_stdio(
+    docker: &Docker,
+    container: &str,
+    endpoint: &str,
+) -> Result<ExecIo, DriverError> {
+    let what = format!("buildctl dial-stdio in {container}");
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(vec!["buildctl".to_string(), "dial-stdio".to_string()]),
+                attach_stdin: Some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| docker_error(endpoint, &what, e))?;
+    match docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(|e| docker_error(endpoint, &what, e))?
+    {
+        StartExecResults::Attached { output, input } => Ok(ExecIo::new(output, input, what)),
+        StartExecResults::Detached => Err(DriverError::Connect {
+            endpoint: format!("container {container}"),
+            reason: "the exec did not attach".to_string(),
+        }),
     }
 }
 
@@ -754,36 +819,36 @@ impl Driver for DockerContainerDriver {
 
     fn dial(&self) -> BoxFuture<'_, Result<BoxedDaemonIo, DriverError>> {
         Box::pin(async move {
-            let what = format!("buildctl dial-stdio in {}", self.container);
-            let exec = self
-                .docker
-                .create_exec(
-                    &self.container,
-                    CreateExecOptions {
-                        cmd: Some(vec!["buildctl".to_string(), "dial-stdio".to_string()]),
-                        attach_stdin: Some(true),
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| self.err(&what, e))?;
-            match self
-                .docker
-                .start_exec(&exec.id, None)
-                .await
-                .map_err(|e| self.err(&what, e))?
-            {
-                StartExecResults::Attached { output, input } => {
-                    Ok(Box::pin(ExecIo::new(output, input, what)) as BoxedDaemonIo)
-                }
-                StartExecResults::Detached => Err(DriverError::Connect {
-                    endpoint: self.describe(),
-                    reason: "the exec did not attach".to_string(),
-                }),
-            }
+            let io = dial_stdio(&self.docker, &self.container, &self.endpoint).await?;
+            Ok(Box::pin(io) as BoxedDaemonIo)
         })
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<ControlClient, DriverError>> {
+        let docker = self.docker.clone();
+        let container = self.container.clone();
+        let endpoint = self.endpoint.clone();
+        Box::pin(async move {
+            if let Some(client) = self.connect_socket().await {
+                return Ok(client);
+            }
+            let label = format!("docker-container://{container}");
+            let client = ControlClient::from_connector(label, move || {
+                let (docker, container, endpoint) =
+                    (docker.clone(), container.clone(), endpoint.clone());
+                async move {
+                    dial_stdio(&docker, &container, &endpoint)
+                        .await
+                        .map_err(std::io::Error::other)
+                }
+            })
+            .await?;
+            Ok(client)
+        })
+    }
+
+    fn fallback_version(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move { self.version().await.ok() })
     }
 
     fn features(&self) -> Features {

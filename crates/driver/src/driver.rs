@@ -5,6 +5,8 @@ use std::fmt;
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use brix_solver_client::ControlClient;
+
 use crate::DriverError;
 
 /// A byte stream to a BuildKit daemon's gRPC endpoint (HTTP/2 is spoken on top of it).
@@ -133,8 +135,17 @@ pub trait Driver: Send + Sync {
     /// Removes the daemon and, unless `keep_state`, its state.
     fn rm(&self, opts: RmOptions) -> BoxFuture<'_, Result<(), DriverError>>;
 
-    /// Opens one raw connection to the daemon's gRPC endpoint.
+    /// Opens one raw connection to the daemon's gRPC endpoint (HTTP/2 with prior knowledge).
     fn dial(&self) -> BoxFuture<'_, Result<BoxedDaemonIo, DriverError>>;
+
+    /// A connected BuildKit Control client. It redials through the driver when the
+    /// connection breaks (a fresh `docker exec`, upgrade or socket each time).
+    fn connect(&self) -> BoxFuture<'_, Result<ControlClient, DriverError>>;
+
+    /// The BuildKit version by other means, for daemons too old for the `Info` call.
+    fn fallback_version(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
 
     /// What this driver supports.
     fn features(&self) -> Features;

@@ -75,6 +75,9 @@ pub enum DriverError {
     /// Invalid input to a builder operation (name, endpoint, flags, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The BuildKit client failed (connecting or calling the daemon).
+    #[error(transparent)]
+    Client(#[from] brix_solver_client::ClientError),
     /// The daemon could not be connected to.
     #[error("cannot connect to BuildKit at {endpoint}: {reason}")]
     Connect {

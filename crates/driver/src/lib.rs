@@ -20,4 +20,4 @@ pub mod docker;
 pub mod docker_api;
 pub mod docker_container;
 pub mod remote;
-pub use daemon_info::{DaemonInfo, connect_channel, control_client, daemon_info};
+pub use daemon_info::{DaemonInfo, daemon_info};

@@ -5,6 +5,8 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use brix_solver_client::{ControlClient, TlsConfig};
+
 use crate::DriverError;
 use crate::driver::{
     BootstrapEvent, BootstrapSink, BoxedDaemonIo, Driver, Features, RmOptions, Status,
@@ -153,9 +155,13 @@ impl Driver for RemoteDriver {
 
     fn status(&self) -> BoxFuture<'_, Result<Status, DriverError>> {
         Box::pin(async move {
-            // Reachability is all a remote driver can know without a gRPC call.
+            // Reachability is all a remote driver can know without a gRPC call; over TLS the
+            // handshake is part of reaching it.
             if self.opts.tls() {
-                return Ok(Status::Running);
+                return Ok(match self.connect().await {
+                    Ok(_) => Status::Running,
+                    Err(_) => Status::Inactive,
+                });
             }
             Ok(match self.dial_plain().await {
                 Ok(_) => Status::Running,
@@ -195,6 +201,26 @@ impl Driver for RemoteDriver {
 
     fn dial(&self) -> BoxFuture<'_, Result<BoxedDaemonIo, DriverError>> {
         Box::pin(self.dial_plain())
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Result<ControlClient, DriverError>> {
+        Box::pin(async move {
+            let tls = match &self.opts.cacert {
+                Some(ca) => {
+                    let mut t = TlsConfig::from_files(
+                        ca,
+                        self.opts.cert.as_deref(),
+                        self.opts.key.as_deref(),
+                    )?;
+                    if let Some(name) = &self.opts.servername {
+                        t.server_name = Some(name.clone());
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
+            Ok(ControlClient::connect(&self.endpoint, tls).await?)
+        })
     }
 
     fn features(&self) -> Features {

@@ -12,7 +12,7 @@ mod busybox;
 mod dockerd;
 mod go_toolchain;
 mod packages;
-mod process;
+pub(crate) mod process;
 mod registry;
 mod run_tests;
 
@@ -39,7 +39,8 @@ pub struct E2eArgs {
     /// Skip the setup and only run the tests against what is already running.
     #[arg(long)]
     no_setup: bool,
-    /// Extra arguments for the test binaries, after `--` (e.g. a test name filter).
+    /// Extra arguments for the test binaries, after `--` (e.g. a test name filter); a second
+    /// `--` splits arguments for cargo test (before it) from those for the binaries.
     #[arg(last = true)]
     test_args: Vec<String>,
 }
@@ -56,7 +57,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    fn locate() -> Result<Self> {
+    pub(crate) fn locate() -> Result<Self> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let out = process::output(std::process::Command::new(cargo).args([
             "metadata",

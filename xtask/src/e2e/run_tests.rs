@@ -32,6 +32,7 @@ pub fn run(
     dockerd::require_running()?;
     registry::require_running()?;
     let (brix_bin, build_time) = brix.get(ws)?;
+    let (cargo_args, binary_args) = split_test_args(test_args);
     let run_id = std::process::id().to_string();
     let leftovers = sweep_dead_runs(ws)?;
     let run_dir = runs_dir(ws).join(&run_id);
@@ -44,7 +45,9 @@ pub fn run(
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ws.root)
         // Every test binary runs even when an earlier one fails, so one run shows all failures.
-        .args(["test", "-p", "brix-e2e", "--no-fail-fast", "--"])
+        .args(["test", "-p", "brix-e2e", "--no-fail-fast"])
+        .args(cargo_args)
+        .arg("--")
         .env("BRIX_E2E", "1")
         .env("BRIX_E2E_RUN_ID", &run_id)
         .env("BRIX_E2E_REGISTRY", REGISTRY_HOST)
@@ -60,13 +63,13 @@ pub fn run(
         // Builders the tests create live here, not in the user's ~/.docker/brix, and not in
         // another run's store (`brix use` changes the store's current builder).
         .env("BRIX_CONFIG", &brix_config);
-    if !test_args
+    if !binary_args
         .iter()
         .any(|arg| arg.starts_with("--test-threads"))
     {
         cmd.arg(TEST_THREADS);
     }
-    cmd.args(test_args);
+    cmd.args(binary_args);
     let status = cmd.status().context("running `cargo test -p brix-e2e`")?;
 
     let removed = clean_up(ws, &run_id)?;
@@ -84,6 +87,16 @@ pub fn run(
         summary.push_str(&format!(" (and {leftovers} left by ended runs)"));
     }
     Ok((ExitCode::from(u8::try_from(code).unwrap_or(1)), summary))
+}
+
+/// `cargo xtask e2e -- ARGS` passes ARGS to the test binaries (a name filter, `--nocapture`);
+/// as with `cargo test`, a second `--` splits them: before it for cargo (`--test builders`),
+/// after it for the binaries.
+fn split_test_args(args: &[String]) -> (&[String], &[String]) {
+    match args.iter().position(|arg| arg == "--") {
+        Some(split) => (&args[..split], &args[split + 1..]),
+        None => (&[], args),
+    }
 }
 
 fn runs_dir(ws: &Workspace) -> PathBuf {
@@ -257,7 +270,19 @@ fn lines(queries: &[&[&str]]) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::run_id_in_name;
+    use super::{run_id_in_name, split_test_args};
+
+    #[test]
+    fn a_second_double_dash_splits_cargo_and_binary_args() {
+        let args: Vec<String> = ["--test", "builders", "--", "seed"]
+            .map(String::from)
+            .to_vec();
+        let (cargo, binaries) = split_test_args(&args);
+        assert_eq!(cargo, ["--test", "builders"]);
+        assert_eq!(binaries, ["seed"]);
+        let args = vec!["seed".to_string()];
+        assert_eq!(split_test_args(&args), (&[][..], &args[..]));
+    }
 
     #[test]
     fn run_ids_are_found_in_test_names() {

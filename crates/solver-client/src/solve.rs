@@ -280,22 +280,72 @@ pub fn decode_failure(status: &tonic::Status) -> SolveFailure {
         locations: Vec::new(),
     };
     let Ok(details) = rpc::Status::decode(status.details()) else {
+        tracing::debug!(len = status.details().len(), "undecodable error details");
         return failure;
     };
     for any in details.details {
         let url = any.type_url.as_str();
         if url.ends_with("errdefs.Vertex+json") {
-            if let Ok(v) = errdefs::Vertex::decode(any.value.as_slice()) {
-                failure.vertex = Some(v.digest).filter(|d| !d.is_empty());
+            if let Some(digest) = decode_vertex_detail(&any.value) {
+                failure.vertex = Some(digest);
             }
         } else if url.ends_with("errdefs.Source+json")
-            && let Ok(s) = errdefs::Source::decode(any.value.as_slice())
-            && let Some(loc) = SourceLocation::from_pb(s.info.as_ref(), &s.ranges)
+            && let Some(loc) = decode_source_detail(&any.value)
         {
             failure.locations.push(loc);
         }
     }
     failure
+}
+
+/// An `errdefs.Vertex` detail. Despite the `+json` type URL, older daemons send protobuf
+/// bytes; current ones send protojson. Both are read.
+fn decode_vertex_detail(value: &[u8]) -> Option<String> {
+    if value.first() == Some(&b'{') {
+        let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+        return v["digest"]
+            .as_str()
+            .map(str::to_owned)
+            .filter(|d| !d.is_empty());
+    }
+    errdefs::Vertex::decode(value)
+        .ok()
+        .map(|v| v.digest)
+        .filter(|d| !d.is_empty())
+}
+
+/// An `errdefs.Source` detail (protojson or protobuf, see [`decode_vertex_detail`]).
+fn decode_source_detail(value: &[u8]) -> Option<SourceLocation> {
+    if value.first() == Some(&b'{') {
+        use base64::Engine;
+        let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+        let info = &v["info"];
+        let data = info["data"]
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .unwrap_or_default();
+        let line = |p: &serde_json::Value| p["line"].as_i64().and_then(|l| u32::try_from(l).ok());
+        let lines = v["ranges"]
+            .as_array()
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .filter_map(|r| {
+                        let start = line(&r["start"])?;
+                        let end = line(&r["end"]).unwrap_or(start).max(start);
+                        Some((start, end))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Some(SourceLocation {
+            filename: info["filename"].as_str().unwrap_or_default().to_owned(),
+            data,
+            lines,
+        });
+    }
+    let s = errdefs::Source::decode(value).ok()?;
+    SourceLocation::from_pb(s.info.as_ref(), &s.ranges)
 }
 
 /// A 25-character base-36 random ID, the format BuildKit's own clients use for job IDs.
@@ -388,6 +438,19 @@ mod tests {
         assert_eq!(failure.locations.len(), 1);
         assert_eq!(failure.locations[0].lines, vec![(2, 2)]);
         assert!(failure.to_string().starts_with("failed to solve: process"));
+    }
+
+    #[test]
+    fn decodes_protojson_details_from_current_daemons() {
+        let source = br#"{"info":{"filename":"Dockerfile","data":"RlJPTSBhClJVTk4geAo="},"ranges":[{"start":{"line":2},"end":{"line":2}}]}"#;
+        let loc = decode_source_detail(source).expect("source");
+        assert_eq!(loc.filename, "Dockerfile");
+        assert_eq!(loc.lines, vec![(2, 2)]);
+        assert_eq!(loc.excerpt()[1], "   2 | >>> RUNN x");
+        assert_eq!(
+            decode_vertex_detail(br#"{"digest":"sha256:abc"}"#).as_deref(),
+            Some("sha256:abc")
+        );
     }
 
     #[test]

@@ -89,7 +89,8 @@ struct Vertex {
     /// Complete log lines not printed yet (plain), already formatted.
     pending_logs: Vec<String>,
     partial: Vec<u8>,
-    tail: VecDeque<String>,
+    /// The last log lines: (with their time, as in error reports; bare, for the tty).
+    tail: VecDeque<(String, String)>,
     /// Plain: the name line has been printed since the last switch.
     printed_done: bool,
 }
@@ -290,7 +291,10 @@ impl Printer {
     pub fn step_report(&self, solve: usize, digest: &str) -> Option<(String, Vec<String>)> {
         let st = self.lock();
         let v = st.vertices.get(&(solve, digest.to_owned()))?;
-        Some((v.name.clone(), v.tail.iter().cloned().collect()))
+        Some((
+            v.name.clone(),
+            v.tail.iter().map(|(t, _)| t.clone()).collect(),
+        ))
     }
 
     /// The first failed step of solve `solve`: its digest.
@@ -384,8 +388,9 @@ impl State {
                     } else {
                         1
                     };
-                    v.pending_logs.push(format!("{secs:.prec$} {text}"));
-                    v.tail.push_back(text);
+                    let timed = format!("{secs:.prec$} {text}");
+                    v.pending_logs.push(timed.clone());
+                    v.tail.push_back((timed, text));
                     if v.tail.len() > LOG_TAIL {
                         v.tail.pop_front();
                     }
@@ -592,7 +597,7 @@ impl State {
             let show_logs = matches!(state, VertexState::Running | VertexState::Failed);
             if show_logs {
                 let skip = v.tail.len().saturating_sub(TTY_LOG_LINES);
-                for l in v.tail.iter().skip(skip) {
+                for (_, l) in v.tail.iter().skip(skip) {
                     lines.push(fit(&format!(" => => # {l}"), "", width));
                 }
             }
@@ -619,8 +624,9 @@ impl Vertex {
             (Some(s), Some(c)) => c.duration_since(s).unwrap_or_default().as_secs_f64(),
             _ => 0.0,
         };
-        self.pending_logs.push(format!("{secs:.3} {text}"));
-        self.tail.push_back(text);
+        let timed = format!("{secs:.3} {text}");
+        self.pending_logs.push(timed.clone());
+        self.tail.push_back((timed, text));
         if self.tail.len() > LOG_TAIL {
             self.tail.pop_front();
         }

@@ -1,5 +1,6 @@
 //! Developer tasks for brix: `cargo xtask codegen`, `cargo xtask e2e`, `cargo xtask bench`.
 
+mod bench;
 mod codegen;
 mod e2e;
 
@@ -23,6 +24,8 @@ enum Task {
     },
     /// Install and start Docker, a registry, QEMU and the test images, then run tests/.
     E2e(e2e::E2eArgs),
+    /// Measure brix against real buildx (and skopeo) on the same BuildKit daemon.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,10 @@ fn main() -> ExitCode {
         Task::Codegen { check } => codegen::run(check),
         // The exit code is the e2e tests' own.
         Task::E2e(args) => match e2e::run(args) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
+        Task::Bench(args) => match bench::run(args) {
             Ok(code) => return code,
             Err(err) => Err(err),
         },

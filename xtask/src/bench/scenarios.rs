@@ -1,0 +1,549 @@
+//! The scenarios of issue 8 and how each run of them is prepared, measured and checked.
+//!
+//! Every case compares brix with a baseline (real buildx, or skopeo for the client-side
+//! push) on the same daemon and registry. Runs alternate — brix, baseline, brix, baseline —
+//! after one warm-up run of each, so slow drifts of a shared machine hit both tools alike.
+//! Whatever has to happen before a run (pruning the cache, changing a file, writing fresh
+//! layers) happens outside the measured time.
+
+use super::fixtures::{self, ContextSize, PushLayout};
+use super::measure::{Invocation, Meter, Sample};
+use super::setup::{self, BRIX_BUILDER, BUILDX_BUILDER, Binaries, ToolEnv};
+use super::{BenchDirs, Sizes};
+use crate::e2e::{BUSYBOX_IMAGE, REGISTRY_ADDR, REGISTRY_HOST, Workspace};
+use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The platforms every build and push covers.
+pub const PLATFORMS: &str = "linux/amd64,linux/arm64";
+
+/// Ratios a case should reach (brix divided by the baseline; for throughput the baseline's
+/// time divided by brix's, so higher is better).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Target {
+    /// Highest acceptable wall-time ratio.
+    pub wall_max: Option<f64>,
+    /// Highest acceptable CPU ratio.
+    pub cpu_max: Option<f64>,
+    /// Highest acceptable peak-memory ratio.
+    pub rss_max: Option<f64>,
+    /// Lowest acceptable throughput ratio.
+    pub throughput_min: Option<f64>,
+}
+
+/// What a case runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseKind {
+    /// `ls`.
+    Ls,
+    /// `inspect NAME`.
+    Inspect,
+    /// A fully cached two-platform build pushed to the registry.
+    WarmPush,
+    /// A two-platform build of the large context, with the cache pruned first.
+    ColdContext,
+    /// The same build after one file of the context changed.
+    OneFileChanged,
+    /// Pushing a two-platform OCI layout (brix-exporter vs skopeo).
+    PushLayout,
+    /// A multi-stage build with RUN steps on both platforms, cache pruned first.
+    QemuMultistage,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Short name, usable with `--scenario`.
+    pub name: &'static str,
+    /// The issue's scenario it belongs to (also usable with `--scenario`).
+    pub scenario: &'static str,
+    /// What is measured, for the report.
+    pub description: String,
+    /// `buildx` or `skopeo`.
+    pub baseline: &'static str,
+    /// The issue's target for this case.
+    pub target: Target,
+    /// What runs.
+    pub kind: CaseKind,
+}
+
+/// Every case, in the order they run.
+pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
+    let ctx = sizes.context;
+    vec![
+        Case {
+            name: "ls",
+            scenario: "ls-inspect",
+            description: "`ls` (both builders' stores hold one builder plus the default)".into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.3),
+                rss_max: Some(0.3),
+                ..Target::default()
+            },
+            kind: CaseKind::Ls,
+        },
+        Case {
+            name: "inspect",
+            scenario: "ls-inspect",
+            description: "`inspect NAME` of the running bench builder".into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.3),
+                rss_max: Some(0.3),
+                ..Target::default()
+            },
+            kind: CaseKind::Inspect,
+        },
+        Case {
+            name: "warm-push",
+            scenario: "warm",
+            description: format!(
+                "fully cached `--platform {PLATFORMS} --push` of FROM busybox + RUN echo, \
+                 default (min) provenance on both"
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::WarmPush,
+        },
+        Case {
+            name: "cold-context",
+            scenario: "cold",
+            description: format!(
+                "`COPY . /src` of {} files / {:.0} MB, cache pruned, `-o type=cacheonly`",
+                ctx.files,
+                ctx.bytes as f64 / 1e6
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.8),
+                cpu_max: Some(0.5),
+                rss_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::ColdContext,
+        },
+        Case {
+            name: "one-file-changed",
+            scenario: "cold",
+            description: "the same build after changing one file of the context".into(),
+            baseline: "buildx",
+            target: Target::default(),
+            kind: CaseKind::OneFileChanged,
+        },
+        Case {
+            name: "push-layout",
+            scenario: "push",
+            description: format!(
+                "client-side push of a {PLATFORMS} OCI layout, 2 x {:.0} MB fresh random \
+                 layers per run",
+                sizes.layer_bytes as f64 / 1e6
+            ),
+            baseline: "skopeo",
+            target: Target {
+                throughput_min: Some(0.9),
+                ..Target::default()
+            },
+            kind: CaseKind::PushLayout,
+        },
+        Case {
+            name: "qemu-multistage",
+            scenario: "qemu",
+            description: "cold two-stage build with RUN steps on both platforms (arm64 under \
+                          QEMU), cache pruned, `-o type=cacheonly`"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(1.05),
+                ..Target::default()
+            },
+            kind: CaseKind::QemuMultistage,
+        },
+    ]
+}
+
+/// Which of the two tools of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// brix (the release build).
+    Brix,
+    /// buildx or skopeo.
+    Baseline,
+}
+
+/// The measurements of one tool in one case.
+#[derive(Debug, Clone)]
+pub struct ToolRuns {
+    /// `brix`, `buildx` or `skopeo`.
+    pub tool: String,
+    /// The last command measured (for the report).
+    pub command: String,
+    /// One sample per measured run (warm-up not included).
+    pub samples: Vec<Sample>,
+    /// Why the tool failed, if a run of it did; later runs of that tool are skipped.
+    pub failure: Option<String>,
+}
+
+/// The measurements of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// brix's runs.
+    pub brix: ToolRuns,
+    /// The baseline's runs.
+    pub baseline: ToolRuns,
+    /// Bytes each push run uploads (the push case only), for throughput.
+    pub upload_bytes: Option<u64>,
+}
+
+/// Everything a run needs.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    /// The workspace.
+    pub ws: &'a Workspace,
+    /// Bench folders.
+    pub dirs: &'a BenchDirs,
+    /// Tool environments.
+    pub env: &'a ToolEnv,
+    /// Release binaries.
+    pub bins: &'a Binaries,
+    /// The measuring helper.
+    pub meter: &'a Meter,
+    /// Fixture sizes.
+    pub sizes: &'a Sizes,
+    /// Counts runs across cases, for fresh seeds, tags and log names.
+    pub run_counter: u64,
+}
+
+/// A prepared run: the command and, for pushes, what has to be in the registry after it.
+struct Prepared {
+    invocation: Invocation,
+    pushed: Option<(String, PushLayout)>,
+}
+
+impl Runner<'_> {
+    /// Prepares the fixtures a case needs once (contexts, Dockerfiles).
+    pub fn prepare_case(&self, case: &Case) -> Result<()> {
+        match case.kind {
+            CaseKind::WarmPush => {
+                let dir = self.dirs.root.join("warm");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(
+                    dir.join("Dockerfile"),
+                    format!("FROM {BUSYBOX_IMAGE}\nRUN echo hi > /x\n"),
+                )?;
+            }
+            CaseKind::ColdContext | CaseKind::OneFileChanged => {
+                let dir = self.context_dir();
+                let started = std::time::Instant::now();
+                if fixtures::ensure_context(&dir, self.sizes.context, BUSYBOX_IMAGE)? {
+                    println!(
+                        "[bench]   generated {} ({:.1}s)",
+                        self.ws.display(&dir),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            CaseKind::QemuMultistage => {
+                let dir = self.dirs.root.join("multistage");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(
+                    dir.join("Dockerfile"),
+                    fixtures::multistage_dockerfile(BUSYBOX_IMAGE),
+                )?;
+            }
+            CaseKind::Ls | CaseKind::Inspect | CaseKind::PushLayout => {}
+        }
+        Ok(())
+    }
+
+    fn context_dir(&self) -> PathBuf {
+        let ContextSize { files, bytes } = self.sizes.context;
+        self.dirs.root.join(format!("ctx-{files}-{bytes}"))
+    }
+
+    /// Runs one case: a warm-up run of each tool, then `pairs` alternating measured pairs.
+    pub fn run_case(&mut self, case: &Case, pairs: usize) -> CaseResult {
+        let mut brix = ToolRuns {
+            tool: "brix".into(),
+            command: String::new(),
+            samples: Vec::new(),
+            failure: None,
+        };
+        let mut baseline = ToolRuns {
+            tool: case.baseline.into(),
+            ..brix.clone()
+        };
+        let mut upload_bytes = None;
+        if let Err(err) = self.prepare_case(case) {
+            let reason = format!("preparing the case failed: {err:#}");
+            brix.failure = Some(reason.clone());
+            baseline.failure = Some(reason);
+        }
+        for round in 0..=pairs {
+            for side in [Side::Brix, Side::Baseline] {
+                let runs = match side {
+                    Side::Brix => &mut brix,
+                    Side::Baseline => &mut baseline,
+                };
+                if runs.failure.is_some() {
+                    continue;
+                }
+                let warmup = round == 0;
+                match self.run_once(case, side, &runs.tool) {
+                    Ok((command, sample, bytes)) => {
+                        runs.command = command;
+                        if !warmup {
+                            runs.samples.push(sample);
+                        }
+                        upload_bytes = upload_bytes.or(bytes);
+                        println!(
+                            "[bench]   {:<16} {:<6} {}: {:.3}s wall, {:.3}s CPU, {:.0} MiB",
+                            case.name,
+                            runs.tool,
+                            if warmup {
+                                "warm-up".to_string()
+                            } else {
+                                format!("run {round}")
+                            },
+                            sample.wall_s,
+                            sample.cpu_s(),
+                            sample.max_rss_kib as f64 / 1024.0
+                        );
+                    }
+                    Err(err) => {
+                        println!(
+                            "[bench]   {:<16} {:<6} FAILED: {}",
+                            case.name,
+                            runs.tool,
+                            format!("{err:#}").lines().next().unwrap_or_default()
+                        );
+                        runs.failure = Some(format!("{err:#}"));
+                    }
+                }
+            }
+        }
+        CaseResult {
+            case: case.clone(),
+            brix,
+            baseline,
+            upload_bytes,
+        }
+    }
+
+    /// Prepares, measures and checks one run.
+    fn run_once(
+        &mut self,
+        case: &Case,
+        side: Side,
+        tool: &str,
+    ) -> Result<(String, Sample, Option<u64>)> {
+        self.run_counter += 1;
+        let run = self.run_counter;
+        let prepared = self.prepare_run(case, side, run)?;
+        let log = self
+            .dirs
+            .logs
+            .join(format!("{run:03}-{}-{tool}.log", case.name));
+        let result = self.meter.run(&prepared.invocation, &log);
+        let bytes = prepared.pushed.as_ref().map(|(_, l)| l.upload_bytes);
+        if let Some((repository, layout)) = &prepared.pushed {
+            let checked = if result.is_ok() {
+                check_uploaded(repository, layout)
+            } else {
+                Ok(())
+            };
+            setup::forget_pushed(self.ws, repository, &layout.layer_digests);
+            let _ = std::fs::remove_dir_all(&layout.dir);
+            checked?;
+        }
+        Ok((prepared.invocation.display(), result?, bytes))
+    }
+
+    fn prepare_run(&self, case: &Case, side: Side, run: u64) -> Result<Prepared> {
+        let root = &self.dirs.root;
+        let build_args = |extra: &[&str], dir: &PathBuf| -> Vec<String> {
+            let mut args: Vec<String> = vec![
+                "--progress".into(),
+                "plain".into(),
+                "--platform".into(),
+                PLATFORMS.into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args.push(dir.display().to_string());
+            args
+        };
+        let invocation = match case.kind {
+            CaseKind::Ls => self.tool(side, &["ls"], &["ls"]),
+            CaseKind::Inspect => self.tool(
+                side,
+                &["inspect", BRIX_BUILDER],
+                &["inspect", BUILDX_BUILDER],
+            ),
+            CaseKind::WarmPush => {
+                let tag = |tool: &str| format!("{REGISTRY_HOST}/bench-warm-{tool}:1");
+                let dir = root.join("warm");
+                let brix = build_args(&["-t", &tag("brix"), "--push"], &dir);
+                let buildx = build_args(&["-t", &tag("buildx"), "--push"], &dir);
+                self.build(side, &brix, &buildx)
+            }
+            CaseKind::ColdContext | CaseKind::QemuMultistage => {
+                setup::prune_cache()?;
+                let dir = if case.kind == CaseKind::ColdContext {
+                    self.context_dir()
+                } else {
+                    root.join("multistage")
+                };
+                let args = build_args(&["-o", "type=cacheonly"], &dir);
+                self.build(side, &args, &args)
+            }
+            CaseKind::OneFileChanged => {
+                let dir = self.context_dir();
+                fixtures::change_one_file(&dir, run)?;
+                let args = build_args(&["-o", "type=cacheonly"], &dir);
+                self.build(side, &args, &args)
+            }
+            CaseKind::PushLayout => {
+                let tool = match side {
+                    Side::Brix => "brix",
+                    Side::Baseline => "skopeo",
+                };
+                let layout = fixtures::write_push_layout(
+                    &root.join(format!("layout-{tool}")),
+                    &[("linux", "amd64"), ("linux", "arm64")],
+                    self.sizes.layer_bytes,
+                    run,
+                )?;
+                let repository = format!("bench-push-{tool}-{run}");
+                let dir = layout.dir.display().to_string();
+                let invocation = match side {
+                    Side::Brix => Invocation::new(
+                        self.bins.push_layout.display().to_string(),
+                        &[&dir, &format!("{REGISTRY_HOST}/{repository}"), "1"],
+                    ),
+                    Side::Baseline => Invocation::new(
+                        "skopeo",
+                        &[
+                            "copy",
+                            "--all",
+                            "--preserve-digests",
+                            "--dest-tls-verify=false",
+                            &format!("oci:{dir}"),
+                            &format!("docker://{REGISTRY_HOST}/{repository}:1"),
+                        ],
+                    ),
+                };
+                return Ok(Prepared {
+                    invocation,
+                    pushed: Some((repository, layout)),
+                });
+            }
+        };
+        Ok(Prepared {
+            invocation,
+            pushed: None,
+        })
+    }
+
+    /// `brix BRIX_ARGS` or `docker buildx BUILDX_ARGS`, each with its private store.
+    fn tool(&self, side: Side, brix_args: &[&str], buildx_args: &[&str]) -> Invocation {
+        match side {
+            Side::Brix => Invocation::new(self.bins.brix.display().to_string(), brix_args)
+                .env("BRIX_CONFIG", self.env.brix_config.display().to_string()),
+            Side::Baseline => {
+                let mut args = vec!["buildx"];
+                args.extend_from_slice(buildx_args);
+                Invocation::new("docker", &args).env(
+                    "BUILDX_CONFIG",
+                    self.env.buildx_config.display().to_string(),
+                )
+            }
+        }
+    }
+
+    /// `build --builder <bench builder> ARGS` for either tool.
+    fn build(&self, side: Side, brix_args: &[String], buildx_args: &[String]) -> Invocation {
+        let (builder, rest) = match side {
+            Side::Brix => (BRIX_BUILDER, brix_args),
+            Side::Baseline => (BUILDX_BUILDER, buildx_args),
+        };
+        let mut args = vec!["build", "--builder", builder];
+        args.extend(rest.iter().map(String::as_str));
+        self.tool(side, &args, &args)
+    }
+}
+
+/// Checks that the registry holds every layer of `layout` in `repository`. The layers are
+/// fresh random bytes, so they can only be there if this run uploaded them.
+fn check_uploaded(repository: &str, layout: &PushLayout) -> Result<()> {
+    for digest in &layout.layer_digests {
+        let status = head_status(&format!("/v2/{repository}/blobs/{digest}"))
+            .with_context(|| format!("asking the registry for {repository}@{digest}"))?;
+        if status != 200 {
+            bail!("the registry answers {status} for layer {digest} of {repository}: not uploaded");
+        }
+    }
+    Ok(())
+}
+
+/// The status of `HEAD path` on the local registry.
+fn head_status(path: &str) -> Result<u16> {
+    let mut stream = TcpStream::connect(REGISTRY_ADDR)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.0\r\nHost: {REGISTRY_HOST}\r\nAccept: */*\r\n\r\n"
+    )?;
+    let mut head = String::new();
+    stream.take(4096).read_to_string(&mut head)?;
+    parse_status_line(&head).with_context(|| format!("no HTTP status line in {head:?}"))
+}
+
+fn parse_status_line(response: &str) -> Option<u16> {
+    response
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_is_parsed() {
+        assert_eq!(
+            parse_status_line("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"),
+            Some(200)
+        );
+        assert_eq!(parse_status_line("HTTP/1.0 404 Not Found\r\n"), Some(404));
+        assert_eq!(parse_status_line(""), None);
+    }
+
+    #[test]
+    fn every_scenario_of_the_issue_has_a_case_with_a_baseline() {
+        let cases = all_cases(&Sizes::full());
+        for scenario in ["ls-inspect", "warm", "cold", "push", "qemu"] {
+            assert!(cases.iter().any(|c| c.scenario == scenario), "{scenario}");
+        }
+        let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), cases.len(), "case names are unique");
+        assert!(
+            cases
+                .iter()
+                .all(|c| matches!(c.baseline, "buildx" | "skopeo"))
+        );
+    }
+}

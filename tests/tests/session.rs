@@ -285,3 +285,40 @@ fn dockerfile_solve_syncs_the_context_through_the_session() {
         "! exception re-includes keep.log"
     );
 }
+
+/// Unix file names are bytes. The session sends them as the raw bytes Go would (the proto
+/// field is a `string`), the daemon accepts them, and the local output receives them back.
+#[test]
+fn non_utf8_file_names_survive_sync_copy_and_export() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(env) = E2eEnv::get() else { return };
+    let (_daemon, sock) = start_daemon(&env);
+    let context = env.scratch_dir("session-nonutf8");
+    let out = env.scratch_dir("session-nonutf8-out");
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY . /src\n").expect("Dockerfile");
+    std::fs::write(context.join(name), "latin-1 name").expect("non-UTF-8 file");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = connect(&sock).await;
+        let mut session = Session::new("");
+        session.add_local("context", SyncedDir::new(&context));
+        session.add_local("dockerfile", SyncedDir::new(&context));
+        session.add_output(0, OutputTarget::Directory(out.clone()));
+        let request = SolveRequest {
+            frontend: "dockerfile.v0".into(),
+            exporters: local_exporter(),
+            exporter_deprecated: "local".into(),
+            ..Default::default()
+        };
+        solve(&client, session, request)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    assert_eq!(
+        std::fs::read_to_string(out.join("src").join(name)).expect("non-UTF-8 name in the output"),
+        "latin-1 name"
+    );
+}

@@ -164,7 +164,7 @@ impl Session {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![
             (HEADER_SESSION_ID, self.id.clone()),
-            (HEADER_SHARED_KEY, self.shared_key.clone()),
+            (HEADER_SHARED_KEY, header_safe(&self.shared_key)),
         ];
         headers.extend(
             self.methods()
@@ -323,6 +323,21 @@ where
     Ok(())
 }
 
+/// The shared key as a header value: it is often a directory's base name, which may hold
+/// characters a header cannot carry. Those are percent-escaped, which keeps the value
+/// stable across runs (all the daemon needs from a cache hint).
+fn header_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A 25-character base-36 random ID (BuildKit's `identity.NewID` format; never contains `:`).
 fn new_session_id() -> String {
     let mut bytes = [0u8; 16];
@@ -392,5 +407,17 @@ mod tests {
         assert!(methods.contains(&"/moby.filesync.v1.FileSend/DiffCopy"));
         assert!(methods.contains(&"/moby.filesync.v1.Auth/Credentials"));
         assert!(methods.iter().all(|m| !m.contains(',')));
+    }
+
+    #[test]
+    fn shared_keys_become_valid_header_values() {
+        let s = Session::new("café:node0");
+        assert_eq!(s.headers()[1].1, "caf%C3%A9:node0");
+        assert!(
+            s.headers()[1]
+                .1
+                .parse::<tonic::metadata::AsciiMetadataValue>()
+                .is_ok()
+        );
     }
 }

@@ -325,7 +325,10 @@ fn push_throughput_against_skopeo() {
         // Fresh content and a fresh client each round, so that neither side finds the blobs
         // already in the registry or mounts them from the previous round.
         let dir = env.scratch_dir("throughput");
-        let layout = big_two_platform_layout(&dir.join("layout"), 100 << 20, round);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(round, |d| d.as_nanos() as u64 ^ round);
+        let layout = big_two_platform_layout(&dir.join("layout"), 100 << 20, seed);
         let registry = Registry::new(RegistryOptions::default());
         let brix_ref = env.registry_ref("tp-brix", "1");
         let repository = brix_ref
@@ -377,15 +380,17 @@ fn push_throughput_against_skopeo() {
     eprintln!("throughput ratios brix/skopeo: {ratios:.2?}");
 }
 
-/// A layout with two platforms, each one layer of `size` random-looking bytes (so nothing
-/// compresses or deduplicates), written through brix-exporter's own layout code.
+/// A layout with two platforms, each one gzip layer of `size` random-looking bytes stored
+/// without compression (a valid gzip stream, so skopeo copies it as is instead of compressing
+/// it, and nothing deduplicates), written through brix-exporter's own layout code. `seed`
+/// makes each call's content new, so no client finds the blobs from an earlier run.
 fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
-    use std::io::Read as _;
+    use std::io::{Read as _, Write as _};
     let layout = OciLayout::create(dir).unwrap_or_else(|e| panic!("{e}"));
     let mut images = Vec::new();
     for (n, arch) in ["amd64", "arm64"].iter().enumerate() {
         // xorshift: fast, incompressible enough, and different per platform.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64 + 1) ^ (seed << 8);
+        let mut state = (0x9E37_79B9_7F4A_7C15u64 ^ seed).wrapping_mul(n as u64 + 3) | 1;
         let mut data = vec![0u8; size];
         for chunk in data.chunks_mut(8) {
             state ^= state << 13;
@@ -393,18 +398,22 @@ fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
             state ^= state << 17;
             chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
         }
+        let diff_id = brix_exporter::descriptor::sha256_digest(&data);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        gzip.write_all(&data).unwrap_or_else(|e| panic!("{e}"));
+        let data = gzip.finish().unwrap_or_else(|e| panic!("{e}"));
         let digest = brix_exporter::descriptor::sha256_digest(&data);
         layout
-            .import_blob(std::io::Cursor::new(&data).take(size as u64), &digest)
+            .import_blob(std::io::Cursor::new(&data).take(data.len() as u64), &digest)
             .unwrap_or_else(|e| panic!("{e}"));
         let layer = brix_exporter::Descriptor {
-            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             digest,
-            size: size as u64,
+            size: data.len() as u64,
             ..Default::default()
         };
         let config = layout
-            .write_blob(media_type::OCI_CONFIG, format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, layer.digest).as_bytes())
+            .write_blob(media_type::OCI_CONFIG, format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#).as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -416,7 +425,7 @@ fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
         let mut descriptor = layout
             .write_blob(media_type::OCI_MANIFEST, &bytes)
             .unwrap_or_else(|e| panic!("{e}"));
-        descriptor.platform = Some(brix_exporter::Platform::new("linux", *arch));
+        descriptor.platform = Some(brix_exporter::Platform::new("linux", arch, ""));
         images.push(descriptor);
     }
     let index = brix_exporter::assemble_index(&images).unwrap_or_else(|e| panic!("{e}"));
@@ -479,7 +488,7 @@ fn add_attestation(
     descriptor
         .annotations
         .insert(annotation::REFERENCE_DIGEST.into(), image.digest.clone());
-    descriptor.platform = Some(brix_exporter::Platform::unknown());
+    descriptor.platform = Some(brix_exporter::descriptor::unknown_platform());
     descriptor
 }
 

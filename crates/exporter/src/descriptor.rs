@@ -3,8 +3,6 @@
 //! brix writes reads like what buildx and BuildKit write.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -64,78 +62,13 @@ pub mod annotation {
     pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 }
 
-/// The platform an image runs on, as in the OCI image spec (`os/arch[/variant]`).
-///
-/// Local to this crate until brix-config's shared platform type lands; the JSON shape is the
-/// OCI one either way.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture (`amd64`, `arm64`, `unknown` for attestations).
-    pub architecture: String,
-    /// Operating system (`linux`, `unknown` for attestations).
-    pub os: String,
-    /// OS version (Windows images).
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub os_version: String,
-    /// Required OS features (Windows images).
-    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
-    pub os_features: Vec<String>,
-    /// CPU variant (`v7`, `v8`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub variant: String,
-}
+/// The platform an image runs on: brix-config's shared type, which serializes as the OCI
+/// platform object (`{"architecture":"arm64","os":"linux"}`) and displays as `linux/arm64`.
+pub use brix_config::Platform;
 
-impl Platform {
-    /// A platform from its OS and architecture, without variant.
-    pub fn new(os: impl Into<String>, architecture: impl Into<String>) -> Self {
-        Platform {
-            architecture: architecture.into(),
-            os: os.into(),
-            os_version: String::new(),
-            os_features: Vec::new(),
-            variant: String::new(),
-        }
-    }
-
-    /// `unknown/unknown`, the platform BuildKit gives attestation manifests.
-    pub fn unknown() -> Self {
-        Platform::new("unknown", "unknown")
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = Error;
-
-    /// Parses `os/arch[/variant]`.
-    fn from_str(s: &str) -> Result<Self> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let bad = || Error::InvalidDescriptor {
-            what: format!("platform {s:?}"),
-            reason: "expected os/arch or os/arch/variant".into(),
-        };
-        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(bad());
-        }
-        let mut platform = Platform::new(parts[0], parts[1]);
-        if let Some(variant) = parts.get(2) {
-            platform.variant = (*variant).to_owned();
-        }
-        Ok(platform)
-    }
+/// `unknown/unknown`, the platform BuildKit gives attestation manifests.
+pub fn unknown_platform() -> Platform {
+    Platform::new("unknown", "unknown", "")
 }
 
 /// An OCI content descriptor: what a manifest, index or blob is, where to find it, and how big.
@@ -299,9 +232,8 @@ impl ImageConfigPlatform {
                 reason: "image config has no os or architecture".into(),
             });
         }
-        let mut platform = Platform::new(config.os, config.architecture);
-        platform.variant = config.variant;
-        platform.os_version = config.os_version;
+        let mut platform = Platform::new(&config.os, &config.architecture, &config.variant);
+        platform.os_version = Some(config.os_version).filter(|v| !v.is_empty());
         Ok(platform)
     }
 }
@@ -369,15 +301,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn platform_round_trips_through_its_string_form() {
-        let p: Platform = "linux/arm/v7".parse().unwrap();
-        assert_eq!(p.variant, "v7");
-        assert_eq!(p.to_string(), "linux/arm/v7");
-        assert!("linux".parse::<Platform>().is_err());
-        assert!("linux//v7".parse::<Platform>().is_err());
-    }
-
-    #[test]
     fn descriptor_from_solve_response_decodes_base64_json() {
         let json = r#"{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:f06f489175ea9c83f945b5dc0e04f2123fc9d06727aef66a79264b9dc308ff73","size":1607}"#;
         let b64 = base64::engine::general_purpose::STANDARD.encode(json);
@@ -398,7 +321,7 @@ mod tests {
     #[test]
     fn descriptor_json_field_order_matches_image_spec() {
         let mut d = Descriptor::of_bytes(media_type::OCI_MANIFEST, b"{}");
-        d.platform = Some(Platform::unknown());
+        d.platform = Some(unknown_platform());
         d.annotations.insert("k".into(), "v".into());
         let json = String::from_utf8(serde_json::to_vec(&d).unwrap()).unwrap();
         let order: Vec<usize> = ["mediaType", "digest", "size", "annotations", "platform"]

@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(images[0].repo_tags, ["app:arm64"]);
         assert_eq!(
             images[0].manifest.platform,
-            Some(Platform::new("linux", "arm64"))
+            Some(Platform::new("linux", "arm64", ""))
         );
 
         let manifest: ImageManifest =

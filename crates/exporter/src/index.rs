@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-use crate::descriptor::{Descriptor, ImageIndex, Platform, media_type, validate_digest};
+use crate::descriptor::{
+    Descriptor, ImageIndex, Platform, media_type, unknown_platform, validate_digest,
+};
 use crate::error::{Error, Result};
 
 /// An image index ready to push or to write into a layout: its exact bytes and their
@@ -155,7 +157,7 @@ pub fn assemble_index_with_annotations(
         for attestation in &attestations {
             if attestation.attestation_subject() == Some(image.digest.as_str()) {
                 let mut attestation = attestation.clone();
-                attestation.platform = Some(Platform::unknown());
+                attestation.platform = Some(unknown_platform());
                 entries.push(attestation);
             }
         }
@@ -254,7 +256,7 @@ mod tests {
             [&amd.digest, &arm.digest, &att_amd.digest, &att_arm.digest]
         );
         let att = &a.index.manifests[2];
-        assert_eq!(att.platform, Some(Platform::unknown()));
+        assert_eq!(att.platform, Some(unknown_platform()));
         assert_eq!(att.annotations[annotation::REFERENCE_DIGEST], amd.digest);
     }
 

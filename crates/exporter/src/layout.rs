@@ -582,7 +582,7 @@ mod tests {
             .insert(annotation::REF_NAME.into(), "latest".into());
         top.manifests.push(entry);
         layout.write_index(&top).unwrap();
-        manifest.platform = Some(Platform::new("linux", arch));
+        manifest.platform = Some(Platform::new("linux", arch, ""));
         (layout, manifest)
     }
 

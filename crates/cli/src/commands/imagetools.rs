@@ -135,8 +135,8 @@ fn render_inspect(reference: &ImageReference, fetched: &FetchedManifest) -> anyh
         block.push_str(&format!("  MediaType:\t{}\n", entry.media_type));
         if let Some(platform) = &entry.platform {
             block.push_str(&format!("  Platform:\t{platform}\n"));
-            if !platform.os_version.is_empty() {
-                block.push_str(&format!("  OSVersion:\t{}\n", platform.os_version));
+            if let Some(os_version) = platform.os_version.as_deref().filter(|v| !v.is_empty()) {
+                block.push_str(&format!("  OSVersion:\t{os_version}\n"));
             }
             if !platform.os_features.is_empty() {
                 block.push_str(&format!(

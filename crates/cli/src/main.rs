@@ -39,6 +39,10 @@ enum Command {
     Rm(commands::rm::RmArgs),
     /// Stop a builder's daemons.
     Stop(commands::stop::StopArgs),
+    /// Show the builder's build cache and its disk usage.
+    Du(commands::du::DuArgs),
+    /// Remove build cache from the builder.
+    Prune(commands::prune::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => commands::ls::run(args),
         Command::Rm(args) => commands::rm::run(args),
         Command::Stop(args) => commands::stop::run(args),
+        Command::Du(args) => commands::du::run(args),
+        Command::Prune(args) => commands::prune::run(args),
     };
     match result {
         Ok(code) => code,

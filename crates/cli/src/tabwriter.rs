@@ -30,6 +30,36 @@ pub fn align(text: &str, min_width: usize, padding: usize) -> String {
     out
 }
 
+/// Aligns `text` like a Go `tabwriter` whose padding character is `\t` (buildx's
+/// `tabwriter.NewWriter(w, min_width, tab_width, padding, '\t', 0)`): each column is
+/// widened to a multiple of `tab_width` and filled with tabs, so `Total:` after
+/// `Reclaimable:` becomes `Total:\t\t`.
+pub fn align_tabs(text: &str, min_width: usize, tab_width: usize, padding: usize) -> String {
+    let lines: Vec<Vec<&str>> = text
+        .split_terminator('\n')
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let mut widths: Vec<Vec<usize>> = lines
+        .iter()
+        .map(|cells| vec![0; cells.len().saturating_sub(1)])
+        .collect();
+    format_block(&lines, &mut widths, 0, 0, lines.len(), min_width, padding);
+    let tab_width = tab_width.max(1);
+    let mut out = String::new();
+    for (cells, w) in lines.iter().zip(&widths) {
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < cells.len() {
+                let cell_width = w[i].div_ceil(tab_width) * tab_width;
+                let fill = cell_width.saturating_sub(cell.chars().count());
+                out.extend(std::iter::repeat_n('\t', fill.div_ceil(tab_width)));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn format_block(
     lines: &[Vec<&str>],
     widths: &mut [Vec<usize>],
@@ -75,6 +105,8 @@ mod tests {
             s,
             "Name:          anchor\nLast Activity: x\n\nNodes:\nName: a0\nLabels:\n k:          v\n longer.key: w\n"
         );
+        let r = align_tabs("Reclaimable:\t4.096kB\nTotal:\t4.096kB\n", 1, 8, 1);
+        assert_eq!(r, "Reclaimable:\t4.096kB\nTotal:\t\t4.096kB\n");
         let t = align("NAME/NODE\tSTATUS\tPLATFORMS\nx\t\t\n", 10, 3);
         assert_eq!(
             t,

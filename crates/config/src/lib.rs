@@ -35,7 +35,7 @@ pub use model::{
 pub use platform::{KNOWN_ARCHITECTURES, KNOWN_OSES, Platform, PlatformError};
 pub use units::{
     DEFAULT_CAP_BYTES, DiskSpace, Duration, Spelling, UnitError, format_bytes_binary,
-    format_go_duration, parse_go_duration, ram_in_bytes,
+    format_bytes_decimal, format_go_duration, parse_go_duration, ram_in_bytes,
 };
 
 /// Why a config could not be loaded.

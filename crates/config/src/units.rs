@@ -456,6 +456,19 @@ pub fn format_bytes_binary(bytes: f64) -> String {
     format!("{}{}", format_g4(size), UNITS[i])
 }
 
+/// docker/go-units `HumanSize`: decimal units (`kB`, `MB`, ...) with 4 significant digits, as
+/// buildx's `du` and `prune` print cache sizes (`4.096kB`, `12.5MB`).
+pub fn format_bytes_decimal(bytes: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", format_g4(size), UNITS[i])
+}
+
 /// Go's `%.4g` for values in [0, 1024): 4 significant digits, trailing zeros removed.
 fn format_g4(v: f64) -> String {
     if v == 0.0 {
@@ -488,6 +501,17 @@ fn format_g4(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_sizes_match_go_units_human_size() {
+        assert_eq!(format_bytes_decimal(0.0), "0B");
+        assert_eq!(format_bytes_decimal(512.0), "512B");
+        assert_eq!(format_bytes_decimal(4096.0), "4.096kB");
+        assert_eq!(format_bytes_decimal(12_500_000.0), "12.5MB");
+        assert_eq!(format_bytes_decimal(999_960.0), "1000kB");
+        assert_eq!(format_bytes_decimal(1_000_000.0), "1MB");
+        assert_eq!(format_bytes_decimal(1_234_567_890.0), "1.235GB");
+    }
 
     #[test]
     fn ram_in_bytes_is_binary() {

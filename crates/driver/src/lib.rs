@@ -19,5 +19,6 @@ mod daemon_info;
 pub mod docker;
 pub mod docker_api;
 pub mod docker_container;
+pub mod platforms;
 pub mod remote;
 pub use daemon_info::{DaemonInfo, daemon_info};

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use brix_driver::Store;
 use brix_driver::builder::resolve;
+use brix_driver::platforms;
 use brix_driver::timefmt;
 
 use super::node_status::{NodeView, boot, load_nodes, runtime, sorted_labels};
@@ -47,10 +48,27 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     super::node_status::print_stdout(&render(&ng, &views));
+    // On stderr, so stdout keeps buildx's layout for scripts.
+    for hint in emulation_hints(&views) {
+        eprintln!("{hint}");
+    }
     match boot_error {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// One line per running node whose workers cannot run a platform pinned on it or one of the
+/// common multi-arch platforms, naming the `brix binfmt --install` command that adds them.
+fn emulation_hints(views: &[NodeView]) -> Vec<String> {
+    views
+        .iter()
+        .filter_map(|v| {
+            let info = v.info.as_ref()?;
+            let missing = platforms::missing_platforms(&v.node.platforms, &info.platforms);
+            platforms::emulation_hint(&v.node.name, &missing)
+        })
+        .collect()
 }
 
 /// The text buildx prints, before column alignment.

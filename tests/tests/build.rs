@@ -379,3 +379,83 @@ fn bad_inputs_fail_clearly() {
         r.stderr
     );
 }
+
+#[test]
+fn docker_driver_pushes_two_platforms_as_one_index() {
+    // Beyond buildx, which refuses multi-platform builds on the docker driver.
+    let Some(b) = builder() else { return };
+    let ctx = b.context(
+        "docker-push-ctx",
+        &b.arch_dockerfile(&unique_name("docker-push")),
+    );
+    let image = b.env.registry_ref("docker-push", "1");
+    let mut c = b.cmd();
+    c.args([
+        "build",
+        "--builder",
+        "default",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &image,
+        "--push",
+        path(&ctx),
+    ]);
+    let r = run(&mut c).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("pushing manifest for {image}@sha256:")),
+        "{}",
+        r.stderr
+    );
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let platforms = brix_e2e::index_platforms(&index);
+    assert_eq!(
+        platforms,
+        vec!["linux/amd64", "linux/arm64"],
+        "{}",
+        raw.stdout
+    );
+    let ran = docker([
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &image,
+        "cat",
+        "/arch",
+    ])
+    .ok();
+    let _ = docker(["rmi", "-f", &image]);
+    assert_eq!(ran.stdout.trim(), "aarch64");
+}
+
+#[test]
+fn load_puts_the_native_platform_into_the_engine() {
+    let Some(b) = builder() else { return };
+    let ctx = b.context("load-ctx", &b.arch_dockerfile(&unique_name("load")));
+    let image = format!("{}:1", unique_name("loaded"));
+    let r = b
+        .build(&[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &image,
+            "--load",
+            path(&ctx),
+        ])
+        .ok();
+    assert!(r.stderr.contains("skipping linux/arm64"), "{}", r.stderr);
+    let ran = docker(["run", "--rm", &image, "cat", "/arch"]).ok();
+    let _ = docker(["rmi", "-f", &image]);
+    assert_eq!(ran.stdout.trim(), "x86_64");
+}

@@ -36,6 +36,12 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The temporary name one platform's image gets in the engine (docker driver,
+/// multi-platform push): `repo:brix-<build>-linux_arm64`.
+pub fn temp_tag(repository: &str, build_id: &str, platform_dir: &str) -> String {
+    format!("{repository}:brix-{build_id}-{platform_dir}")
+}
+
 pub(super) async fn finish(
     plan: &Plan,
     args: &BuildArgs,
@@ -104,6 +110,13 @@ pub(super) async fn finish(
                 for (_, file) in &files {
                     load_into_docker(file, printer).await?;
                 }
+            }
+            Output::Image { push: true, .. } if multi && nodes[solved[0].node].is_docker() => {
+                let index =
+                    push_index_through_docker(plan, output, nodes, &solved, printer).await?;
+                metadata.extend(index.metadata());
+                metadata.insert("image.name".into(), output.names().join(",").into());
+                image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if multi => {
                 let index = push_index(output, nodes, &solved, printer).await?;
@@ -245,8 +258,109 @@ async fn push_index_inner(
     last.context("no image name to push to")
 }
 
+/// Multi-platform push on the docker driver: each platform's temporary image is pushed
+/// through the engine, then the index over their digests is pushed under every tag and the
+/// temporary names are removed from the engine.
+async fn push_index_through_docker(
+    plan: &Plan,
+    output: &Output,
+    nodes: &[BuildNode],
+    solved: &[Solved],
+    printer: &Printer,
+) -> anyhow::Result<AssembledIndex> {
+    let names = output.names();
+    let registry = Registry::new(RegistryOptions {
+        plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
+        ..Default::default()
+    });
+    let docker = brix_driver::docker_api::connect_docker(
+        &brix_driver::docker_api::current_docker_endpoint(),
+    )?;
+    let mut last = None;
+    for repo in repositories(&names)? {
+        let mut descriptors = Vec::new();
+        let mut temps = Vec::new();
+        let mut pushed_all = Ok(());
+        for s in solved {
+            let pdir = s.platform.as_ref().map(platform_dir).unwrap_or_default();
+            let temp = temp_tag(&repo, &plan.build_id, &pdir);
+            temps.push(temp.clone());
+            match push_with_docker(&temp, printer).await {
+                Ok(Some((digest, size))) => {
+                    let mut d = Descriptor::default();
+                    d.digest = digest;
+                    d.size = size;
+                    descriptors.push(d);
+                }
+                Ok(None) => {
+                    pushed_all = Err(anyhow::anyhow!(
+                        "the Docker engine did not report the digest it pushed for {temp}"
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    pushed_all = Err(e);
+                    break;
+                }
+            }
+        }
+        let r: anyhow::Result<AssembledIndex> = match pushed_all {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let step =
+                    printer.client_step(format!("merging manifest list {}", names.join(",")));
+                let r = merge_and_push(&registry, &repo, &names, &descriptors, &step).await;
+                step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+                r
+            }
+        };
+        for temp in temps {
+            let _ = docker
+                .remove_image(
+                    &temp,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+        }
+        last = Some(r?);
+    }
+    last.context("no image name to push to")
+}
+
+async fn merge_and_push(
+    registry: &Registry,
+    repo: &str,
+    names: &[String],
+    descriptors: &[Descriptor],
+    step: &crate::progress::printer::ClientStep,
+) -> anyhow::Result<AssembledIndex> {
+    let repo_ref = ImageReference::parse(repo)?;
+    let tags: Vec<String> = names
+        .iter()
+        .filter_map(|n| ImageReference::parse(n).ok())
+        .filter(|r| r.name() == repo)
+        .map(|r| r.tag().unwrap_or("latest").to_owned())
+        .collect();
+    let manifests = registry.resolve_descriptors(&repo_ref, descriptors).await?;
+    let index = brix_exporter::assemble_index(&manifests)?;
+    step.status(&format!("exporting manifest list {}", index.digest()), true);
+    registry
+        .push_index(repo, &tags, &index)
+        .await
+        .with_context(|| format!("pushing the image index to {repo}"))?;
+    for tag in &tags {
+        step.status(
+            &format!("pushing manifest for {repo}:{tag}@{}", index.digest()),
+            true,
+        );
+    }
+    Ok(index)
+}
+
 /// `docker push NAME` through the engine API (docker driver: the engine holds the image).
-async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<()> {
+/// Returns the pushed manifest's digest and size when the engine reports them.
+async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<Option<(String, u64)>> {
     let step = printer.client_step(format!("pushing {name} with docker"));
     let r = async {
         let docker = brix_driver::docker_api::connect_docker(
@@ -262,6 +376,7 @@ async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<()> {
             platform: None,
         };
         let mut stream = docker.push_image(&image, Some(options), None);
+        let mut pushed = None;
         while let Some(item) = stream.next().await {
             let info = item.with_context(|| format!("pushing {name}"))?;
             if let Some(e) = info.error_detail.and_then(|d| d.message) {
@@ -271,9 +386,10 @@ async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<()> {
                 && s.contains("digest:")
             {
                 step.log(&s);
+                pushed = parse_push_status(&s).or(pushed);
             }
         }
-        Ok(())
+        Ok(pushed)
     }
     .await;
     step.done(r.as_ref().err().map(|e| format!("{e:#}")));
@@ -312,6 +428,13 @@ async fn load_into_docker(file: &Path, printer: &Printer) -> anyhow::Result<()> 
     .await;
     step.done(r.as_ref().err().map(|e| format!("{e:#}")));
     r
+}
+
+/// `latest: digest: sha256:… size: 527` (the engine's last push status) → digest and size.
+fn parse_push_status(status: &str) -> Option<(String, u64)> {
+    let digest = status.split("digest: ").nth(1)?.split_whitespace().next()?;
+    let size = status.split("size: ").nth(1)?.split_whitespace().next()?;
+    Some((digest.to_owned(), size.parse().ok()?))
 }
 
 fn copy_to_stdout(path: &Path) -> anyhow::Result<()> {

@@ -98,6 +98,8 @@ struct Plan {
     outputs: Vec<Output>,
     secrets: BTreeMap<String, SecretSource>,
     provenance: Option<String>,
+    /// A short random ID naming this build's temporary images (docker driver pushes).
+    build_id: String,
 }
 
 /// Runs `brix build`.
@@ -315,8 +317,12 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         Some(v) if v.starts_with("mode=") => Some(v.to_owned()),
         Some(v) => bail!("invalid --provenance value {v:?}: use true, false, mode=min or mode=max"),
     };
-    // Like buildx, provenance goes with image outputs only unless asked for explicitly.
-    let provenance = if args.provenance.is_none() && !outputs.iter().any(Output::is_image) {
+    // Like buildx, provenance goes with image outputs only unless asked for explicitly. A
+    // `docker` tarball with an attestation has no manifest.json, which engines without the
+    // containerd image store cannot load, so `--load` leaves it out too unless asked.
+    let default_on = outputs.iter().any(Output::is_image)
+        && !outputs.iter().any(|o| matches!(o, Output::Docker { .. }));
+    let provenance = if args.provenance.is_none() && !default_on {
         None
     } else {
         provenance
@@ -331,6 +337,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         outputs,
         secrets,
         provenance,
+        build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
     })
 }
 
@@ -442,7 +449,7 @@ async fn build(
             scratch.path(),
         )?);
     }
-    if multi && let Some(Some(p)) = &load_platform.as_ref().map(|p| p.clone()) {
+    if multi && let Some(Some(p)) = &load_platform {
         if plan
             .outputs
             .iter()
@@ -590,9 +597,15 @@ fn prepare(
                 e.attrs = attrs.clone();
                 let names = output.names();
                 if *push && node.is_docker() && multi {
-                    anyhow::bail!(
-                        "a multi-platform push through the docker driver is not supported yet: create a docker-container builder (brix create --use --driver-opt network=host) and build with it"
-                    );
+                    // The engine holds one platform per name: each platform is stored under
+                    // a temporary tag, pushed through the engine, and the index over them is
+                    // pushed by brix afterwards (buildx refuses this case).
+                    let pdir = pdir.clone().unwrap_or_default();
+                    let temp: Vec<String> = finish::repositories(&names)?
+                        .iter()
+                        .map(|r| finish::temp_tag(r, &plan.build_id, &pdir))
+                        .collect();
+                    e.attrs.insert("name".into(), temp.join(","));
                 }
                 // On the docker driver the engine stores the image and brix pushes it
                 // through the Docker API afterwards (as buildx does).

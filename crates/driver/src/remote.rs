@@ -156,16 +156,17 @@ impl Driver for RemoteDriver {
     fn status(&self) -> BoxFuture<'_, Result<Status, DriverError>> {
         Box::pin(async move {
             // Reachability is all a remote driver can know without a gRPC call; over TLS the
-            // handshake is part of reaching it.
-            if self.opts.tls() {
-                return Ok(match self.connect().await {
-                    Ok(_) => Status::Running,
-                    Err(_) => Status::Inactive,
-                });
-            }
-            Ok(match self.dial_plain().await {
-                Ok(_) => Status::Running,
-                Err(_) => Status::Inactive,
+            // handshake is part of reaching it. Unreachable is "inactive", as buildx says, so a
+            // builder can be created before its daemon runs; `inspect --bootstrap` says why.
+            let reachable = if self.opts.tls() {
+                self.connect().await.is_ok()
+            } else {
+                self.dial_plain().await.is_ok()
+            };
+            Ok(if reachable {
+                Status::Running
+            } else {
+                Status::Inactive
             })
         })
     }

@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod descriptor;
 pub mod docker_archive;
+pub mod engine_image;
 mod error;
 pub mod index;
 pub mod layout;

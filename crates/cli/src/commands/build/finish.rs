@@ -287,10 +287,11 @@ async fn push_index_through_docker(
             temps.push(temp.clone());
             match push_with_docker(&temp, printer).await {
                 Ok(Some((digest, size))) => {
-                    let mut d = Descriptor::default();
-                    d.digest = digest;
-                    d.size = size;
-                    descriptors.push(d);
+                    descriptors.push(Descriptor {
+                        digest,
+                        size,
+                        ..Default::default()
+                    });
                 }
                 Ok(None) => {
                     pushed_all = Err(anyhow::anyhow!(

@@ -147,10 +147,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Some(Ok(summary)) => {
             printer.finish();
-            if let Some(d) = summary {
-                if mode == ProgressMode::Quiet {
-                    println!("{d}");
-                }
+            if let Some(d) = summary
+                && mode == ProgressMode::Quiet
+            {
+                println!("{d}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -449,23 +449,23 @@ async fn build(
             scratch.path(),
         )?);
     }
-    if multi && let Some(Some(p)) = &load_platform {
-        if plan
+    if multi
+        && let Some(Some(p)) = &load_platform
+        && plan
             .outputs
             .iter()
             .any(|o| matches!(o, Output::Docker { dest: None, .. }))
-        {
-            let skipped: Vec<String> = platforms
-                .iter()
-                .flatten()
-                .filter(|q| *q != p)
-                .map(ToString::to_string)
-                .collect();
-            eprintln!(
-                "WARNING: the Docker engine holds one platform per image name: loading {p}, skipping {}",
-                skipped.join(", ")
-            );
-        }
+    {
+        let skipped: Vec<String> = platforms
+            .iter()
+            .flatten()
+            .filter(|q| *q != p)
+            .map(ToString::to_string)
+            .collect();
+        eprintln!(
+            "WARNING: the Docker engine holds one platform per image name: loading {p}, skipping {}",
+            skipped.join(", ")
+        );
     }
 
     let runs = prepared.into_iter().enumerate().map(|(i, ps)| {

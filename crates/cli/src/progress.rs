@@ -181,7 +181,9 @@ fn draw(st: &mut State) {
         lines.push(fit(&format!("{prefix}{}", v.name), &secs(dur), w));
         for s in &v.steps {
             if s.notice {
-                lines.push(fit(&format!(" => => {}", s.text), "", w));
+                // Printed in full below the block when it is done; a truncated copy here
+                // would only repeat it.
+                continue;
             } else {
                 let d = s.finished.unwrap_or(now).duration_since(s.started);
                 let pre = if s.error { " => => ERROR " } else { " => => " };

@@ -1,5 +1,37 @@
 //! brix-driver: builders and the drivers that boot and connect to their BuildKit daemons
 //! (docker-container, docker, remote), the builder store, and QEMU/binfmt management.
+//!
+//! - [`store`]: named builders on disk in buildx's JSON shape, under `$BRIX_CONFIG`, else
+//!   `$DOCKER_CONFIG/brix`, else `~/.docker/brix`; every access is a locked [`Txn`].
+//! - [`builder`]: creating builders from `brix create` options, resolving the current one,
+//!   and making the [`Driver`] for each node.
+//! - [`Driver`]: `status`, `bootstrap` (with [`BootstrapEvent`] progress), `stop`, `rm`,
+//!   `dial` (a raw HTTP/2 stream) and `connect` (a
+//!   [`brix_solver_client::ControlClient`]).
+//! - [`docker_container`]: BuildKit in `brix_buildkit_<node>` with the volume
+//!   `brix_buildkit_<node>_state`. Driver option `privileged=auto|true|false` (default
+//!   `auto`): `auto` asks for a privileged container like buildx and, where the engine
+//!   refuses ("unable to apply caps"), recreates it with
+//!   [`docker_container::CAPABILITY_FALLBACK`] and says so; `true` never falls back;
+//!   `false` always uses the capability set.
+//! - [`docker`]: the engine's own BuildKit through its `/grpc` endpoint (the `default`
+//!   builder). [`remote`]: a daemon at `unix://` or `tcp://` (TLS with `cacert`, `cert`,
+//!   `key`, `servername`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), brix_driver::DriverError> {
+//! use brix_driver::{Store, builder, daemon_info};
+//!
+//! let store = Store::open_default()?;
+//! let ng = builder::resolve(&store.txn()?, None)?; // the current builder
+//! for node in &ng.nodes {
+//!     let driver = builder::driver_for(&ng, node)?;
+//!     driver.bootstrap(&|ev| eprintln!("{ev:?}")).await?;
+//!     let info = daemon_info(driver.as_ref()).await?;
+//!     println!("{}: BuildKit {} on {}", node.name, info.version, info.platforms.join(", "));
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod binfmt;
 mod driver;

@@ -36,12 +36,14 @@
 //!
 //! ```no_run
 //! # async fn demo(docker: bollard::Docker) -> Result<(), brix_exporter::engine_image::EngineImageError> {
-//! use brix_exporter::RegistryOptions;
+//! use brix_exporter::{Platform, RegistryOptions};
 //! use brix_exporter::engine_image::{EngineImage, EngineImagePusher, remove_engine_images};
 //! let pusher = EngineImagePusher::new(docker.clone(), RegistryOptions::default());
 //! let images = [
-//!     EngineImage::new("brix-tmp/abc:linux-amd64").expect_platform("linux/amd64".parse()?),
-//!     EngineImage::new("brix-tmp/abc:linux-arm64").expect_platform("linux/arm64".parse()?),
+//!     EngineImage::new("brix-tmp/abc:linux-amd64")
+//!         .expect_platform(Platform::new("linux", "amd64", "")),
+//!     EngineImage::new("brix-tmp/abc:linux-arm64")
+//!         .expect_platform(Platform::new("linux", "arm64", "")),
 //! ];
 //! let pushed = pusher
 //!     .push_multi_platform(&images, &["localhost:5000/app:1".to_owned()])

@@ -496,11 +496,11 @@ pub fn resolve(txn: &Txn<'_>, name: Option<&str>) -> Result<NodeGroup, DriverErr
     Ok(txn.node_group(&name)?)
 }
 
-/// Every builder in the store plus `default`, sorted by name as `brix ls` shows them.
+/// Every builder in the store, sorted by name, then `default`, in the order `brix ls` shows
+/// them (buildx lists Docker-context builders after the stored ones).
 pub fn list_all(txn: &Txn<'_>) -> Result<Vec<NodeGroup>, DriverError> {
     let mut all = txn.list()?;
     all.push(default_builder());
-    all.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(all)
 }
 

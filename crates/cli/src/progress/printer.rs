@@ -234,6 +234,34 @@ impl Printer {
         })
     }
 
+    /// Marks every step still running as cancelled (the build was interrupted, or another
+    /// platform's solve failed and this one was dropped), as BuildKit reports them.
+    pub fn cancel_running(&self) {
+        let mut st = self.lock();
+        let now = SystemTime::now();
+        let running: Vec<Key> = st
+            .order
+            .iter()
+            .filter(|k| {
+                st.vertices
+                    .get(*k)
+                    .is_some_and(|v| v.record.state() == VertexState::Running)
+            })
+            .cloned()
+            .collect();
+        for key in &running {
+            if let Some(v) = st.vertices.get(key) {
+                let mut record = v.record.clone();
+                record.completed = Some(now);
+                record.error = Some("context canceled".to_owned());
+                st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+            }
+        }
+        if st.mode == ProgressMode::Plain && !running.is_empty() {
+            st.print_plain(running);
+        }
+    }
+
     /// Draws the final state (tty), flushes partial log lines (plain) and prints the
     /// warnings summary.
     pub fn finish(&self) {
@@ -602,6 +630,13 @@ impl State {
                 }
             }
         }
+        // Cursor-up cannot reach above the screen: while redrawing, keep to its height by
+        // showing the header and the latest steps; the final frame shows everything.
+        let max = terminal_height().saturating_sub(1).max(5);
+        if !last && lines.len() > max {
+            let cut = lines.len() - (max - 1);
+            lines.drain(1..=cut);
+        }
         let mut err = std::io::stderr().lock();
         let mut buf = String::new();
         if self.drawn_lines > 0 {
@@ -697,6 +732,14 @@ fn terminal_width() -> usize {
         .and_then(|c| c.parse().ok())
         .filter(|w| *w >= 40)
         .unwrap_or(100)
+}
+
+fn terminal_height() -> usize {
+    std::env::var("LINES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|h| *h >= 5)
+        .unwrap_or(40)
 }
 
 fn fit(left: &str, right: &str, w: usize) -> String {

@@ -141,6 +141,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
         None => {
+            printer.cancel_running();
             printer.finish();
             eprintln!("ERROR: build canceled (interrupted)");
             Ok(ExitCode::from(130))
@@ -155,6 +156,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Err(failure)) => {
+            printer.cancel_running();
             printer.finish();
             report_failure(&printer, &failure);
             Ok(ExitCode::FAILURE)

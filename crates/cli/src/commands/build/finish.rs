@@ -36,12 +36,6 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The temporary name one platform's image gets in the engine (docker driver,
-/// multi-platform push): `repo:brix-<build>-linux_arm64`.
-pub fn temp_tag(repository: &str, build_id: &str, platform_dir: &str) -> String {
-    format!("{repository}:brix-{build_id}-{platform_dir}")
-}
-
 pub(super) async fn finish(
     plan: &Plan,
     args: &BuildArgs,
@@ -258,9 +252,10 @@ async fn push_index_inner(
     last.context("no image name to push to")
 }
 
-/// Multi-platform push on the docker driver: each platform's temporary image is pushed
-/// through the engine, then the index over their digests is pushed under every tag and the
-/// temporary names are removed from the engine.
+/// Multi-platform push on the docker driver: each platform's image, stored in the engine
+/// under a temporary name, is taken out of the engine and pushed by digest with brix's own
+/// registry code (brix-exporter's `EngineImagePusher`), then one index over them is pushed
+/// under every tag; the temporary names are removed from the engine in every case.
 async fn push_index_through_docker(
     plan: &Plan,
     output: &Output,
@@ -268,95 +263,72 @@ async fn push_index_through_docker(
     solved: &[Solved],
     printer: &Printer,
 ) -> anyhow::Result<AssembledIndex> {
+    use brix_exporter::engine_image::{EngineImage, EngineImagePusher, remove_engine_images};
     let names = output.names();
-    let registry = Registry::new(RegistryOptions {
-        plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
-        ..Default::default()
-    });
     let docker = brix_driver::docker_api::connect_docker(
         &brix_driver::docker_api::current_docker_endpoint(),
     )?;
-    let mut last = None;
-    for repo in repositories(&names)? {
-        let mut descriptors = Vec::new();
-        let mut temps = Vec::new();
-        let mut pushed_all = Ok(());
-        for s in solved {
-            let pdir = s.platform.as_ref().map(platform_dir).unwrap_or_default();
-            let temp = temp_tag(&repo, &plan.build_id, &pdir);
-            temps.push(temp.clone());
-            match push_with_docker(&temp, printer).await {
-                Ok(Some((digest, size))) => {
-                    descriptors.push(Descriptor {
-                        digest,
-                        size,
-                        ..Default::default()
-                    });
-                }
-                Ok(None) => {
-                    pushed_all = Err(anyhow::anyhow!(
-                        "the Docker engine did not report the digest it pushed for {temp}"
-                    ));
-                    break;
-                }
-                Err(e) => {
-                    pushed_all = Err(e);
-                    break;
-                }
-            }
-        }
-        let r: anyhow::Result<AssembledIndex> = match pushed_all {
-            Err(e) => Err(e),
-            Ok(()) => {
-                let step =
-                    printer.client_step(format!("merging manifest list {}", names.join(",")));
-                let r = merge_and_push(&registry, &repo, &names, &descriptors, &step).await;
-                step.done(r.as_ref().err().map(|e| format!("{e:#}")));
-                r
-            }
-        };
-        for temp in temps {
-            let _ = docker
-                .remove_image(
-                    &temp,
-                    None::<bollard::query_parameters::RemoveImageOptions>,
-                    None,
-                )
-                .await;
-        }
-        last = Some(r?);
+    let images: Vec<EngineImage> = solved
+        .iter()
+        .filter_map(|s| s.platform.as_ref())
+        .map(|p| EngineImage::new(engine_temp_name(&plan.build_id, p)).expect_platform(p.clone()))
+        .collect();
+    let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
+    step.status("exporting images from the Docker engine", false);
+    let pusher = EngineImagePusher::new(
+        docker.clone(),
+        RegistryOptions {
+            plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
+            ..Default::default()
+        },
+    );
+    let pushed = pusher.push_multi_platform(&images, &names).await;
+    let temps: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+    if let Err(e) = remove_engine_images(&docker, &temps).await {
+        tracing::debug!(error = %e, "temporary images left in the engine");
     }
-    last.context("no image name to push to")
+    step.status("exporting images from the Docker engine", true);
+    match pushed {
+        Ok(push) => {
+            for image in &push.images {
+                step.status(
+                    &format!(
+                        "pushing {}@{} {}",
+                        image.repository,
+                        image.manifest.digest,
+                        image
+                            .manifest
+                            .platform
+                            .as_ref()
+                            .map(|p| format!("{}/{}", p.os, p.architecture))
+                            .unwrap_or_default()
+                    ),
+                    true,
+                );
+            }
+            step.status(
+                &format!("exporting manifest list {}", push.index.digest()),
+                true,
+            );
+            for name in &names {
+                step.status(
+                    &format!("pushing manifest for {name}@{}", push.index.digest()),
+                    true,
+                );
+            }
+            step.done(None);
+            Ok(push.index)
+        }
+        Err(e) => {
+            step.done(Some(e.to_string()));
+            Err(e.into())
+        }
+    }
 }
 
-async fn merge_and_push(
-    registry: &Registry,
-    repo: &str,
-    names: &[String],
-    descriptors: &[Descriptor],
-    step: &crate::progress::printer::ClientStep,
-) -> anyhow::Result<AssembledIndex> {
-    let repo_ref = ImageReference::parse(repo)?;
-    let tags: Vec<String> = names
-        .iter()
-        .filter_map(|n| ImageReference::parse(n).ok())
-        .filter(|r| r.name() == repo)
-        .map(|r| r.tag().unwrap_or("latest").to_owned())
-        .collect();
-    let manifests = registry.resolve_descriptors(&repo_ref, descriptors).await?;
-    let index = brix_exporter::assemble_index(&manifests)?;
-    step.status(&format!("exporting manifest list {}", index.digest()), true);
-    registry
-        .push_index(repo, &tags, &index)
-        .await
-        .with_context(|| format!("pushing the image index to {repo}"))?;
-    for tag in &tags {
-        step.status(
-            &format!("pushing manifest for {repo}:{tag}@{}", index.digest()),
-            true,
-        );
-    }
-    Ok(index)
+/// The temporary engine name of one platform's image in a docker-driver push.
+pub fn engine_temp_name(build_id: &str, platform: &brix_config::Platform) -> String {
+    brix_exporter::engine_image::temporary_image_name(build_id, platform)
 }
 
 /// `docker push NAME` through the engine API (docker driver: the engine holds the image).

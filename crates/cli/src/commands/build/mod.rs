@@ -600,14 +600,12 @@ fn prepare(
                 let names = output.names();
                 if *push && node.is_docker() && multi {
                     // The engine holds one platform per name: each platform is stored under
-                    // a temporary tag, pushed through the engine, and the index over them is
-                    // pushed by brix afterwards (buildx refuses this case).
-                    let pdir = pdir.clone().unwrap_or_default();
-                    let temp: Vec<String> = finish::repositories(&names)?
-                        .iter()
-                        .map(|r| finish::temp_tag(r, &plan.build_id, &pdir))
-                        .collect();
-                    e.attrs.insert("name".into(), temp.join(","));
+                    // a temporary name, then taken out of the engine and pushed by digest by
+                    // brix, with the index over them (buildx refuses this case).
+                    if let Some(p) = &platform {
+                        e.attrs
+                            .insert("name".into(), finish::engine_temp_name(&plan.build_id, p));
+                    }
                 }
                 // On the docker driver the engine stores the image and brix pushes it
                 // through the Docker API afterwards (as buildx does).

@@ -258,6 +258,14 @@ fn seed_flow_create_use_inspect_bootstrap_stop_rm() {
         .find(|v| v["Name"] == "default")
         .expect("default in ls json");
     assert_eq!(default["Driver"], "docker");
+    // The docker driver reaches the engine's own BuildKit through /grpc.
+    assert_eq!(default["Nodes"][0]["Status"], "running", "{default}");
+    assert!(
+        default["Nodes"][0]["Platforms"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()),
+        "{default}"
+    );
 
     // stop, inspect says stopped; inspect --bootstrap starts it again.
     b.brix(&["stop", &name]).ok();

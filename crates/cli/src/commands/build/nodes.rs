@@ -39,22 +39,22 @@ impl BuildNode {
         self.workers.first().and_then(|w| w.platforms.first())
     }
 
-    fn runs_natively(&self, p: &Platform) -> bool {
-        self.native()
-            .is_some_and(|n| n.os == p.os && n.architecture == p.architecture)
-            && self.supports(p)
-    }
-
-    fn pinned(&self, p: &Platform) -> bool {
-        self.node
-            .platforms
-            .iter()
-            .filter_map(|o| Platform::parse(&o.to_string()).ok())
-            .any(|q| &q == p)
-    }
-
-    fn supports(&self, p: &Platform) -> bool {
-        self.workers.iter().any(|w| w.supports(p))
+    /// What node picking needs to know about this node.
+    fn platforms(&self) -> NodePlatforms {
+        NodePlatforms {
+            native: self.native().cloned(),
+            pinned: self
+                .node
+                .platforms
+                .iter()
+                .filter_map(|o| Platform::parse(&o.to_string()).ok())
+                .collect(),
+            supported: self
+                .workers
+                .iter()
+                .flat_map(|w| w.platforms.iter().cloned())
+                .collect(),
+        }
     }
 
     /// True when `host` is marked `http = true` or `insecure = true` in the node's config.
@@ -154,14 +154,10 @@ async fn connect_node(
 /// the platform is pinned on, then any whose workers list it. A platform no node supports
 /// is an error that says how to add emulation.
 pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> anyhow::Result<Vec<usize>> {
+    let candidates: Vec<NodePlatforms> = nodes.iter().map(BuildNode::platforms).collect();
     let mut out = Vec::with_capacity(platforms.len());
     for p in platforms {
-        let pick = nodes
-            .iter()
-            .position(|n| n.runs_natively(p))
-            .or_else(|| nodes.iter().position(|n| n.pinned(p)))
-            .or_else(|| nodes.iter().position(|n| n.supports(p)));
-        match pick {
+        match pick_node(&candidates, p) {
             Some(i) => out.push(i),
             None => {
                 let available: Vec<String> = nodes
@@ -183,4 +179,71 @@ pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> anyhow::Result<Vec
         }
     }
     Ok(out)
+}
+
+/// The platforms of one node, as node picking sees them.
+#[derive(Debug, Clone, Default)]
+struct NodePlatforms {
+    /// The platform its first worker lists first: the one it runs natively.
+    native: Option<Platform>,
+    /// Platforms pinned on the node with `create --platform`.
+    pinned: Vec<Platform>,
+    /// Every platform its workers report (native and emulated).
+    supported: Vec<Platform>,
+}
+
+/// The node for `p`: one that runs it natively (same OS and architecture as its native
+/// platform, and listed), then one it is pinned on, then any that lists it.
+fn pick_node(nodes: &[NodePlatforms], p: &Platform) -> Option<usize> {
+    let native = |n: &NodePlatforms| {
+        n.native
+            .as_ref()
+            .is_some_and(|q| q.os == p.os && q.architecture == p.architecture)
+            && n.supported.contains(p)
+    };
+    nodes
+        .iter()
+        .position(native)
+        .or_else(|| nodes.iter().position(|n| n.pinned.contains(p)))
+        .or_else(|| nodes.iter().position(|n| n.supported.contains(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plat(s: &str) -> Platform {
+        Platform::parse(s).unwrap_or_else(|_| Platform::new("linux", "invalid", ""))
+    }
+
+    fn node(native: &str, supported: &[&str], pinned: &[&str]) -> NodePlatforms {
+        NodePlatforms {
+            native: Some(plat(native)),
+            pinned: pinned.iter().map(|s| plat(s)).collect(),
+            supported: supported.iter().map(|s| plat(s)).collect(),
+        }
+    }
+
+    #[test]
+    fn native_nodes_win_over_emulating_ones() {
+        let amd = node("linux/amd64", &["linux/amd64", "linux/arm64"], &[]);
+        let arm = node("linux/arm64", &["linux/arm64", "linux/amd64"], &[]);
+        let nodes = [amd, arm];
+        assert_eq!(pick_node(&nodes, &plat("linux/arm64")), Some(1));
+        assert_eq!(pick_node(&nodes, &plat("linux/amd64")), Some(0));
+    }
+
+    #[test]
+    fn pinned_then_any_worker_then_none() {
+        let a = node("linux/amd64", &["linux/amd64", "linux/riscv64"], &[]);
+        let b = node(
+            "linux/amd64",
+            &["linux/amd64", "linux/riscv64"],
+            &["linux/riscv64"],
+        );
+        let nodes = [a, b];
+        assert_eq!(pick_node(&nodes, &plat("linux/riscv64")), Some(1));
+        assert_eq!(pick_node(&nodes[..1], &plat("linux/riscv64")), Some(0));
+        assert_eq!(pick_node(&nodes, &plat("linux/s390x")), None);
+    }
 }

@@ -1,13 +1,13 @@
 //! brix-solver-client: a client for a BuildKit daemon's gRPC API — control calls, sessions
 //! (context sync, auth, secrets, outputs), per-platform solves, an LLB builder and progress events.
 
+pub mod fsutil;
+pub mod llb;
 pub mod patterns;
 pub mod progress;
-pub mod solve;
-pub mod fsutil;
 pub mod proto;
 pub mod session;
-pub mod llb;
+pub mod solve;
 
 // Control API client (connect, control, workers) and tests of the generated code.
 pub mod connect;

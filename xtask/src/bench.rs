@@ -20,7 +20,7 @@ mod machine;
 mod measure;
 mod report;
 mod scenarios;
-mod setup;
+pub(crate) mod setup;
 
 use crate::e2e::Workspace;
 use anyhow::{Context, Result, bail};

@@ -8,6 +8,7 @@
 
 mod binfmt;
 mod buildkit;
+mod buildx;
 mod busybox;
 mod dockerd;
 mod go_toolchain;
@@ -121,7 +122,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 6 };
+    let setup_steps = if args.no_setup { 0 } else { 7 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -138,6 +139,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         // Last, because it builds the brix binary: the project's own `brix binfmt` does the
         // registration.
         progress.step("binfmt", || binfmt::ensure(&ws, &mut brix))?;
+        progress.step("buildx", || buildx::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

@@ -1,4 +1,4 @@
-//! Step 7: `cargo test -p brix-e2e` with the environment's addresses and image names, then the
+//! Step 8: `cargo test -p brix-e2e` with the environment's addresses and image names, then the
 //! removal of what the tests started. dockerd and the registry stay up for the next run.
 //!
 //! Several runs may share one engine (developers on one machine, or a run in another
@@ -63,6 +63,11 @@ pub fn run(
         // Builders the tests create live here, not in the user's ~/.docker/brix, and not in
         // another run's store (`brix use` changes the store's current builder).
         .env("BRIX_CONFIG", &brix_config);
+    // Real buildx for the side-by-side tests: present after the `buildx` setup step, or
+    // installed earlier when `--no-setup` skipped it.
+    if super::buildx::available() {
+        cmd.env("BRIX_E2E_BUILDX", "1");
+    }
     if !binary_args
         .iter()
         .any(|arg| arg.starts_with("--test-threads"))

@@ -37,8 +37,8 @@ pub struct BenchArgs {
     /// --quick].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pairs: Option<u16>,
-    /// Run only these scenarios or cases (repeatable or comma-separated): ls-inspect (ls,
-    /// inspect), warm (warm-push), cold (cold-context, one-file-changed), push
+    /// Run only these scenarios or cases (repeatable or comma-separated): ls-inspect (ls, inspect,
+    /// inspect-dial-stdio), warm (warm-push), cold (cold-context, one-file-changed), push
     /// (push-layout), qemu (qemu-multistage).
     #[arg(long = "scenario", value_delimiter = ',', value_name = "NAME")]
     scenarios: Vec<String>,
@@ -137,6 +137,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let pairs = usize::from(args.pairs.unwrap_or(if args.quick { 2 } else { 5 }));
     let cases = select_cases(&scenarios::all_cases(&sizes), &args.scenarios)?;
+    // First, before the builds below give cargo (or anyone) a chance to replace our binary.
+    let meter = measure::Meter::new(&dirs.root)?;
 
     if !args.no_setup {
         step("environment (cargo xtask e2e --setup-only)", || {
@@ -161,7 +163,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let bins = bins.context("the release build produced no binaries")?;
     let env = setup::ToolEnv::new(&dirs);
     step("builders", || setup::create_builders(&dirs, &env, &bins))?;
-    let meter = measure::Meter::new(&dirs.root)?;
     let versions = machine::Versions::read(&env, &bins);
 
     let started = utc_now();

@@ -121,12 +121,13 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Copies the running xtask binary to `dir/xtask-measure`.
+    /// Copies the running xtask binary to `dir/xtask-measure`. It reads `/proc/self/exe`,
+    /// which still works when cargo has replaced (deleted) the file we were started from.
     pub fn new(dir: &Path) -> Result<Self> {
-        let exe = std::env::current_exe().context("locating the running xtask binary")?;
+        let exe = Path::new("/proc/self/exe");
         let helper = dir.join("xtask-measure");
-        std::fs::copy(&exe, &helper)
-            .with_context(|| format!("copying {} to {}", exe.display(), helper.display()))?;
+        std::fs::copy(exe, &helper)
+            .with_context(|| format!("copying the running xtask binary to {}", helper.display()))?;
         Ok(Self { helper })
     }
 

@@ -41,6 +41,9 @@ pub enum CaseKind {
     Ls,
     /// `inspect NAME`.
     Inspect,
+    /// `inspect NAME` with brix forced onto buildx's transport (`docker exec buildctl
+    /// dial-stdio`), to show how much of the difference is the connection.
+    InspectDialStdio,
     /// A fully cached two-platform build pushed to the registry.
     WarmPush,
     /// A two-platform build of the large context, with the cache pruned first.
@@ -97,6 +100,16 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::Inspect,
+        },
+        Case {
+            name: "inspect-dial-stdio",
+            scenario: "ls-inspect",
+            description: "`inspect NAME` with brix on buildx's transport (BRIX_DIAL=exec: \
+                          `docker exec buildctl dial-stdio` instead of the daemon's socket)"
+                .into(),
+            baseline: "buildx",
+            target: Target::default(),
+            kind: CaseKind::InspectDialStdio,
         },
         Case {
             name: "warm-push",
@@ -259,7 +272,10 @@ impl Runner<'_> {
                     fixtures::multistage_dockerfile(BUSYBOX_IMAGE),
                 )?;
             }
-            CaseKind::Ls | CaseKind::Inspect | CaseKind::PushLayout => {}
+            CaseKind::Ls
+            | CaseKind::Inspect
+            | CaseKind::InspectDialStdio
+            | CaseKind::PushLayout => {}
         }
         Ok(())
     }
@@ -387,6 +403,17 @@ impl Runner<'_> {
                 &["inspect", BRIX_BUILDER],
                 &["inspect", BUILDX_BUILDER],
             ),
+            CaseKind::InspectDialStdio => {
+                let inv = self.tool(
+                    side,
+                    &["inspect", BRIX_BUILDER],
+                    &["inspect", BUILDX_BUILDER],
+                );
+                match side {
+                    Side::Brix => inv.env("BRIX_DIAL", "exec"),
+                    Side::Baseline => inv,
+                }
+            }
             CaseKind::WarmPush => {
                 let tag = |tool: &str| format!("{REGISTRY_HOST}/bench-warm-{tool}:1");
                 let dir = root.join("warm");

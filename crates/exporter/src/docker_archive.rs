@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use flate2::Compression;
@@ -22,7 +22,7 @@ use crate::descriptor::{
     Descriptor, ImageConfigPlatform, ImageManifest, media_type, sha256_digest, to_pretty_json,
 };
 use crate::error::{Error, Result};
-use crate::layout::OciLayout;
+use crate::layout::{HashingWriter, OciLayout};
 
 /// Media type of the gzip-compressed layers this module writes.
 pub const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -207,7 +207,7 @@ fn compress_layer_into(
     ));
     let result = (|| {
         let file = File::create(&partial).map_err(|e| Error::io("cannot create", &partial, e))?;
-        let compressed = HashCount::new(BufWriter::with_capacity(1 << 20, file));
+        let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         // Level 1: the layers go over the network once; speed matters more than size here
         // (BuildKit's default is a middle level, buildx users can still recompress).
         let mut gzip = GzEncoder::new(compressed, Compression::fast());
@@ -228,17 +228,16 @@ fn compress_layer_into(
             .finish()
             .map_err(|e| Error::io("cannot write", &partial, e))?;
         compressed
-            .inner
             .flush()
             .map_err(|e| Error::io("cannot write", &partial, e))?;
-        let digest = format!("sha256:{:x}", compressed.hasher.finalize_reset());
+        let digest = compressed.digest();
         let final_path = layout.blob_path(&digest)?;
         fs::rename(&partial, &final_path)
             .map_err(|e| Error::io("cannot rename into", &final_path, e))?;
         let descriptor = Descriptor {
             media_type: GZIP_LAYER.into(),
             digest,
-            size: compressed.count,
+            size: compressed.size(),
             ..Default::default()
         };
         Ok((format!("sha256:{:x}", uncompressed.finalize()), descriptor))
@@ -254,39 +253,9 @@ fn normalize(name: &str) -> &str {
     name.trim_start_matches("./")
 }
 
-/// A writer that hashes and counts what goes through it.
-struct HashCount<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W> HashCount<W> {
-    fn new(inner: W) -> Self {
-        HashCount {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-}
-
-impl<W: Write> Write for HashCount<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::descriptor::Platform;
     use flate2::read::GzDecoder;
@@ -296,9 +265,20 @@ mod tests {
         let config = format!(
             r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
         );
+        write_classic_save(path, &config, &format!(r#"["app:{arch}"]"#), layer);
+    }
+
+    /// A classic (engine 20.10) `docker save` archive: `abc/layer.tar`, `<id>.json`,
+    /// `manifest.json` with `repo_tags_json` as its `RepoTags` (e.g. `["app:x"]` or `null`).
+    pub(crate) fn write_classic_save(
+        path: &Path,
+        config: &str,
+        repo_tags_json: &str,
+        layer: &[u8],
+    ) {
         let config_name = format!("{}.json", &sha256_digest(config.as_bytes())[7..]);
         let manifest = format!(
-            r#"[{{"Config":"{config_name}","RepoTags":["app:{arch}"],"Layers":["abc/layer.tar"]}}]"#
+            r#"[{{"Config":"{config_name}","RepoTags":{repo_tags_json},"Layers":["abc/layer.tar"]}}]"#
         );
         let mut builder = tar::Builder::new(File::create(path).unwrap());
         for (name, data) in [

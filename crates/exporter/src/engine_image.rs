@@ -668,29 +668,14 @@ fn is_not_found(e: &DockerError) -> bool {
 mod tests {
     use super::*;
     use crate::descriptor::{ImageManifest, sha256_digest};
-    use std::fs::{self, File};
+    use crate::docker_archive::tests::write_classic_save;
+    use std::fs;
     use std::io::Read as _;
 
-    /// A classic (engine 20.10) `docker save` archive: `<id>/layer.tar`, `<id>.json`,
-    /// `manifest.json`, with the config's diff ID as given.
+    /// A classic `docker save` archive of one image tagged `brix-tmp/x:linux-arm64`, with the
+    /// config's diff ID as given.
     fn save_archive(path: &Path, config: &str, layer: &[u8]) {
-        let config_name = format!("{}.json", &sha256_digest(config.as_bytes())[7..]);
-        let manifest = format!(
-            r#"[{{"Config":"{config_name}","RepoTags":["brix-tmp/x:linux-arm64"],"Layers":["abc/layer.tar"]}}]"#
-        );
-        let mut builder = tar::Builder::new(File::create(path).unwrap());
-        for (name, data) in [
-            ("abc/layer.tar", layer),
-            (config_name.as_str(), config.as_bytes()),
-            ("manifest.json", manifest.as_bytes()),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder.append_data(&mut header, name, data).unwrap();
-        }
-        builder.finish().unwrap();
+        write_classic_save(path, config, r#"["brix-tmp/x:linux-arm64"]"#, layer);
     }
 
     fn config(arch: &str, variant: &str, diff_id: &str) -> String {

@@ -507,22 +507,30 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&partial, path).map_err(|e| Error::io("cannot rename into", path, e))
 }
 
-/// A writer that hashes what goes through it.
-struct HashingWriter<W> {
+/// A writer that hashes and counts what goes through it (blobs written into a layout).
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
+    size: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
             hasher: Sha256::new(),
+            size: 0,
         }
     }
 
-    fn digest(&self) -> String {
+    /// `sha256:<hex>` of the bytes written so far.
+    pub(crate) fn digest(&self) -> String {
         format!("sha256:{:x}", self.hasher.clone().finalize())
+    }
+
+    /// How many bytes were written so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 }
 
@@ -530,6 +538,7 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        self.size += n as u64;
         Ok(n)
     }
 

@@ -32,9 +32,16 @@ const MAX_JSON: u64 = 16 << 20;
 #[serde(rename_all = "PascalCase")]
 struct SaveManifestEntry {
     config: String,
-    #[serde(default)]
+    /// `docker save <image id>` writes `"RepoTags": null`: no tags, as when the key is absent.
+    #[serde(default, deserialize_with = "null_as_empty")]
     repo_tags: Vec<String>,
     layers: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +300,26 @@ pub(crate) mod tests {
             builder.append_data(&mut header, name, data).unwrap();
         }
         builder.finish().unwrap();
+    }
+
+    #[test]
+    fn an_archive_saved_by_image_id_has_null_repo_tags_and_imports() {
+        let dir =
+            std::env::temp_dir().join(format!("brix-docker-archive-null-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let layer = b"an untagged layer".repeat(100);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            sha256_digest(&layer)
+        );
+        let archive = dir.join("save.tar");
+        write_classic_save(&archive, &config, "null", &layer);
+        let layout = OciLayout::create(dir.join("layout")).unwrap();
+        let images = import_docker_archive(&layout, &archive).unwrap();
+        assert_eq!(images.len(), 1);
+        assert!(images[0].repo_tags.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

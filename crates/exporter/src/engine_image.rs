@@ -96,15 +96,6 @@ pub enum EngineImageError {
         #[source]
         source: DockerError,
     },
-    /// An image given by ID has no tag; `docker save` of a bare ID names no image, which the
-    /// archive reader refuses.
-    #[error(
-        "image {image} has no name in the engine: tag it (docker tag {image} NAME) and pass the name"
-    )]
-    Untagged {
-        /// The ID as given.
-        image: String,
-    },
     /// The engine image is not for the platform it was built for.
     #[error(
         "image {image} in the engine is for {actual}, not {expected}: was it replaced by a build \
@@ -298,11 +289,6 @@ impl EngineImagePusher {
             let actual = Platform::new(os, arch, inspect.variant.as_deref().unwrap_or(""));
             check_platform(name, image.expected_platform.as_ref(), &actual)?;
         }
-        let save_name = export_name(
-            name,
-            &image_id,
-            inspect.repo_tags.as_deref().unwrap_or_default(),
-        )?;
 
         let spool = tempfile::Builder::new()
             .prefix("brix-engine-push-")
@@ -313,7 +299,7 @@ impl EngineImagePusher {
                 source: e,
             })?;
         let archive = spool.path().join("save.tar");
-        self.save_to(&save_name, &archive).await?;
+        self.save_to(name, &archive).await?;
 
         let root = spool.path().join("layout");
         let what = name.clone();
@@ -589,36 +575,6 @@ fn check_platform(
     }
 }
 
-/// The name to `docker save`. A name is saved as given. An ID is saved under one of the
-/// image's tags, because `docker save <id>` writes `"RepoTags": null`, which the archive
-/// reader does not accept.
-fn export_name(
-    reference: &str,
-    image_id: &str,
-    repo_tags: &[String],
-) -> Result<String, EngineImageError> {
-    if !is_image_id(reference, image_id) {
-        return Ok(reference.to_owned());
-    }
-    repo_tags
-        .iter()
-        .find(|t| !t.is_empty() && !t.ends_with("<none>:<none>"))
-        .cloned()
-        .ok_or_else(|| EngineImageError::Untagged {
-            image: reference.to_owned(),
-        })
-}
-
-/// True when `reference` is the engine's `image_id` or a prefix of it (12+ hex digits, with or
-/// without `sha256:`), as the engine itself resolves it.
-fn is_image_id(reference: &str, image_id: &str) -> bool {
-    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-    let id_hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
-    hex.len() >= 12
-        && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        && id_hex.starts_with(&hex.to_ascii_lowercase())
-}
-
 /// `registry/repo[:tag]` names grouped by repository (in first-seen order), each with its
 /// tags; a name without a tag means `latest`. A digest in a name is refused: an index is
 /// pushed under tags.
@@ -795,24 +751,6 @@ mod tests {
              it replaced by a build or pull of another platform under the same name? Give each \
              platform its own name"
         );
-    }
-
-    #[test]
-    fn ids_are_saved_under_a_tag_and_names_as_given() {
-        let id = format!("sha256:{}", "ab12".repeat(16));
-        let tags = vec!["app:arm64".to_owned()];
-        assert_eq!(export_name("app:arm64", &id, &tags).unwrap(), "app:arm64");
-        assert_eq!(export_name(&id, &id, &tags).unwrap(), "app:arm64");
-        assert_eq!(
-            export_name("ab12ab12ab12", &id, &tags).unwrap(),
-            "app:arm64"
-        );
-        // Too short to be taken as an ID: a name made of hex digits.
-        assert_eq!(export_name("ab12ab", &id, &tags).unwrap(), "ab12ab");
-        assert!(matches!(
-            export_name(&id, &id, &[]),
-            Err(EngineImageError::Untagged { .. })
-        ));
     }
 
     #[test]

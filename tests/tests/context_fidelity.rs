@@ -4,8 +4,11 @@
 //! exception, 0755/0600/0700 modes, an old sub-second mtime, names that are not UTF-8, a
 //! 20 MB file) is built by both tools with `FROM scratch` + `COPY . /ctx/` to a tar, and the
 //! two tars must list exactly the same entries under `ctx/`: names (bytes), types, modes,
-//! sizes, link targets, contents and mtimes. A second identical brix build must then be all
-//! cached and send almost nothing.
+//! owners, sizes, link targets, contents and mtimes. Tar mtimes are whole seconds, so a
+//! busybox stage also writes `stat.txt` (each entry's nanosecond mtime, mode and owner as
+//! the daemon sees it), which must be equal too, keep the old mtime's nanoseconds and show
+//! every owner reset to 0:0. A second identical brix build must then be all cached and send
+//! under 1 MB of context.
 //!
 //! Needs `BRIX_E2E_BUILDX=1` (real buildx installed), which `cargo xtask e2e` sets.
 
@@ -22,8 +25,19 @@ use sha2::{Digest, Sha256};
 
 /// The registry speaks plain HTTP; the builder reaches it on the host's loopback.
 const BUILDKITD_TOML: &str = "[registry.\"localhost:5000\"]\n  http = true\n";
-/// `FROM scratch` keeps the output to exactly what the context sync produced.
-const DOCKERFILE: &str = "FROM scratch\nCOPY . /ctx/\n";
+/// `FROM scratch` keeps `ctx/` to exactly what the context sync produced. The tar exporter
+/// keeps only whole seconds of mtimes, so a busybox stage also lists every entry's mtime
+/// with nanoseconds, owner and mode, as the daemon sees them, into `/stat.txt`.
+fn dockerfile(busybox: &str) -> String {
+    format!(
+        "FROM scratch AS ctx\n\
+         COPY . /ctx/\n\
+         FROM {busybox} AS stat\n\
+         RUN --mount=from=ctx,target=/m cd /m && find ctx -exec stat -c '%n|%y|%a|%u:%g' {{}} + | sort > /stat.txt\n\
+         FROM ctx\n\
+         COPY --from=stat /stat.txt /stat.txt\n"
+    )
+}
 /// Excludes the `ignored` subtree but re-includes one file in it, and every `*.tmp`.
 const DOCKERIGNORE: &str = "ignored\n!ignored/keep.txt\n**/*.tmp\n";
 /// Number of small files under `src/` (100 × 10 folders × 10 files).
@@ -135,7 +149,7 @@ fn brix_sends_the_context_exactly_as_buildx_does() {
     .ok();
 
     let ctx = b.env.scratch_dir("fidelity-ctx");
-    make_context(&ctx);
+    make_context(&ctx, &b.env.busybox);
     let out = b.env.scratch_dir("fidelity-out");
     let buildx_tar = out.join("buildx.tar");
     let brix_tar = out.join("brix.tar");
@@ -183,6 +197,53 @@ fn brix_sends_the_context_exactly_as_buildx_does() {
         theirs.len()
     );
     check_expected_entries(&ours);
+
+    // The daemon's own view, with nanosecond mtimes and owners.
+    let our_stats = stat_lines(&brix_tar);
+    let their_stats = stat_lines(&buildx_tar);
+    assert_eq!(
+        our_stats.len(),
+        ours.len() - 1,
+        "stat.txt should list every entry under ctx/"
+    );
+    let stat_diff: Vec<String> = our_stats
+        .iter()
+        .zip(&their_stats)
+        .filter(|(a, b)| a != b)
+        .take(60)
+        .map(|(a, b)| {
+            format!(
+                "  brix   {}\n  buildx {}",
+                a.escape_ascii(),
+                b.escape_ascii()
+            )
+        })
+        .collect();
+    assert!(
+        stat_diff.is_empty() && our_stats.len() == their_stats.len(),
+        "the daemon's stat of ctx/ differs ({} lines vs {}):\n{}",
+        our_stats.len(),
+        their_stats.len(),
+        stat_diff.join("\n")
+    );
+    let ancient = our_stats
+        .iter()
+        .find(|l| l.starts_with(b"ctx/old/ancient.txt|"))
+        .expect("stat.txt lists ctx/old/ancient.txt");
+    assert!(
+        ancient
+            .windows(b"2001-01-01 00:00:00.123456789".len())
+            .any(|w| w == b"2001-01-01 00:00:00.123456789"),
+        "the nanoseconds of the old mtime were lost: {}",
+        ancient.escape_ascii()
+    );
+    for line in &our_stats {
+        assert!(
+            line.ends_with(b"|0:0"),
+            "the context's owners must be reset to 0:0: {}",
+            line.escape_ascii()
+        );
+    }
     eprintln!(
         "compared {} entries under ctx/; ctx/old/ancient.txt mtime {}",
         ours.len(),
@@ -220,7 +281,7 @@ fn brix_build(b: &Builders, ctx: &Path, tar: &Path, no_cache: bool) -> Run {
 }
 
 /// Writes the test context into `dir`.
-fn make_context(dir: &Path) {
+fn make_context(dir: &Path, busybox: &str) {
     let write = |rel: &[u8], data: &[u8]| {
         let p = dir.join(OsStr::from_bytes(rel));
         if let Some(parent) = p.parent() {
@@ -233,7 +294,7 @@ fn make_context(dir: &Path) {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
     };
-    write(b"Dockerfile", DOCKERFILE.as_bytes());
+    write(b"Dockerfile", dockerfile(busybox).as_bytes());
     write(b".dockerignore", DOCKERIGNORE.as_bytes());
     for i in 0..SMALL_FILES {
         let rel = format!("src/d{:02}/e{}/f{}.txt", i / 100, (i / 10) % 10, i % 10);
@@ -300,6 +361,7 @@ fn make_context(dir: &Path) {
 struct Entry {
     kind: String,
     mode: u32,
+    owner: (u64, u64),
     size: u64,
     link: Option<Vec<u8>>,
     sha256: Option<String>,
@@ -332,6 +394,10 @@ fn listing(tar_path: &Path) -> BTreeMap<Vec<u8>, Entry> {
         let kind = format!("{:?}", header.entry_type());
         let mode = header.mode().expect("tar entry mode");
         let size = header.size().expect("tar entry size");
+        let owner = (
+            header.uid().expect("tar entry uid"),
+            header.gid().expect("tar entry gid"),
+        );
         let mut mtime = header.mtime().expect("tar entry mtime").to_string();
         let link = entry.link_name_bytes().map(|l| l.into_owned());
         if let Ok(Some(pax)) = entry.pax_extensions() {
@@ -366,6 +432,7 @@ fn listing(tar_path: &Path) -> BTreeMap<Vec<u8>, Entry> {
             Entry {
                 kind,
                 mode,
+                owner,
                 size,
                 link,
                 sha256,
@@ -374,6 +441,32 @@ fn listing(tar_path: &Path) -> BTreeMap<Vec<u8>, Entry> {
         );
     }
     out
+}
+
+/// The lines of `/stat.txt` in an exported tar, without the one for `ctx` itself (made by
+/// COPY at build time).
+fn stat_lines(tar_path: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(tar_path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", tar_path.display()));
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let entries = archive
+        .entries()
+        .unwrap_or_else(|e| panic!("reading {}: {e}", tar_path.display()));
+    for entry in entries {
+        let mut entry = entry.unwrap_or_else(|e| panic!("reading {}: {e}", tar_path.display()));
+        let name = entry.path_bytes().into_owned();
+        if name != b"stat.txt" && name != b"./stat.txt" {
+            continue;
+        }
+        let mut text = Vec::new();
+        entry.read_to_end(&mut text).expect("reading stat.txt");
+        return text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && !l.starts_with(b"ctx|"))
+            .map(<[u8]>::to_vec)
+            .collect();
+    }
+    panic!("{} has no stat.txt", tar_path.display());
 }
 
 /// A readable line per difference (at most 60), or "" when the listings are equal.
@@ -404,7 +497,10 @@ fn describe_differences(
 }
 
 fn show(e: &Entry) -> String {
-    let mut s = format!("{} {:o} {}B mtime={}", e.kind, e.mode, e.size, e.mtime);
+    let mut s = format!(
+        "{} {:o} {}:{} {}B mtime={}",
+        e.kind, e.mode, e.owner.0, e.owner.1, e.size, e.mtime
+    );
     if let Some(link) = &e.link {
         s.push_str(&format!(" -> {}", link.escape_ascii()));
     }
@@ -502,9 +598,15 @@ fn uncached_steps(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-/// A Dockerfile step's vertex name: `[1/1] COPY . /ctx/` (not `[internal] ...`).
+/// A Dockerfile step's vertex name that can be a cache hit: `[ctx 1/1] COPY . /ctx/`, not
+/// `[internal] ...`, and not `FROM`: BuildKit reports an image source whose layers it has
+/// as done, never as cached (the flag comes from the daemon, not from the client).
 fn is_step(name: &str) -> bool {
     name.strip_prefix('[')
         .and_then(|rest| rest.split_once(']'))
-        .is_some_and(|(counter, _)| counter.contains('/') && !counter.contains("internal"))
+        .is_some_and(|(counter, command)| {
+            counter.contains('/')
+                && !counter.contains("internal")
+                && !command.trim_start().starts_with("FROM ")
+        })
 }

@@ -348,7 +348,8 @@ fn decode_source_detail(value: &[u8]) -> Option<SourceLocation> {
     SourceLocation::from_pb(s.info.as_ref(), &s.ranges)
 }
 
-/// A 25-character base-36 random ID, the format BuildKit's own clients use for job IDs.
+/// A 25-character base-36 random ID, the format BuildKit's own clients use for job IDs (and
+/// session IDs: `identity.NewID`; never contains `:`).
 pub fn new_build_ref() -> String {
     let mut bytes = [0u8; 16];
     let random = std::fs::File::open("/dev/urandom")
@@ -356,11 +357,20 @@ pub fn new_build_ref() -> String {
     let mut n = if random.is_ok() {
         u128::from_le_bytes(bytes)
     } else {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-            ^ u128::from(std::process::id())
+        // No /dev/urandom: fall back to the std hasher's per-process random keys.
+        use std::hash::{BuildHasher, Hasher};
+        let mut value = 0u128;
+        for _ in 0..2 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default(),
+            );
+            value = (value << 64) | u128::from(h.finish());
+        }
+        value
     };
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = [b'0'; 25];

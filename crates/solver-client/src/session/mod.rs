@@ -338,36 +338,10 @@ fn header_safe(value: &str) -> String {
     out
 }
 
-/// A 25-character base-36 random ID (BuildKit's `identity.NewID` format; never contains `:`).
+/// A 25-character base-36 random ID (BuildKit's `identity.NewID` format; never contains `:`),
+/// made the same way as a build's ref.
 fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    let mut n = if random.is_ok() {
-        u128::from_le_bytes(bytes)
-    } else {
-        // No /dev/urandom: fall back to the std hasher's per-process random keys.
-        use std::hash::{BuildHasher, Hasher};
-        let mut value = 0u128;
-        for _ in 0..2 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or_default(),
-            );
-            value = (value << 64) | u128::from(h.finish());
-        }
-        value
-    };
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = [b'0'; 25];
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(n % 36) as usize];
-        n /= 36;
-    }
-    out.iter().map(|b| *b as char).collect()
+    crate::solve::new_build_ref()
 }
 
 #[cfg(test)]

@@ -17,10 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::grpc::{
-    BidiHandler, BidiMethod, BidiResult, BoxFuture, MAX_MESSAGE_SIZE, RawCodec, RouteResult,
-    unimplemented_response,
-};
+use super::grpc::{BidiMethod, BidiResult, BoxFuture, RawCodec, RouteResult, serve_bidi};
 use crate::fsutil::receive_into;
 use crate::fsutil::wire::Packet;
 
@@ -196,15 +193,6 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FileSendServic
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        if req.uri().path() != DIFF_COPY {
-            return Box::pin(async { Ok(unimplemented_response()) });
-        }
-        let this = self.clone();
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_max_message_size_config(Some(MAX_MESSAGE_SIZE), Some(MAX_MESSAGE_SIZE));
-            let handler = BidiHandler(this);
-            Ok(grpc.streaming(handler, req).await)
-        })
+        serve_bidi(req, DIFF_COPY, RawCodec, self.clone())
     }
 }

@@ -12,10 +12,7 @@ use tonic::metadata::MetadataMap;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::grpc::{
-    BidiHandler, BidiMethod, BidiResult, BoxFuture, MAX_MESSAGE_SIZE, RouteResult,
-    unimplemented_response,
-};
+use super::grpc::{BidiMethod, BidiResult, BoxFuture, RouteResult, serve_bidi};
 use crate::fsutil::wire::Packet;
 use crate::fsutil::{FileSyncSender, FilterOptions};
 
@@ -115,17 +112,12 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FileSyncServic
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         // TarStream is declared but no daemon calls it (only diffcopy is supported).
-        if req.uri().path() != DIFF_COPY {
-            return Box::pin(async { Ok(unimplemented_response()) });
-        }
-        let this = self.clone();
-        Box::pin(async move {
-            let mut grpc =
-                tonic::server::Grpc::new(tonic_prost::ProstCodec::<Packet, Packet>::default())
-                    .apply_max_message_size_config(Some(MAX_MESSAGE_SIZE), Some(MAX_MESSAGE_SIZE));
-            let handler = BidiHandler(this);
-            Ok(grpc.streaming(handler, req).await)
-        })
+        serve_bidi(
+            req,
+            DIFF_COPY,
+            tonic_prost::ProstCodec::<Packet, Packet>::default(),
+            self.clone(),
+        )
     }
 }
 

@@ -102,3 +102,28 @@ pub fn unimplemented_response() -> http::Response<tonic::body::Body> {
 
 /// The response type of every session route.
 pub type RouteResult = Result<http::Response<tonic::body::Body>, Infallible>;
+
+/// Serves one session request: a call of `path` goes to the bidi-streaming `handler`, its
+/// messages coded by `codec` (up to [`MAX_MESSAGE_SIZE`] each way); any other method of the
+/// service is answered "unimplemented".
+pub fn serve_bidi<C, H>(
+    req: http::Request<tonic::body::Body>,
+    path: &str,
+    codec: C,
+    handler: H,
+) -> BoxFuture<RouteResult>
+where
+    C: Codec + Send + 'static,
+    C::Decode: Send + 'static,
+    C::Encode: Send + 'static,
+    H: BidiMethod<C::Decode, Out = C::Encode>,
+{
+    if req.uri().path() != path {
+        return Box::pin(async { Ok(unimplemented_response()) });
+    }
+    Box::pin(async move {
+        let mut grpc = tonic::server::Grpc::new(codec)
+            .apply_max_message_size_config(Some(MAX_MESSAGE_SIZE), Some(MAX_MESSAGE_SIZE));
+        Ok(grpc.streaming(BidiHandler(handler), req).await)
+    })
+}

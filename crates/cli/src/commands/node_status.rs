@@ -7,7 +7,7 @@ use std::time::Duration;
 use brix_driver::builder::driver_for;
 use brix_driver::{DaemonInfo, Driver, DriverError, Node, NodeGroup, Status};
 
-use crate::progress::BootProgress;
+use crate::progress::printer::{Printer, ProgressMode};
 
 /// How long loading one node's data may take before it counts as an error (buildx: 20 s).
 const LOAD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -132,7 +132,8 @@ pub async fn boot(ng: &NodeGroup, views: &mut [NodeView]) -> anyhow::Result<bool
     if to_boot.is_empty() {
         return Ok(false);
     }
-    let progress = BootProgress::new();
+    // No `#0 building with …` header and no right label: buildx's bootstrap shows neither.
+    let progress = Printer::new(ProgressMode::Auto, None, String::new());
     let ticker = progress.spawn_ticker();
     let many = to_boot.len() > 1;
     let mut jobs = Vec::new();
@@ -142,7 +143,7 @@ pub async fn boot(ng: &NodeGroup, views: &mut [NodeView]) -> anyhow::Result<bool
         } else {
             "[internal] booting buildkit".to_string()
         };
-        let sink = progress.vertex(name);
+        let sink = progress.client_step(name);
         let driver = views[i].driver.as_deref();
         jobs.push(async move {
             let Some(driver) = driver else { return Ok(()) };

@@ -107,6 +107,8 @@ struct State {
     not_first: bool,
     drawn_lines: usize,
     warnings: Vec<(String, BuildWarning)>,
+    /// Client-side notices kept for below the final tty block (plain shows them in place).
+    notices: Vec<String>,
     client_counter: usize,
     finished: bool,
 }
@@ -135,6 +137,7 @@ impl Printer {
                 not_first: false,
                 drawn_lines: 0,
                 warnings: Vec::new(),
+                notices: Vec::new(),
                 client_counter: 0,
                 finished: false,
             })),
@@ -270,7 +273,12 @@ impl Printer {
             return;
         }
         match st.mode {
-            ProgressMode::Tty => st.draw_tty(true),
+            ProgressMode::Tty => {
+                st.draw_tty(true);
+                for n in std::mem::take(&mut st.notices) {
+                    eprintln!("{n}");
+                }
+            }
             ProgressMode::Plain => {
                 let keys: Vec<Key> = st.order.clone();
                 let mut flush = Vec::new();
@@ -933,7 +941,17 @@ impl BootstrapSink for ClientStep {
                     self.log(&format!("{step}: {e}"));
                 }
             }
-            BootstrapEvent::Notice { message } => self.log(&message),
+            BootstrapEvent::Notice { message } => {
+                let mut st = self.printer.lock();
+                if st.mode == ProgressMode::Tty {
+                    // Shown in full below the final block: a log line under the step would
+                    // be cut to the width and gone once the step is done.
+                    st.notices.push(message);
+                } else {
+                    drop(st);
+                    self.log(&message);
+                }
+            }
             BootstrapEvent::Log { line } => self.log(&line),
         }
     }
@@ -958,6 +976,39 @@ mod tests {
             "[linux/amd64] exporting to image"
         );
         assert_eq!(prefixed("exporting to image", None), "exporting to image");
+    }
+
+    #[test]
+    fn tty_keeps_boot_notices_for_below_the_block() {
+        let printer = Printer::new(ProgressMode::Tty, None, String::new());
+        let step = printer.client_step("[internal] booting buildkit");
+        step.event(BootstrapEvent::Notice {
+            message: "recreated with a capability set".into(),
+        });
+        let st = printer.lock();
+        assert_eq!(
+            st.notices,
+            vec!["recreated with a capability set".to_owned()]
+        );
+        let v = st.vertices.get(&(CLIENT, step.digest.clone()));
+        assert!(v.is_some_and(|v| v.tail.is_empty()), "not also a log line");
+    }
+
+    #[test]
+    fn plain_shows_boot_notices_as_log_lines() {
+        let printer = Printer::new(ProgressMode::Quiet, None, String::new());
+        let step = printer.client_step("[internal] booting buildkit");
+        step.event(BootstrapEvent::Notice {
+            message: "recreated with a capability set".into(),
+        });
+        let st = printer.lock();
+        assert!(st.notices.is_empty());
+        let v = st.vertices.get(&(CLIENT, step.digest.clone()));
+        assert!(v.is_some_and(|v| {
+            v.tail
+                .iter()
+                .any(|(_, l)| l == "recreated with a capability set")
+        }));
     }
 
     #[test]

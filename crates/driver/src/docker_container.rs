@@ -852,14 +852,7 @@ impl Driver for DockerContainerDriver {
     }
 
     fn features(&self) -> Features {
-        Features {
-            oci_exporter: true,
-            docker_exporter: true,
-            cache_export: true,
-            multi_platform: true,
-            direct_push: true,
-            default_load: self.opts.default_load,
-        }
+        Features::standalone_buildkit(self.opts.default_load)
     }
 
     fn describe(&self) -> String {

@@ -60,6 +60,21 @@ pub struct Features {
     pub default_load: bool,
 }
 
+impl Features {
+    /// A BuildKit daemon of its own (docker-container, remote): every exporter, cache export,
+    /// multi-platform solves and direct push; loads by default only when `default_load`.
+    pub fn standalone_buildkit(default_load: bool) -> Self {
+        Features {
+            oci_exporter: true,
+            docker_exporter: true,
+            cache_export: true,
+            multi_platform: true,
+            direct_push: true,
+            default_load,
+        }
+    }
+}
+
 /// One event while a node boots. The CLI renders them like buildx's
 /// `[internal] booting buildkit` vertex and its sub-steps.
 #[derive(Debug, Clone, PartialEq, Eq)]

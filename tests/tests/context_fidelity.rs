@@ -1,6 +1,6 @@
 //! Build-context fidelity: brix's filesync sender against real buildx's, on the same BuildKit
 //! daemon. A generated context with the awkward cases (10,000 files in nested folders,
-//! relative/absolute/dangling symlinks, an empty folder, a `.dockerignore` with a `!`
+//! relative/absolute/dangling symlinks, a hard link, an empty folder, a `.dockerignore` with a `!`
 //! exception, 0755/0600/0700 modes, an old sub-second mtime, names that are not UTF-8, a
 //! 20 MB file) is built by both tools with `FROM scratch` + `COPY . /ctx/` to a tar, and the
 //! two tars must list exactly the same entries under `ctx/`: names (bytes), types, modes,
@@ -336,6 +336,11 @@ fn make_context(dir: &Path, busybox: &str) {
     write(b"modes/private/inner.txt", b"inner\n");
     chmod("modes/private", 0o700);
 
+    // A hard link: fsutil sends the second name as a link to the first.
+    write(b"hard/a.txt", b"one inode, two names\n");
+    std::fs::hard_link(dir.join("hard/a.txt"), dir.join("hard/b.txt"))
+        .expect("creating a hard link");
+
     write(b"caf\xe9", b"latin-1 name\n");
     write(
         b"dir\xff/n\xe9e.txt",
@@ -530,6 +535,12 @@ fn check_expected_entries(entries: &BTreeMap<Vec<u8>, Entry>) {
     assert_eq!(get(b"ctx/modes/secret.key").mode & 0o7777, 0o600);
     assert_eq!(get(b"ctx/big/blob.bin").size, LARGE_FILE as u64);
     assert!(get(b"ctx/old/ancient.txt").mtime.starts_with("978307200"));
+    let hard = get(b"ctx/hard/b.txt");
+    assert_eq!(
+        (hard.kind.as_str(), hard.link.as_deref()),
+        ("Link", Some(&b"ctx/hard/a.txt"[..])),
+        "the hard link should stay a hard link"
+    );
     get(b"ctx/empty");
     get(b"ctx/caf\xe9");
     get(b"ctx/dir\xff/n\xe9e.txt");

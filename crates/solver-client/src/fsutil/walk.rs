@@ -1,10 +1,11 @@
 //! The filtered directory walk of fsutil (`fs.go`, `filter.go`, `followlinks.go`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::stat::stat_from_metadata;
@@ -81,6 +82,45 @@ struct OpenDir {
     rel: Vec<u8>,
     meta: Metadata,
     emitted: bool,
+}
+
+/// What one walk carries from directory to directory.
+#[derive(Default)]
+struct WalkState {
+    /// The enclosing directories, outermost first.
+    open: Vec<OpenDir>,
+    /// Hard links seen so far.
+    hard_links: HardLinks,
+}
+
+/// The first sent path of every multiply-linked file, by (device, inode).
+///
+/// fsutil's sender (`stat_unix.go` `setUnixOpt`) sends the second and later names of a hard
+/// link as a regular-file STAT with `linkname` = the first name's path and size 0; the
+/// receiver then makes a hard link instead of requesting the data, and `COPY` keeps the
+/// link (real buildx's output has a tar `Link` entry there). Only names that are actually
+/// sent are remembered, so a link never points at a path the receiver does not have.
+/// Symlinks keep their target as `linkname`, so they are left out.
+#[derive(Debug, Default)]
+struct HardLinks {
+    first: HashMap<(u64, u64), Vec<u8>>,
+}
+
+impl HardLinks {
+    fn link_if_seen(&mut self, meta: &Metadata, stat: &mut Stat) {
+        if meta.is_dir() || meta.file_type().is_symlink() || meta.nlink() < 2 {
+            return;
+        }
+        match self.first.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                stat.linkname = first.get().clone();
+                stat.size = 0;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(stat.path.clone());
+            }
+        }
+    }
 }
 
 /// Characters that make a pattern more than a plain path prefix (fsutil `patternChars`).
@@ -170,13 +210,13 @@ impl Walker {
         &self,
         emit: &mut dyn FnMut(WalkEntry) -> Result<(), WalkError>,
     ) -> Result<(), WalkError> {
-        let mut open: Vec<OpenDir> = Vec::new();
+        let mut state = WalkState::default();
         self.walk_dir(
             &self.root,
             &[],
             &MatchInfo::default(),
             &MatchInfo::default(),
-            &mut open,
+            &mut state,
             emit,
         )
     }
@@ -187,7 +227,7 @@ impl Walker {
         dir_rel: &[u8],
         parent_include: &MatchInfo,
         parent_exclude: &MatchInfo,
-        open: &mut Vec<OpenDir>,
+        state: &mut WalkState,
         emit: &mut dyn FnMut(WalkEntry) -> Result<(), WalkError>,
     ) -> Result<(), WalkError> {
         let mut names: Vec<OsString> = match std::fs::read_dir(dir_abs) {
@@ -258,12 +298,13 @@ impl Walker {
             }
 
             if !skip {
-                self.emit_open_parents(open, emit)?;
-                let stat =
+                self.emit_open_parents(&mut state.open, emit)?;
+                let mut stat =
                     stat_from_metadata(&abs, &rel, &meta).map_err(|source| WalkError::Io {
                         path: abs.clone(),
                         source,
                     })?;
+                state.hard_links.link_if_seen(&meta, &mut stat);
                 emit(WalkEntry {
                     stat,
                     abs_path: abs.clone(),
@@ -271,14 +312,14 @@ impl Walker {
             }
 
             if is_dir {
-                open.push(OpenDir {
+                state.open.push(OpenDir {
                     abs: abs.clone(),
                     rel: rel.clone(),
                     meta,
                     emitted: !skip,
                 });
-                let result = self.walk_dir(&abs, &rel, &include_info, &exclude_info, open, emit);
-                open.pop();
+                let result = self.walk_dir(&abs, &rel, &include_info, &exclude_info, state, emit);
+                state.open.pop();
                 result?;
             }
         }
@@ -532,6 +573,48 @@ mod tests {
             include_patterns: p.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn hard_links_after_the_first_name_point_at_it() {
+        let dir = tree(&["a/one", "b/keep", "c"]);
+        std::fs::hard_link(dir.path().join("a/one"), dir.path().join("b/two")).expect("link");
+        std::fs::hard_link(dir.path().join("a/one"), dir.path().join("c2")).expect("link");
+        let stats = |opts: FilterOptions| {
+            let walker = Walker::new(dir.path(), &opts).expect("walker");
+            let mut out = Vec::new();
+            walker
+                .walk(&mut |e| {
+                    out.push(e.stat);
+                    Ok(())
+                })
+                .expect("walk");
+            out
+        };
+        let all = stats(FilterOptions::default());
+        let find = |stats: &[Stat], path: &str| {
+            stats
+                .iter()
+                .find(|s| s.path == path.as_bytes())
+                .cloned()
+                .unwrap_or_else(|| panic!("{path} not sent"))
+        };
+        let first = find(&all, "a/one");
+        assert_eq!((first.linkname.as_slice(), first.size), (&b""[..], 5));
+        for later in ["b/two", "c2"] {
+            let s = find(&all, later);
+            assert_eq!(s.linkname, b"a/one", "{later}");
+            assert_eq!(s.size, 0, "{later}");
+            assert_eq!(s.mode & mode::SYMLINK, 0, "{later} is still a regular file");
+        }
+        // A file with one name is untouched.
+        assert_eq!(find(&all, "c").linkname, b"");
+
+        // With the first name excluded, the first *sent* name carries the data.
+        let filtered = stats(excludes(&["a"]));
+        let s = find(&filtered, "b/two");
+        assert_eq!((s.linkname.as_slice(), s.size), (&b""[..], 5));
+        assert_eq!(find(&filtered, "c2").linkname, b"b/two");
     }
 
     #[test]

@@ -122,18 +122,19 @@ pub fn change_one_file(dir: &Path, run: u64) -> Result<()> {
 }
 
 /// A Dockerfile with two stages and RUN steps, so each platform (arm64 under QEMU) does
-/// real work in the daemon while the client only waits. Only shell builtins, `cat` and
-/// `uname`: the emulated busybox is the same binary, but pipes of applets are where QEMU
-/// user emulation is least predictable.
+/// real work in the daemon while the client only waits. Apart from `uname` it uses shell
+/// builtins only: the emulators here are registered without binfmt's P flag, so a busybox
+/// applet exec'd by its link name in an arm64 stage loses its argv[0] and runs as `sh`
+/// (`cat /x` executes /x).
 pub fn multistage_dockerfile(base_image: &str) -> String {
     format!(
         "FROM {base_image} AS build\n\
          RUN i=0; s=0; while [ $i -lt 20000 ]; do s=$(( (s + i * i) % 1000003 )); i=$((i+1)); done; \
          echo \"sum $s\" > /sum && uname -m > /arch\n\
-         RUN cat /arch /sum > /result\n\
+         RUN read a < /arch; read s < /sum; echo \"$a $s\" > /result\n\
          FROM {base_image}\n\
          COPY --from=build /result /out/result\n\
-         RUN cat /out/result\n"
+         RUN read r < /out/result; echo \"$r\"\n"
     )
 }
 

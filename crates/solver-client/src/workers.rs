@@ -221,9 +221,9 @@ pub struct CacheRecord {
 }
 
 impl CacheRecord {
-    /// Reclaimable as buildx's `du` counts it: neither mutable nor in use.
+    /// Reclaimable as buildx's `du` counts it: not in use (mutable records count too).
     pub fn reclaimable(&self) -> bool {
-        !self.mutable && !self.in_use
+        !self.in_use
     }
 }
 
@@ -412,6 +412,15 @@ mod tests {
         );
         assert_eq!(c.last_used_at, None);
         assert!(!c.reclaimable());
+        let idle_mutable = CacheRecord {
+            in_use: false,
+            mutable: true,
+            ..c
+        };
+        assert!(
+            idle_mutable.reclaimable(),
+            "buildx counts mutable records too"
+        );
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn render_summary(records: &[CacheRecord]) -> String {
     for r in records {
         if r.size > 0 {
             total += r.size;
-            if !r.in_use {
+            if r.reclaimable() {
                 reclaimable += r.size;
             }
         }

@@ -181,6 +181,14 @@ fn brix_sends_the_context_exactly_as_buildx_does() {
         started.elapsed().as_secs_f64(),
         context_bytes(&first.stderr)
     );
+    // The daemon counts the encoded STAT and DATA packets it receives, so equal counts mean
+    // the two senders' packets have the same sizes (a field sent by one and not the other
+    // shows here even when the copied files come out the same).
+    assert_eq!(
+        context_bytes(&first.stderr),
+        context_bytes(&buildx.stderr),
+        "brix and buildx sent different amounts of context"
+    );
 
     let theirs = listing(&buildx_tar);
     let ours = listing(&brix_tar);

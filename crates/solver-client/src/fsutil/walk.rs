@@ -96,9 +96,12 @@ struct WalkState {
 /// The first sent path of every multiply-linked file, by (device, inode).
 ///
 /// fsutil's sender (`stat_unix.go` `setUnixOpt`) sends the second and later names of a hard
-/// link as a regular-file STAT with `linkname` = the first name's path and size 0; the
-/// receiver then makes a hard link instead of requesting the data, and `COPY` keeps the
-/// link (real buildx's output has a tar `Link` entry there). Only names that are actually
+/// link as a regular-file STAT with `linkname` = the first name's path; the receiver then
+/// makes a hard link instead of requesting the data, and `COPY` keeps the link (real
+/// buildx's output has a tar `Link` entry there). The size stays the file's real size:
+/// `setUnixOpt` zeroes it, but `mkstat` sets `Size = fi.Size()` right after for every
+/// non-directory (the status counter of "transferring context" matched buildx's to the byte
+/// only this way). Only names that are actually
 /// sent are remembered, so a link never points at a path the receiver does not have.
 /// Symlinks keep their target as `linkname`, so they are left out.
 #[derive(Debug, Default)]
@@ -114,7 +117,6 @@ impl HardLinks {
         match self.first.entry((meta.dev(), meta.ino())) {
             std::collections::hash_map::Entry::Occupied(first) => {
                 stat.linkname = first.get().clone();
-                stat.size = 0;
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(stat.path.clone());
@@ -604,7 +606,7 @@ mod tests {
         for later in ["b/two", "c2"] {
             let s = find(&all, later);
             assert_eq!(s.linkname, b"a/one", "{later}");
-            assert_eq!(s.size, 0, "{later}");
+            assert_eq!(s.size, 5, "{later} keeps its size, as fsutil's mkstat does");
             assert_eq!(s.mode & mode::SYMLINK, 0, "{later} is still a regular file");
         }
         // A file with one name is untouched.

@@ -1,6 +1,8 @@
 //! `brix binfmt` against the real kernel and Docker engine: removing, registering and
 //! resetting arm64 emulation changes what containers can run, directly and through a helper
-//! container on the engine.
+//! container on the engine, and what a freshly started docker-container builder reports and
+//! builds (issue 7: without arm64 `inspect --bootstrap` lacks linux/arm64 and an arm64 build
+//! fails naming `brix binfmt --install arm64`; after `--install` and `--reset` it builds).
 //!
 //! binfmt_misc registrations are global to the kernel, so everything here is one `#[test]`:
 //! the steps must run in order, and nothing else in this binary may use arm64 emulation
@@ -9,7 +11,7 @@
 //! left installed when the test ends.
 
 use brix_e2e::{ContainerGuard, E2eEnv, Run, TEST_LABEL, docker, run, unique_name};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
 /// The arm64 ELF magic as the kernel prints it in an entry's `magic` line.
@@ -31,6 +33,138 @@ impl Drop for LeaveArm64Installed<'_> {
 
 fn brix(env: &E2eEnv, args: &[&str]) -> Run {
     run(env.brix().args(args))
+}
+
+/// The registry speaks plain HTTP; the builders reach it on the host's loopback.
+const BUILDKITD_TOML: &str = "[registry.\"localhost:5000\"]\n  http = true\n";
+
+/// A docker-container builder in the test's own brix store, created but not booted: BuildKit
+/// detects the emulators it can run when its daemon starts, so each check of what the
+/// kernel offers uses a new builder (a new container). Removes the builder, its container
+/// and its state volume when dropped, also when the test panics.
+struct FreshBuilder<'a> {
+    env: &'a E2eEnv,
+    store: &'a Path,
+    name: String,
+}
+
+impl<'a> FreshBuilder<'a> {
+    #[track_caller]
+    fn create(env: &'a E2eEnv, store: &'a Path, purpose: &str) -> Self {
+        let b = Self {
+            env,
+            store,
+            name: unique_name(purpose),
+        };
+        let config = store.join("buildkitd.toml");
+        b.brix(&[
+            "create",
+            "--name",
+            &b.name,
+            "--driver-opt",
+            "network=host",
+            "--config",
+            path(&config),
+        ])
+        .ok();
+        b
+    }
+
+    fn brix(&self, args: &[&str]) -> Run {
+        run(self
+            .env
+            .brix()
+            .env("BRIX_CONFIG", self.store)
+            .env("DOCKER_HOST", &self.env.docker_host)
+            .env_remove("BRIX_BUILDER")
+            .env_remove("BRIX_PROGRESS")
+            .args(args))
+    }
+
+    /// `brix inspect --bootstrap <name>`: starts the daemon, which detects emulators now.
+    #[track_caller]
+    fn inspect_bootstrap(&self) -> Run {
+        self.brix(&["inspect", "--bootstrap", &self.name]).ok()
+    }
+
+    /// `brix build` of `ctx` for linux/arm64 with output `output`.
+    fn build_arm64(&self, output: &str, ctx: &Path) -> Run {
+        self.brix(&[
+            "build",
+            "--builder",
+            &self.name,
+            "--platform",
+            "linux/arm64",
+            "--progress",
+            "plain",
+            "-o",
+            output,
+            path(ctx),
+        ])
+    }
+
+    /// Boots the builder, checks that it lists linux/arm64, and builds the arm64 RUN step
+    /// under emulation.
+    #[track_caller]
+    fn assert_builds_arm64(&self, ctx: &Path) {
+        let out = self.inspect_bootstrap();
+        let platforms = inspect_platforms(&out.stdout);
+        assert!(
+            platforms.iter().any(|p| p == "linux/arm64"),
+            "{platforms:?}\n{}",
+            out.stdout
+        );
+        let dest = self.env.scratch_dir("binfmt-out");
+        let built = self
+            .build_arm64(&format!("type=local,dest={}", path(&dest)), ctx)
+            .ok();
+        let arch = std::fs::read_to_string(dest.join("arch")).unwrap_or_else(|err| {
+            panic!(
+                "the arm64 build wrote no {}/arch ({err}):\n{}",
+                dest.display(),
+                built.stderr
+            )
+        });
+        assert_eq!(arch.trim(), "aarch64", "{}", built.stderr);
+    }
+
+    fn container(&self) -> String {
+        format!("brix_buildkit_{}0", self.name)
+    }
+}
+
+impl Drop for FreshBuilder<'_> {
+    fn drop(&mut self) {
+        let _ = self.brix(&["rm", "-f", &self.name]);
+        let _ = docker(["rm", "-f", "-v", &self.container()]);
+        let _ = docker(["volume", "rm", "-f", &format!("{}_state", self.container())]);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The platforms on the `Platforms:` line of `brix inspect`, without the `*` that marks
+/// pinned ones.
+fn inspect_platforms(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Platforms:"))
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().trim_end_matches('*').to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// A build context whose arm64 RUN step needs emulation and writes the architecture it ran
+/// on to `/arch`.
+fn arm64_context(env: &E2eEnv) -> PathBuf {
+    let dir = env.scratch_dir("binfmt-ctx");
+    let dockerfile = format!("FROM {}\nRUN uname -m > /arch\n", env.busybox);
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("writing Dockerfile");
+    dir
 }
 
 /// The arm64 row of `brix binfmt --format json`.
@@ -92,6 +226,12 @@ fn uninstall_install_and_reset_arm64_emulation() {
     // Have the arm64 image locally first, so the failing run below fails for lack of
     // emulation and not for a pull.
     docker(["pull", "--quiet", "--platform", "linux/arm64", &env.busybox]).ok();
+    // Everything the builders need that does not depend on emulation is prepared before
+    // arm64 is removed, so the machine is without it as briefly as possible.
+    let store = env.scratch_dir("binfmt-store");
+    std::fs::write(store.join("buildkitd.toml"), BUILDKITD_TOML).expect("writing buildkitd.toml");
+    let ctx = arm64_context(&env);
+    let without = FreshBuilder::create(&env, &store, "binfmt-without");
 
     // 1. Uninstall: no entry for arm64 remains, whoever made it, and arm64 containers fail.
     let out = brix(&env, &["binfmt", "--uninstall", "arm64"]).ok().stdout;
@@ -111,9 +251,36 @@ fn uninstall_install_and_reset_arm64_emulation() {
         failed.stdout,
         failed.stderr
     );
+    // A builder started now cannot run arm64: inspect does not list it and hints at the
+    // install command; an arm64 build with a RUN step fails with the same suggestion.
+    let out = without.inspect_bootstrap();
+    let platforms = inspect_platforms(&out.stdout);
+    assert!(
+        platforms.iter().any(|p| p == "linux/amd64")
+            && !platforms.iter().any(|p| p == "linux/arm64"),
+        "{platforms:?}\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("hint:")
+            && l.contains("linux/arm64")
+            && l.contains("`brix binfmt --install arm64")),
+        "no hint naming `brix binfmt --install arm64`:\n{}",
+        out.stderr
+    );
+    let failed = without.build_arm64("type=cacheonly", &ctx);
+    assert!(
+        !failed.success
+            && format!("{}{}", failed.stdout, failed.stderr)
+                .contains("brix binfmt --install arm64"),
+        "the arm64 build without emulation did not fail naming `brix binfmt --install arm64`:\n{}{}",
+        failed.stdout,
+        failed.stderr
+    );
 
     // 2. Install: one entry with F, and arm64 containers run.
     let out = brix(&env, &["binfmt", "--install", "arm64"]).ok().stdout;
+    drop(without);
     assert!(out.contains("installed: qemu-aarch64 -> "), "{out}");
     let entries = kernel_arm64_entries();
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -136,6 +303,8 @@ fn uninstall_install_and_reset_arm64_emulation() {
     );
     let ran = uname_in_arm64_container(&env).ok();
     assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+    // A builder started now lists arm64 and builds the RUN step under emulation.
+    FreshBuilder::create(&env, &store, "binfmt-installed").assert_builds_arm64(&ctx);
 
     // Installing again changes nothing.
     let out = brix(&env, &["binfmt", "--install", "aarch64"]).ok().stdout;
@@ -236,4 +405,6 @@ fn uninstall_install_and_reset_arm64_emulation() {
         out.contains("re-registered: qemu-aarch64 -> /usr/bin/qemu-aarch64-static"),
         "{out}"
     );
+    // The reset left arm64 working for a builder started now.
+    FreshBuilder::create(&env, &store, "binfmt-reset").assert_builds_arm64(&ctx);
 }

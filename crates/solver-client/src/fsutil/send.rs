@@ -297,9 +297,13 @@ fn send_file_blocking(
                 break;
             }
         },
-        Err(e) => {
+        // A file removed since the walk is sent empty, as fsutil does; any other failure
+        // (EACCES on a mode-0000 file) would silently ship an empty file, so it is an error
+        // naming the path.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(path = %path.display(), error = %e, "file vanished before it was sent; sending it empty")
         }
+        Err(e) => return Err(read_err(e)),
     }
     let mut eof = Packet::of(PacketType::PacketData);
     eof.id = id;

@@ -437,10 +437,31 @@ async fn build(
         })
         .map(|(p, _)| p.clone());
 
+    // Several platforms on one node share one session for the context and the Dockerfile.
+    // The daemon keys a local source on the session that serves it, so with a session per
+    // platform it would transfer the whole context once per platform (buildx sends one
+    // multi-platform solve and so one transfer). `local-sessionid:NAME` is the dockerfile
+    // frontend's per-local session override; the engine's own, older BuildKit (docker
+    // driver) may not know it, so there each solve's session keeps serving the context.
+    let mut context_sessions = BTreeMap::new();
+    if multi {
+        for &node_index in &assignment {
+            let node = &nodes[node_index];
+            if node.is_docker() || context_sessions.contains_key(&node_index) {
+                continue;
+            }
+            let mut session = Session::new(shared_key(plan, node));
+            session.add_local("context", SyncedDir::new(&plan.context_dir));
+            session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+            let running = session.run_over_control(&mut node.client.raw()).await?;
+            context_sessions.insert(node_index, running);
+        }
+    }
+
     let mut prepared = Vec::new();
     for (i, (platform, &node_index)) in platforms.iter().zip(&assignment).enumerate() {
         let node = &nodes[node_index];
-        prepared.push(prepare(
+        let mut ps = prepare(
             plan,
             node,
             node_index,
@@ -449,7 +470,15 @@ async fn build(
             multi,
             load_platform.as_ref() == Some(platform),
             scratch.path(),
-        )?);
+        )?;
+        if let Some(shared) = context_sessions.get(&node_index) {
+            for local in ["context", "dockerfile"] {
+                ps.spec
+                    .frontend_attrs
+                    .insert(format!("local-sessionid:{local}"), shared.id().to_owned());
+            }
+        }
+        prepared.push(ps);
     }
     if multi
         && let Some(Some(p)) = &load_platform
@@ -480,7 +509,23 @@ async fn build(
         run_one(i, ps, node, printer.clone(), prefix)
     });
     let solved = futures_util::future::try_join_all(runs).await?;
+    // Every solve is done with the context: end the shared sessions.
+    drop(context_sessions);
     finish::finish(plan, args, ng, &nodes, solved, printer, scratch.path()).await
+}
+
+/// The cache-sharing hint for a node's sessions, as buildx makes it: the context folder's name
+/// and the node's name.
+fn shared_key(plan: &Plan, node: &BuildNode) -> String {
+    format!(
+        "{}:{}",
+        plan.context_dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "context".to_owned()),
+        node.node.name
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -494,16 +539,7 @@ fn prepare(
     loads: bool,
     scratch: &Path,
 ) -> anyhow::Result<PlatformSolve> {
-    let shared_key = format!(
-        "{}:{}",
-        plan.context_dir
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "context".to_owned()),
-        node.node.name
-    );
-    let mut session = Session::new(shared_key);
+    let mut session = Session::new(shared_key(plan, node));
     session.add_local("context", SyncedDir::new(&plan.context_dir));
     session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
     for (id, src) in &plan.secrets {

@@ -459,3 +459,94 @@ fn load_puts_the_native_platform_into_the_engine() {
     let _ = docker(["rmi", "-f", &image]);
     assert_eq!(ran.stdout.trim(), "x86_64");
 }
+
+#[test]
+fn two_nodes_build_one_platform_each_into_one_index() {
+    // A builder whose second node is pinned to linux/arm64: each platform is solved on its
+    // own node, each result pushed by digest, and brix assembles and pushes the index (the
+    // path a single-node builder no longer takes, since it sends one multi-platform solve).
+    let Some(b) = builder() else { return };
+    let name = unique_name("two-nodes");
+    let config = b.store.join("buildkitd.toml");
+    let common = [
+        "--driver-opt",
+        "network=host",
+        "--config",
+        path(&config),
+        "--name",
+        &name,
+    ];
+    b.brix(&[&["create"][..], &common[..]].concat()).ok();
+    // A node's endpoint must differ from the others' (as in buildx): the second one reaches
+    // the same engine through a symlink to its socket.
+    let socket = b
+        .env
+        .docker_host
+        .strip_prefix("unix://")
+        .expect("the e2e engine listens on a unix socket");
+    let link = b.env.scratch_dir("second-endpoint").join("docker.sock");
+    std::os::unix::fs::symlink(socket, &link).expect("symlinking the docker socket");
+    let endpoint = format!("unix://{}", path(&link));
+    b.brix(
+        &[
+            &["create", "--append", "--platform", "linux/arm64"][..],
+            &common[..],
+            &[endpoint.as_str()][..],
+        ]
+        .concat(),
+    )
+    .ok();
+    let ctx = b.context("two-nodes-ctx", &b.arch_dockerfile(&unique_name("nodes")));
+    let image = b.env.registry_ref("two-nodes", "1");
+    let mut c = b.cmd();
+    c.args([
+        "build",
+        "--builder",
+        &name,
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &image,
+        "--push",
+        path(&ctx),
+    ]);
+    let r = run(&mut c).ok();
+    assert!(
+        r.stderr.contains(&format!("merging manifest list {image}")),
+        "the index was not assembled by brix:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("pushing manifest for {image}@sha256:")),
+        "{}",
+        r.stderr
+    );
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let platforms = brix_e2e::index_platforms(&index);
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(platforms.contains(&p.to_owned()), "{platforms:?}");
+    }
+    let ran = docker([
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        &image,
+        "cat",
+        "/arch",
+    ])
+    .ok();
+    let _ = docker(["rmi", "-f", &image]);
+    assert_eq!(ran.stdout.trim(), "aarch64");
+    let _ = b.brix(&["rm", "--force", &name]);
+}

@@ -50,6 +50,35 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `2026-11-26T20:55:29.123456789Z`, as Go's `time.RFC3339Nano` prints a UTC time (and so
+/// as a `time.Time` is JSON-encoded): nanoseconds with trailing zeros dropped, none at all on
+/// a whole second.
+pub fn rfc3339_nano(t: SystemTime) -> String {
+    let nanos = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.subsec_nanos(),
+        Err(e) => (1_000_000_000 - e.duration().subsec_nanos()) % 1_000_000_000,
+    };
+    let (y, mo, d, h, mi, s) = civil(unix_secs_floor(t));
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_owned()
+    };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
+}
+
+/// Whole Unix seconds rounded down (so a time before the epoch with a fraction keeps its
+/// second and fraction consistent).
+fn unix_secs_floor(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
 /// `2026-11-26 20:55:29 +0000 UTC`, as Go prints a `time.Time` with `%v` (buildx `inspect`).
 pub fn go_default(t: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil(unix_secs(t));
@@ -111,6 +140,24 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 #[allow(clippy::unwrap_used)] // a test may panic on what it checks
 mod tests {
     use super::*;
+
+    #[test]
+    fn nano_format_trims_like_go() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_726_529);
+        assert_eq!(rfc3339_nano(t), "2026-11-26T20:55:29Z");
+        assert_eq!(
+            rfc3339_nano(t + Duration::from_nanos(123_400_000)),
+            "2026-11-26T20:55:29.1234Z"
+        );
+        assert_eq!(
+            rfc3339_nano(t + Duration::from_nanos(7)),
+            "2026-11-26T20:55:29.000000007Z"
+        );
+        assert_eq!(
+            rfc3339_nano(UNIX_EPOCH - Duration::from_millis(500)),
+            "1969-12-31T23:59:59.5Z"
+        );
+    }
 
     #[test]
     fn formats_and_parses() {

@@ -31,6 +31,7 @@ pub mod engine_image;
 mod error;
 pub mod index;
 pub mod layout;
+mod reference;
 pub mod registry;
 
 pub use descriptor::{Descriptor, ImageIndex, ImageManifest, Platform};

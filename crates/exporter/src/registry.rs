@@ -70,12 +70,24 @@ pub struct ImageReference(Reference);
 impl ImageReference {
     /// Parses a reference.
     pub fn parse(reference: &str) -> Result<Self> {
-        Reference::from_str(reference)
-            .map(ImageReference)
-            .map_err(|e| Error::InvalidReference {
+        let parts =
+            crate::reference::parse(reference).map_err(|reason| Error::InvalidReference {
                 reference: reference.to_owned(),
-                reason: e.to_string(),
-            })
+                reason: reason.to_owned(),
+            })?;
+        let crate::reference::Parts {
+            registry,
+            repository,
+            tag,
+            digest,
+        } = parts;
+        Ok(ImageReference(match (tag, digest) {
+            (Some(t), Some(d)) => Reference::with_tag_and_digest(registry, repository, t, d),
+            (None, Some(d)) => Reference::with_digest(registry, repository, d),
+            (t, None) => {
+                Reference::with_tag(registry, repository, t.unwrap_or_else(|| "latest".into()))
+            }
+        }))
     }
 
     /// The registry as written (`localhost:5000`, `docker.io`).

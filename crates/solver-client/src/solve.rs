@@ -39,9 +39,6 @@ pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
 /// itself right away; BuildKit's Go client gives up after the same 5 s of silence).
 const STATUS_DRAIN: Duration = Duration::from_secs(5);
 
-/// How long to wait for the session to close gracefully after the solve.
-const SESSION_CLOSE_WAIT: Duration = Duration::from_millis(200);
-
 /// What to solve and where the result goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SolveSpec {
@@ -232,13 +229,12 @@ pub async fn solve(
     }));
 
     let outcome = client.solve(request).await;
-    // The session stays up until here: exporters call back into it during Solve. The daemon
-    // keeps its end of the tunnel open until the client leaves, so a graceful close would
-    // wait out its grace period; the Go client likewise just hangs up after Solve.
-    let closed = match tokio::time::timeout(SESSION_CLOSE_WAIT, session.close()).await {
-        Ok(r) => r,
-        Err(_) => Ok(()),
-    };
+    // The session stays up until here: exporters call back into it during Solve, and each
+    // waits for its receiver to finish (the FileSend response ends after the last byte is
+    // written, a local output's FIN after the last file), so nothing is still being written
+    // when Solve returns. The daemon keeps its end of the tunnel open until the client
+    // leaves, so a graceful close would only wait; like the Go client, just hang up.
+    drop(session);
     let mut status_task = status_task;
     if tokio::time::timeout(STATUS_DRAIN, &mut status_task.0)
         .await
@@ -247,7 +243,6 @@ pub async fn solve(
         tracing::debug!("status stream still open {STATUS_DRAIN:?} after the solve; closing it");
     }
     let response = outcome.map_err(failure_from_client_error)?;
-    closed?;
     Ok(SolveResult {
         build_ref,
         exporter_response: response.exporter_response,

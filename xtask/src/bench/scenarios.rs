@@ -46,6 +46,7 @@ pub enum CaseKind {
     InspectDialStdio,
     /// A fully cached two-platform build pushed to the registry.
     WarmPush,
+    WarmBuild,
     /// A two-platform build of the large context, with the cache pruned first.
     ColdContext,
     /// The same build after one file of the context changed.
@@ -124,6 +125,19 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::WarmPush,
+        },
+        Case {
+            name: "warm-build",
+            scenario: "warm",
+            description: format!(
+                "the same fully cached `--platform {PLATFORMS}` build, `-o type=cacheonly`"
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::WarmBuild,
         },
         Case {
             name: "cold-context",
@@ -245,7 +259,7 @@ impl Runner<'_> {
     /// Prepares the fixtures a case needs once (contexts, Dockerfiles).
     pub fn prepare_case(&self, case: &Case) -> Result<()> {
         match case.kind {
-            CaseKind::WarmPush => {
+            CaseKind::WarmPush | CaseKind::WarmBuild => {
                 let dir = self.dirs.root.join("warm");
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(
@@ -420,6 +434,10 @@ impl Runner<'_> {
                 let brix = build_args(&["-t", &tag("brix"), "--push"], &dir);
                 let buildx = build_args(&["-t", &tag("buildx"), "--push"], &dir);
                 self.build(side, &brix, &buildx)
+            }
+            CaseKind::WarmBuild => {
+                let args = build_args(&["-o", "type=cacheonly"], &root.join("warm"));
+                self.build(side, &args, &args)
             }
             CaseKind::ColdContext | CaseKind::QemuMultistage => {
                 setup::prune_cache()?;

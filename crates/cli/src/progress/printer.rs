@@ -354,6 +354,12 @@ impl State {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
+                    // The daemon re-opens a finished vertex when it has more to do under it
+                    // (the image exporter's push after "exporting manifest list"): its new
+                    // statuses are shown, and DONE again at the end, as BuildKit's printer.
+                    if update.completed.is_none() && v.record.completed.is_some() {
+                        v.printed_done = false;
+                    }
                     v.record = update.clone();
                     v.record.started = started;
                     v.name = prefixed(&update.name, prefix);
@@ -696,11 +702,12 @@ fn status_text(u: &StatusUpdate) -> String {
         s.push_str(&format!(" {}", bytes(u.current)));
     }
     let end = u.completed.or(u.timestamp);
+    // BuildKit's printer leaves the timer out of sub-tasks that took 10 ms or less.
     if let (Some(st), Some(end)) = (u.started, end) {
-        s.push_str(&format!(
-            " {:.1}s",
-            end.duration_since(st).unwrap_or_default().as_secs_f64()
-        ));
+        let secs = end.duration_since(st).unwrap_or_default().as_secs_f64();
+        if secs > 0.01 {
+            s.push_str(&format!(" {secs:.1}s"));
+        }
     }
     if u.completed.is_some() {
         s.push_str(" done");
@@ -763,7 +770,7 @@ fn fit(left: &str, right: &str, w: usize) -> String {
 
 fn rfc3339(t: Option<SystemTime>) -> serde_json::Value {
     match t {
-        Some(t) => serde_json::Value::String(brix_driver::timefmt::rfc3339(t)),
+        Some(t) => serde_json::Value::String(brix_driver::timefmt::rfc3339_nano(t)),
         None => serde_json::Value::Null,
     }
 }
@@ -1012,6 +1019,55 @@ mod tests {
     }
 
     #[test]
+    fn a_reopened_vertex_shows_its_later_statuses_and_done_again() {
+        use brix_solver_client::progress::{StatusUpdate, VertexUpdate};
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let vertex = |completed: Option<SystemTime>| {
+            ProgressEvent::Vertex(VertexUpdate {
+                digest: "sha256:exp".into(),
+                inputs: Vec::new(),
+                name: "exporting to image".into(),
+                started: Some(t0),
+                completed,
+                cached: false,
+                error: None,
+                progress_group: None,
+            })
+        };
+        let status = |id: &str| {
+            ProgressEvent::Status(StatusUpdate {
+                vertex: "sha256:exp".into(),
+                id: id.into(),
+                name: String::new(),
+                current: 0,
+                total: 0,
+                timestamp: Some(t0),
+                started: Some(t0),
+                completed: Some(t0),
+            })
+        };
+        let printer = Printer::new(ProgressMode::Quiet, None, String::new());
+        let mut st = printer.lock();
+        let key = (0, "sha256:exp".to_owned());
+        let mut out = String::new();
+        st.apply(key.clone(), vertex(Some(t0)), None);
+        st.print_vertex(&key, &mut out);
+        assert!(out.ends_with("#1 DONE 0.0s\n"), "{out}");
+        // Re-opened for the push, then done again.
+        st.apply(key.clone(), vertex(None), None);
+        st.apply(key.clone(), status("pushing layers"), None);
+        st.apply(
+            key.clone(),
+            vertex(Some(t0 + Duration::from_millis(100))),
+            None,
+        );
+        out.clear();
+        st.print_vertex(&key, &mut out);
+        assert!(out.contains("#1 pushing layers done\n"), "{out}");
+        assert!(out.ends_with("#1 DONE 0.1s\n"), "{out}");
+    }
+
+    #[test]
     fn bytes_are_decimal_units() {
         assert_eq!(bytes(132), "132B");
         assert_eq!(bytes(1_030_000), "1.03MB");
@@ -1030,6 +1086,11 @@ mod tests {
             timestamp: Some(t0),
             started: Some(t0),
             completed: Some(t0),
+        };
+        assert_eq!(status_text(&u), "transferring context: 30B done");
+        let u = StatusUpdate {
+            completed: Some(t0 + Duration::from_millis(30)),
+            ..u
         };
         assert_eq!(status_text(&u), "transferring context: 30B 0.0s done");
     }

@@ -463,8 +463,7 @@ fn load_puts_the_native_platform_into_the_engine() {
 #[test]
 fn two_nodes_build_one_platform_each_into_one_index() {
     // A builder whose second node is pinned to linux/arm64: each platform is solved on its
-    // own node, each result pushed by digest, and brix assembles and pushes the index (the
-    // path a single-node builder no longer takes, since it sends one multi-platform solve).
+    // own node, each result pushed by digest, and brix assembles and pushes the index.
     let Some(b) = builder() else { return };
     let name = unique_name("two-nodes");
     let config = b.store.join("buildkitd.toml");

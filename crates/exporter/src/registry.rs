@@ -249,6 +249,13 @@ impl Registry {
         }
     }
 
+    /// Sets up the connection pool and credentials for `registry` ahead of the first request
+    /// (loading the system's root certificates and the Docker config takes a few
+    /// milliseconds), so that it can overlap other work.
+    pub async fn prepare(&self, registry: &str) -> Result<()> {
+        self.client(registry).await.map(|_| ())
+    }
+
     /// True if `registry` is spoken to over plain HTTP.
     pub fn uses_plain_http(&self, registry: &str) -> bool {
         let host = registry_host(registry);
@@ -439,19 +446,23 @@ impl Registry {
         repository: &ImageReference,
         descriptors: &[Descriptor],
     ) -> Result<Vec<Descriptor>> {
-        let mut out = Vec::new();
         for descriptor in descriptors {
             validate_digest(&descriptor.digest)?;
-            let fetched = self
-                .fetch_manifest(&repository.with_digest(&descriptor.digest))
-                .await?;
-            let mut merged = descriptor.clone();
-            if merged.media_type.is_empty() {
-                merged.media_type = fetched.descriptor.media_type.clone();
-            }
-            out.extend(self.expand(repository, merged, &fetched.bytes).await?);
         }
-        Ok(out)
+        // One round trip for all: the manifests are fetched (and expanded) concurrently.
+        let resolved =
+            futures_util::future::try_join_all(descriptors.iter().map(|descriptor| async move {
+                let fetched = self
+                    .fetch_manifest(&repository.with_digest(&descriptor.digest))
+                    .await?;
+                let mut merged = descriptor.clone();
+                if merged.media_type.is_empty() {
+                    merged.media_type = fetched.descriptor.media_type.clone();
+                }
+                self.expand(repository, merged, &fetched.bytes).await
+            }))
+            .await?;
+        Ok(resolved.into_iter().flatten().collect())
     }
 
     async fn expand(
@@ -545,12 +556,16 @@ impl Registry {
         bytes: &[u8],
         tags: &[String],
     ) -> Result<()> {
-        self.push_manifest_bytes(
-            &repository.with_digest(&descriptor.digest),
-            &descriptor.media_type,
-            bytes,
-        )
-        .await?;
+        // A manifest pushed under a tag is also stored under its digest: the by-digest push
+        // is only needed when there is no tag.
+        if tags.is_empty() {
+            self.push_manifest_bytes(
+                &repository.with_digest(&descriptor.digest),
+                &descriptor.media_type,
+                bytes,
+            )
+            .await?;
+        }
         for tag in tags {
             self.push_manifest_bytes(&repository.with_tag(tag), &descriptor.media_type, bytes)
                 .await?;

@@ -36,6 +36,18 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The registry client brix pushes indexes with: plain HTTP for the hosts the nodes' configs
+/// mark `http = true` (and loopback).
+pub(super) fn client_side_registry(nodes: &[BuildNode]) -> Registry {
+    Registry::new(RegistryOptions {
+        plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
+        ..Default::default()
+    })
+}
+
+/// The per-platform results put together; `index_registry` is the client for pushing indexes,
+/// when the caller prepared one while the solves ran.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
     plan: &Plan,
     args: &BuildArgs,
@@ -44,6 +56,7 @@ pub(super) async fn finish(
     solved: Vec<Solved>,
     printer: &Printer,
     scratch: &Path,
+    index_registry: Option<&Registry>,
 ) -> Result<Option<String>, BuildFailure> {
     let multi = solved.len() > 1;
     let mut metadata = serde_json::Map::new();
@@ -113,7 +126,11 @@ pub(super) async fn finish(
                 image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if multi => {
-                let index = push_index(output, nodes, &solved, printer).await?;
+                let registry = match index_registry {
+                    Some(r) => r,
+                    None => &client_side_registry(nodes),
+                };
+                let index = push_index(output, registry, &solved, printer).await?;
                 metadata.extend(index.metadata());
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
@@ -173,20 +190,20 @@ fn decode_descriptor(v: &str) -> Option<serde_json::Value> {
 /// repository of the output, under every tag; prints buildx's `pushing manifest for` lines.
 async fn push_index(
     output: &Output,
-    nodes: &[BuildNode],
+    registry: &Registry,
     solved: &[Solved],
     printer: &Printer,
 ) -> anyhow::Result<AssembledIndex> {
     let names = output.names();
     let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
-    let r = push_index_inner(&names, nodes, solved, &step).await;
+    let r = push_index_inner(&names, registry, solved, &step).await;
     step.done(r.as_ref().err().map(|e| format!("{e:#}")));
     r
 }
 
 async fn push_index_inner(
     names: &[String],
-    nodes: &[BuildNode],
+    registry: &Registry,
     solved: &[Solved],
     step: &crate::progress::printer::ClientStep,
 ) -> anyhow::Result<AssembledIndex> {
@@ -207,11 +224,6 @@ async fn push_index_inner(
             })?;
         descriptors.push(Descriptor::from_solve_response(raw)?);
     }
-    let plain_http_hosts = nodes.iter().flat_map(BuildNode::plain_http_hosts).collect();
-    let registry = Registry::new(RegistryOptions {
-        plain_http_hosts,
-        ..Default::default()
-    });
     // Tags grouped by repository, in the order given.
     let mut by_repo: Vec<(ImageReference, Vec<String>)> = Vec::new();
     for n in names {

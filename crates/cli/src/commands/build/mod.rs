@@ -1,8 +1,7 @@
-//! `brix build`: when every requested platform lands on one BuildKit node, one multi-platform
-//! Dockerfile solve, as buildx sends; otherwise one solve per platform, run concurrently, each
-//! on the node that suits the platform best, shown in one progress display, after which the
-//! outputs are put together (a multi-platform index pushed under every tag, one OCI tarball,
-//! per-platform directories) the way buildx lays them out.
+//! `brix build`: one Dockerfile solve per requested platform, run concurrently, each on the
+//! node that suits the platform best, shown in one progress display; then the outputs are put
+//! together (a multi-platform index pushed under every tag, one OCI tarball, per-platform
+//! directories) the way buildx lays them out.
 
 mod docker_session;
 mod finish;
@@ -425,43 +424,6 @@ async fn build(
         .tempdir()
         .context("creating a scratch folder for the build's outputs")?;
 
-    if multi && let Some(node_index) = one_solve_node(plan, &nodes, &assignment) {
-        // Every platform lands on one BuildKit node: one multi-platform solve, as buildx
-        // sends. The daemon loads the frontend, resolves the base images and exports once,
-        // and lays out the outputs itself (per-platform folders, one OCI index, one pushed
-        // index under every tag).
-        let node = &nodes[node_index];
-        let mut ps = prepare(
-            plan,
-            node,
-            node_index,
-            0,
-            None,
-            false,
-            false,
-            scratch.path(),
-        )?;
-        let list: Vec<String> = platforms
-            .iter()
-            .flatten()
-            .map(ToString::to_string)
-            .collect();
-        ps.spec
-            .frontend_attrs
-            .insert("platform".into(), list.join(","));
-        let solved = run_one(0, ps, node, printer.clone(), None).await?;
-        return finish::finish(
-            plan,
-            args,
-            ng,
-            &nodes,
-            vec![solved],
-            printer,
-            scratch.path(),
-        )
-        .await;
-    }
-
     // The engine's native platform gets the `docker` output when several are built.
     let load_platform = platforms
         .iter()
@@ -477,10 +439,10 @@ async fn build(
 
     // Several platforms on one node share one session for the context and the Dockerfile.
     // The daemon keys a local source on the session that serves it, so with a session per
-    // platform it would transfer the whole context once per platform. `local-sessionid:NAME`
-    // is the dockerfile frontend's per-local session override; the engine's own, older
-    // BuildKit (docker driver) may not know it, so there each solve's session keeps serving
-    // the context.
+    // platform it would transfer the whole context once per platform (buildx sends one
+    // multi-platform solve and so one transfer). `local-sessionid:NAME` is the dockerfile
+    // frontend's per-local session override; the engine's own, older BuildKit (docker
+    // driver) may not know it, so there each solve's session keeps serving the context.
     let mut context_sessions = BTreeMap::new();
     if multi {
         for &node_index in &assignment {
@@ -546,29 +508,62 @@ async fn build(
         };
         run_one(i, ps, node, printer.clone(), prefix)
     });
+    // A multi-platform push ends with brix pushing the index: its registry connection (root
+    // certificates, Docker config credentials) is set up while the solves run.
+    let index_registry = (multi && !nodes[assignment[0]].is_docker())
+        .then(|| index_registry_hosts(plan))
+        .filter(|hosts| !hosts.is_empty())
+        .map(|hosts| {
+            let registry = std::sync::Arc::new(finish::client_side_registry(&nodes));
+            let warm = registry.clone();
+            let warm_up = tokio::spawn(async move {
+                for host in hosts {
+                    // A failure here shows again, with its context, when the index is pushed.
+                    if let Err(e) = warm.prepare(&host).await {
+                        tracing::debug!(error = %e, host, "registry set-up ahead of the push");
+                    }
+                }
+            });
+            (registry, warm_up)
+        });
+
     let solved = futures_util::future::try_join_all(runs).await?;
     // Every solve is done with the context: end the shared sessions.
     drop(context_sessions);
-    finish::finish(plan, args, ng, &nodes, solved, printer, scratch.path()).await
+    let registry = match index_registry {
+        Some((registry, warm_up)) => {
+            let _ = warm_up.await;
+            Some(registry)
+        }
+        None => None,
+    };
+    finish::finish(
+        plan,
+        args,
+        ng,
+        &nodes,
+        solved,
+        printer,
+        scratch.path(),
+        registry.as_deref(),
+    )
+    .await
 }
 
-/// The node that builds every platform in one multi-platform solve, if the build allows it:
-/// all platforms on one node, a BuildKit of its own (not the engine's, which keeps one
-/// platform per image), and no `docker` output (BuildKit's docker exporter takes one
-/// platform). Otherwise each platform gets its own solve and brix puts the results together.
-/// `BRIX_SOLVE=per-platform` forces the latter (benchmarks and tests of that path).
-fn one_solve_node(plan: &Plan, nodes: &[BuildNode], assignment: &[usize]) -> Option<usize> {
-    let first = *assignment.first()?;
-    let forced = std::env::var("BRIX_SOLVE").as_deref() == Ok("per-platform");
-    let docker_output = plan
-        .outputs
-        .iter()
-        .any(|o| matches!(o, Output::Docker { .. }));
-    (!forced
-        && !docker_output
-        && !nodes[first].is_docker()
-        && assignment.iter().all(|&n| n == first))
-    .then_some(first)
+/// The registry hosts the pushed image outputs name.
+fn index_registry_hosts(plan: &Plan) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for output in &plan.outputs {
+        if let Output::Image { push: true, .. } = output {
+            for name in output.names() {
+                let host = finish::registry_host(&name);
+                if !host.is_empty() && !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+    }
+    hosts
 }
 
 /// The cache-sharing hint for a node's sessions, as buildx makes it: the context folder's name

@@ -33,7 +33,10 @@ fn stderr(o: &Output) -> String {
 }
 
 fn temp_file(name: &str, content: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("brix-config-cmd-{}", std::process::id()));
+    // Under the target directory (cargo's scratch space for integration tests), so runs leave
+    // nothing behind in /tmp.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("brix-config-cmd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
     std::fs::write(&path, content).expect("write temp file");

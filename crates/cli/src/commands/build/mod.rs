@@ -461,6 +461,7 @@ async fn build(
     let mut prepared = Vec::new();
     for (i, (platform, &node_index)) in platforms.iter().zip(&assignment).enumerate() {
         let node = &nodes[node_index];
+        let shared_context = context_sessions.contains_key(&node_index);
         let mut ps = prepare(
             plan,
             node,
@@ -469,6 +470,7 @@ async fn build(
             platform.clone(),
             multi,
             load_platform.as_ref() == Some(platform),
+            !shared_context,
             scratch.path(),
         )?;
         if let Some(shared) = context_sessions.get(&node_index) {
@@ -589,11 +591,16 @@ fn prepare(
     platform: Option<Platform>,
     multi: bool,
     loads: bool,
+    serves_context: bool,
     scratch: &Path,
 ) -> anyhow::Result<PlatformSolve> {
     let mut session = Session::new(shared_key(plan, node));
-    session.add_local("context", SyncedDir::new(&plan.context_dir));
-    session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+    // Unless the node's platforms share one context session (`local-sessionid:`), this
+    // solve's own session serves the context and the Dockerfile.
+    if serves_context {
+        session.add_local("context", SyncedDir::new(&plan.context_dir));
+        session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+    }
     for (id, src) in &plan.secrets {
         session.add_secret(id.clone(), src.clone());
     }

@@ -62,10 +62,30 @@ impl Builder {
 
     /// `brix build --builder <ours> --progress plain ARGS...`
     fn build(&self, args: &[&str]) -> Run {
+        self.build_on(&self.name, args)
+    }
+
+    /// `brix build --builder BUILDER --progress plain ARGS...`
+    fn build_on(&self, builder: &str, args: &[&str]) -> Run {
         let mut c = self.cmd();
-        c.args(["build", "--builder", &self.name, "--progress", "plain"]);
+        c.args(["build", "--builder", builder, "--progress", "plain"]);
         c.args(args);
         run(&mut c)
+    }
+
+    /// A two-platform build of `ctx` on `builder`, pushed as `image`.
+    fn push_two_platforms(&self, builder: &str, image: &str, ctx: &Path) -> Run {
+        self.build_on(
+            builder,
+            &[
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                image,
+                "--push",
+                path(ctx),
+            ],
+        )
     }
 
     /// A build context with `Dockerfile` and nothing else.
@@ -93,6 +113,35 @@ fn read(p: &Path) -> String {
         .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
         .trim()
         .to_owned()
+}
+
+/// The index pushed under `image`, as skopeo reads it: its text and its JSON.
+fn pushed_index(image: &str) -> (String, serde_json::Value) {
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let index = serde_json::from_str(&raw.stdout).expect("index JSON");
+    (raw.stdout, index)
+}
+
+/// `cat /arch` in a linux/arm64 container of `image` (then the image is removed locally).
+fn arch_in_arm64_container(image: &str) -> String {
+    let ran = docker([
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        image,
+        "cat",
+        "/arch",
+    ])
+    .ok();
+    let _ = docker(["rmi", "-f", image]);
+    ran.stdout.trim().to_owned()
 }
 
 #[test]
@@ -200,18 +249,10 @@ fn multi_platform_push_makes_one_index() {
         out.stderr
     );
 
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let (raw, index) = pushed_index(&image);
     assert_eq!(
         index["mediaType"], "application/vnd.oci.image.index.v1+json",
-        "{}",
-        raw.stdout
+        "{raw}"
     );
     let platforms = brix_e2e::index_platforms(&index);
     assert!(
@@ -260,18 +301,7 @@ fn multi_platform_push_makes_one_index() {
             .is_some_and(|r| r.starts_with(&b.name))
     );
 
-    let ran = docker([
-        "run",
-        "--rm",
-        "--platform",
-        "linux/arm64",
-        &image,
-        "cat",
-        "/arch",
-    ])
-    .ok();
-    let _ = docker(["rmi", "-f", &image]);
-    assert_eq!(ran.stdout.trim(), "aarch64");
+    assert_eq!(arch_in_arm64_container(&image), "aarch64");
 }
 
 #[test]
@@ -389,54 +419,17 @@ fn docker_driver_pushes_two_platforms_as_one_index() {
         &b.arch_dockerfile(&unique_name("docker-push")),
     );
     let image = b.env.registry_ref("docker-push", "1");
-    let mut c = b.cmd();
-    c.args([
-        "build",
-        "--builder",
-        "default",
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/amd64,linux/arm64",
-        "-t",
-        &image,
-        "--push",
-        path(&ctx),
-    ]);
-    let r = run(&mut c).ok();
+    let r = b.push_two_platforms("default", &image, &ctx).ok();
     assert!(
         r.stderr
             .contains(&format!("pushing manifest for {image}@sha256:")),
         "{}",
         r.stderr
     );
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let (raw, index) = pushed_index(&image);
     let platforms = brix_e2e::index_platforms(&index);
-    assert_eq!(
-        platforms,
-        vec!["linux/amd64", "linux/arm64"],
-        "{}",
-        raw.stdout
-    );
-    let ran = docker([
-        "run",
-        "--rm",
-        "--platform",
-        "linux/arm64",
-        &image,
-        "cat",
-        "/arch",
-    ])
-    .ok();
-    let _ = docker(["rmi", "-f", &image]);
-    assert_eq!(ran.stdout.trim(), "aarch64");
+    assert_eq!(platforms, vec!["linux/amd64", "linux/arm64"], "{raw}");
+    assert_eq!(arch_in_arm64_container(&image), "aarch64");
 }
 
 #[test]
@@ -497,21 +490,7 @@ fn two_nodes_build_one_platform_each_into_one_index() {
     .ok();
     let ctx = b.context("two-nodes-ctx", &b.arch_dockerfile(&unique_name("nodes")));
     let image = b.env.registry_ref("two-nodes", "1");
-    let mut c = b.cmd();
-    c.args([
-        "build",
-        "--builder",
-        &name,
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/amd64,linux/arm64",
-        "-t",
-        &image,
-        "--push",
-        path(&ctx),
-    ]);
-    let r = run(&mut c).ok();
+    let r = b.push_two_platforms(&name, &image, &ctx).ok();
     assert!(
         r.stderr.contains(&format!("merging manifest list {image}")),
         "the index was not assembled by brix:\n{}",
@@ -523,29 +502,11 @@ fn two_nodes_build_one_platform_each_into_one_index() {
         "{}",
         r.stderr
     );
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let (_, index) = pushed_index(&image);
     let platforms = brix_e2e::index_platforms(&index);
     for p in ["linux/amd64", "linux/arm64"] {
         assert!(platforms.contains(&p.to_owned()), "{platforms:?}");
     }
-    let ran = docker([
-        "run",
-        "--rm",
-        "--platform",
-        "linux/arm64",
-        &image,
-        "cat",
-        "/arch",
-    ])
-    .ok();
-    let _ = docker(["rmi", "-f", &image]);
-    assert_eq!(ran.stdout.trim(), "aarch64");
+    assert_eq!(arch_in_arm64_container(&image), "aarch64");
     let _ = b.brix(&["rm", "--force", &name]);
 }

@@ -3,6 +3,8 @@
 //! container on the engine, and what a freshly started docker-container builder reports and
 //! builds (issue 7: without arm64 `inspect --bootstrap` lacks linux/arm64 and an arm64 build
 //! fails naming `brix binfmt --install arm64`; after `--install` and `--reset` it builds).
+//! Registrations carry the `P` flag through Debian's `aarch64-binfmt-P` link, so busybox
+//! applets keep their argv[0]; an older `F`-only registration is upgraded by `--install`.
 //!
 //! binfmt_misc registrations are global to the kernel, so everything here is one `#[test]`:
 //! the steps must run in order, and nothing else in this binary may use arm64 emulation
@@ -197,21 +199,58 @@ fn kernel_arm64_entries() -> Vec<String> {
 
 /// `uname -m` in an arm64 busybox container.
 fn uname_in_arm64_container(env: &E2eEnv) -> Run {
-    let name = unique_name("binfmt-uname");
+    in_arm64_container(env, &["uname", "-m"])
+}
+
+/// `sh -c 'echo hi > /x; cat /x'` in an arm64 busybox container: prints `hi` only when
+/// `cat` (a busybox applet started through its link) keeps its argv[0], which takes the `P`
+/// flag; without it busybox runs `cat` as `sh`, which says `hi: not found`.
+fn argv0_in_arm64_container(env: &E2eEnv) -> Run {
+    in_arm64_container(env, &["sh", "-c", "echo hi > /x; cat /x"])
+}
+
+/// The flags of the one kernel entry for arm64.
+#[track_caller]
+fn kernel_arm64_flags() -> String {
+    let entries = kernel_arm64_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("flags: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Registers arm64 by hand, as an older brix or a distribution package would have, with
+/// `interpreter` and `flags`.
+#[track_caller]
+fn register_arm64_by_hand(interpreter: &str, flags: &str) {
+    let magic = "\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00";
+    let mask = "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff";
+    let line = format!(":qemu-aarch64:M:0:{magic}:{mask}:{interpreter}:{flags}");
+    if let Err(err) = std::fs::write(Path::new(BINFMT_MISC).join("register"), &line) {
+        panic!("registering an arm64 entry by hand ({line}): {err}");
+    }
+}
+
+/// `args` in an arm64 busybox container.
+fn in_arm64_container(env: &E2eEnv, args: &[&str]) -> Run {
+    let name = unique_name("binfmt-arm64");
     let _guard = ContainerGuard { name: name.clone() };
-    docker([
+    let label = format!("{TEST_LABEL}=1");
+    let mut all = vec![
         "run",
         "--rm",
         "--name",
         &name,
         "--label",
-        &format!("{TEST_LABEL}=1"),
+        &label,
         "--platform",
         "linux/arm64",
         &env.busybox,
-        "uname",
-        "-m",
-    ])
+    ];
+    all.extend_from_slice(args);
+    docker(all)
 }
 
 #[test]
@@ -278,18 +317,19 @@ fn uninstall_install_and_reset_arm64_emulation() {
         failed.stderr
     );
 
-    // 2. Install: one entry with F, and arm64 containers run.
+    // 2. Install: one entry with F and P, through Debian's -binfmt-P link, and arm64
+    // containers run, busybox applets included.
     let out = brix(&env, &["binfmt", "--install", "arm64"]).ok().stdout;
     drop(without);
-    assert!(out.contains("installed: qemu-aarch64 -> "), "{out}");
+    assert!(
+        out.contains("installed: qemu-aarch64 -> /usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+        "{out}"
+    );
     let entries = kernel_arm64_entries();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let flags = entries[0]
-        .lines()
-        .find_map(|l| l.strip_prefix("flags: "))
-        .unwrap_or_default();
+    let flags = kernel_arm64_flags();
     assert!(
-        entries[0].starts_with("enabled") && flags.contains('F'),
+        entries[0].starts_with("enabled") && flags.contains('F') && flags.contains('P'),
         "{}",
         entries[0]
     );
@@ -303,6 +343,8 @@ fn uninstall_install_and_reset_arm64_emulation() {
     );
     let ran = uname_in_arm64_container(&env).ok();
     assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+    let ran = argv0_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "hi", "stderr: {}", ran.stderr);
     // A builder started now lists arm64 and builds the RUN step under emulation.
     FreshBuilder::create(&env, &store, "binfmt-installed").assert_builds_arm64(&ctx);
 
@@ -310,21 +352,55 @@ fn uninstall_install_and_reset_arm64_emulation() {
     let out = brix(&env, &["binfmt", "--install", "aarch64"]).ok().stdout;
     assert!(out.contains("already installed: qemu-aarch64"), "{out}");
 
+    // An F entry without P (what brix registered before, with the static QEMU itself):
+    // arm64 programs run, but busybox applets lose their argv[0]. `--install` (no --force)
+    // upgrades it to P and says so.
+    let out = brix(&env, &["binfmt", "--uninstall", "arm64"]).ok().stdout;
+    assert!(out.contains("uninstalled"), "{out}");
+    let emulator = status["emulator"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no static emulator in {status}"));
+    let static_qemu =
+        std::fs::canonicalize(emulator).unwrap_or_else(|err| panic!("resolving {emulator}: {err}"));
+    let static_qemu = path(&static_qemu).to_owned();
+    assert!(
+        static_qemu.ends_with("qemu-aarch64-static"),
+        "{static_qemu}"
+    );
+    register_arm64_by_hand(&static_qemu, "CF");
+    let status = arm64_status(&env);
+    assert_eq!(status["state"], "no-preserve-argv0", "{status}");
+    let table = brix(&env, &["binfmt"]).ok().stdout;
+    assert!(
+        table.contains("no P flag") && table.contains("arm64 is registered without the P flag"),
+        "{table}"
+    );
+    let ran = uname_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+    let wrong = argv0_in_arm64_container(&env);
+    assert!(
+        wrong.stdout.trim() != "hi" && wrong.stderr.contains("not found"),
+        "busybox `cat` kept its argv[0] without the P flag?\n{}{}",
+        wrong.stdout,
+        wrong.stderr
+    );
+    let out = brix(&env, &["binfmt", "--install", "arm64"]).ok().stdout;
+    assert!(
+        out.contains("installed: qemu-aarch64 -> /usr/libexec/qemu-binfmt/aarch64-binfmt-P")
+            && out.contains("re-registered with P"),
+        "{out}"
+    );
+    assert!(kernel_arm64_flags().contains('P'));
+    assert_eq!(arm64_status(&env)["state"], "working");
+    let ran = argv0_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "hi", "stderr: {}", ran.stderr);
+
     // 3. The seed's "QEMU stops working": an entry without F, as distribution packages
     // register them, runs arm64 binaries on the host but not in containers, whose file
     // system has no QEMU. Reproduce it with the host's own emulator...
     let out = brix(&env, &["binfmt", "--uninstall", "arm64"]).ok().stdout;
     assert!(out.contains("uninstalled"), "{out}");
-    let interpreter = status["emulator"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no static emulator in {status}"))
-        .to_string();
-    let magic = "\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00";
-    let mask = "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff";
-    let line = format!(":qemu-aarch64:M:0:{magic}:{mask}:{interpreter}:");
-    if let Err(err) = std::fs::write(Path::new(BINFMT_MISC).join("register"), &line) {
-        panic!("registering an arm64 entry without F by hand ({line}): {err}");
-    }
+    register_arm64_by_hand(&static_qemu, "");
     let status = arm64_status(&env);
     assert_eq!(status["state"], "no-fix-binary", "{status}");
     let broken = uname_in_arm64_container(&env);
@@ -377,17 +453,21 @@ fn uninstall_install_and_reset_arm64_emulation() {
     let out = brix(&env, &["binfmt", "--via-container", "--install", "arm64"])
         .ok()
         .stdout;
+    // The copy of the -binfmt-P link keeps its suffix, so the helper's registration has P.
     assert!(
-        out.contains("installed: qemu-aarch64 -> /brix-qemu-aarch64-static"),
+        out.contains("installed: qemu-aarch64 -> /brix-aarch64-binfmt-P (flags POCF)"),
         "{out}"
     );
     let entries = kernel_arm64_entries();
     assert!(
-        entries.len() == 1 && entries[0].contains("interpreter /brix-qemu-aarch64-static"),
+        entries.len() == 1 && entries[0].contains("interpreter /brix-aarch64-binfmt-P"),
         "{entries:?}"
     );
+    assert!(kernel_arm64_flags().contains('P'));
     let ran = uname_in_arm64_container(&env).ok();
     assert_eq!(ran.stdout.trim(), "aarch64", "stderr: {}", ran.stderr);
+    let ran = argv0_in_arm64_container(&env).ok();
+    assert_eq!(ran.stdout.trim(), "hi", "stderr: {}", ran.stderr);
     let helpers = docker([
         "ps",
         "--all",
@@ -402,7 +482,7 @@ fn uninstall_install_and_reset_arm64_emulation() {
     // Back to the host's own registration for the tests that follow.
     let out = brix(&env, &["binfmt", "--reset", "arm64"]).ok().stdout;
     assert!(
-        out.contains("re-registered: qemu-aarch64 -> /usr/bin/qemu-aarch64-static"),
+        out.contains("re-registered: qemu-aarch64 -> /usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
         "{out}"
     );
     // The reset left arm64 working for a builder started now.

@@ -16,8 +16,10 @@ use brix_driver::binfmt::{
     about = "Show or manage QEMU emulators (binfmt_misc) for foreign architectures",
     long_about = "Without flags, shows for each architecture whether this host runs it \
                   natively or through a registered QEMU emulator, and whether that \
-                  registration works inside containers (the F flag). --install registers \
-                  the host's static QEMU (Debian package qemu-user-static) with the F flag; \
+                  registration works inside containers (the F flag) and keeps programs' \
+                  argv[0] (the P flag). --install registers the host's static QEMU (Debian \
+                  package qemu-user-static) with the F flag, and with P through Debian's \
+                  /usr/libexec/qemu-binfmt/<target>-binfmt-P links when they exist; \
                   --uninstall removes registrations; --reset removes and re-registers them. \
                   Changing registrations needs root. When DOCKER_HOST names an engine on \
                   another machine (or with --via-container), the engine host's emulators \
@@ -309,16 +311,34 @@ fn show_status(target: &Target, format: Format) -> anyhow::Result<ExitCode> {
     if let Some(err) = mount_note {
         eprintln!("note: registrations unknown: {err}");
     } else if format == Format::Table {
-        let fixable: Vec<&str> = statuses
-            .iter()
-            .filter(|s| !s.state.usable_in_containers() && s.emulator.is_some())
-            .map(|s| s.arch.name())
-            .collect();
-        if !fixable.is_empty() {
+        let fixable = |no_p: bool| -> Vec<&str> {
+            statuses
+                .iter()
+                .filter(|s| s.state.needs_install() && s.emulator.is_some())
+                .filter(|s| (s.state == EmulationState::NoPreserveArgv0) == no_p)
+                .map(|s| s.arch.name())
+                .collect()
+        };
+        let (missing, no_p) = (fixable(false), fixable(true));
+        if !missing.is_empty() || !no_p.is_empty() {
+            emit("\n")?;
+        }
+        if !missing.is_empty() {
             emit(&format!(
-                "\nTo emulate {} in containers, run `brix binfmt --install {}` as root.\n",
-                fixable.join(", "),
-                fixable.join(",")
+                "To emulate {} in containers, run `brix binfmt --install {}` as root.\n",
+                missing.join(", "),
+                missing.join(",")
+            ))?;
+        }
+        if !no_p.is_empty() {
+            // Programs run, so this is easy to miss until a busybox `cat` behaves as `sh`.
+            emit(&format!(
+                "{} {} registered without the P flag: emulated programs lose their argv[0], so \
+                 busybox applets called through their links run as the wrong applet. Run \
+                 `brix binfmt --install {}` as root to re-register with P.\n",
+                no_p.join(", "),
+                if no_p.len() == 1 { "is" } else { "are" },
+                no_p.join(",")
             ))?;
         }
     }

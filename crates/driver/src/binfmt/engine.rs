@@ -9,13 +9,13 @@
 //! The engine is reached with the `docker` command line, so `DOCKER_HOST`, `--context`
 //! settings and SSH endpoints all work the way they do for the user's own `docker` calls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
     Arch, BinfmtEntry, BinfmtError, BinfmtMisc, EmulatorStatus, InstallOptions, InstallOutcome,
-    InstallPlan, REGISTER_FLAGS, UninstallOutcome, register_line,
+    InstallPlan, UninstallOutcome, register_flags_for, register_line,
 };
 
 /// The image the helper runs in by default: the BuildKit image brix's docker-container
@@ -97,13 +97,9 @@ impl EngineBinfmt {
                 Err(outcome) => outcomes.push(Ok(*outcome)),
                 Ok(plan) => {
                     let name = arch.entry_name();
-                    let file_name = plan
-                        .interpreter
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| format!("qemu-{}-static", arch.qemu_name()));
-                    let in_helper = PathBuf::from(format!("/brix-{file_name}"));
-                    let Some(line) = register_line(arch, &in_helper, REGISTER_FLAGS) else {
+                    let in_helper = helper_path(arch, &plan.interpreter);
+                    let flags = register_flags_for(&in_helper);
+                    let Some(line) = register_line(arch, &in_helper, flags) else {
                         let error = BinfmtError::Register {
                             name,
                             path: in_helper,
@@ -138,7 +134,12 @@ impl EngineBinfmt {
                     let name = arch.entry_name();
                     let entry = after.iter().find(|e| e.name == name);
                     match (failures.iter().find(|(a, _)| *a == arch), entry) {
-                        (None, Some(e)) if e.enabled && e.fix_binary() && e.matches(arch) => {
+                        (None, Some(e))
+                            if e.enabled
+                                && e.fix_binary()
+                                && e.matches(arch)
+                                && e.preserve_argv0() == flags_of(&plan).contains('P') =>
+                        {
                             InstallOutcome::Registered {
                                 arch,
                                 entry: e.clone(),
@@ -284,6 +285,23 @@ impl EngineBinfmt {
     }
 }
 
+/// Where the helper gets its copy of `local` (`docker cp --follow-link` copies the QEMU a
+/// `-binfmt-P` link points at): `/brix-<file name>`, so a `-binfmt-P` link stays a
+/// `-binfmt-P` path (`/brix-aarch64-binfmt-P`), which Debian's QEMU needs to see to accept
+/// the extra argument of the `P` flag, and a plain QEMU stays plain.
+fn helper_path(arch: Arch, local: &Path) -> PathBuf {
+    let file_name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("qemu-{}-static", arch.qemu_name()));
+    PathBuf::from(format!("/brix-{file_name}"))
+}
+
+/// The flags the plan's interpreter is registered with in the helper.
+fn flags_of(plan: &InstallPlan) -> &'static str {
+    register_flags_for(&plan.interpreter)
+}
+
 /// Removes the helper container when dropped, also on errors.
 struct RemoveContainer(String);
 
@@ -411,7 +429,6 @@ fn parse_failures(out: &str) -> Vec<(Arch, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn dump_and_failures_parse() {
@@ -427,6 +444,22 @@ mod tests {
         let failures = parse_failures(&out);
         assert_eq!(failures.len(), 1);
         assert_eq!(failures[0].0, Arch::Riscv64);
+    }
+
+    #[test]
+    fn a_binfmt_p_emulator_stays_binfmt_p_in_the_helper() {
+        let p = helper_path(
+            Arch::Arm64,
+            Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+        );
+        assert_eq!(p, PathBuf::from("/brix-aarch64-binfmt-P"));
+        assert_eq!(register_flags_for(&p), "POCF");
+        let line = register_line(Arch::Arm64, &p, register_flags_for(&p));
+        assert!(line.is_some_and(|l| l.ends_with(":/brix-aarch64-binfmt-P:POCF")));
+
+        let p = helper_path(Arch::Riscv64, Path::new("/usr/bin/qemu-riscv64-static"));
+        assert_eq!(p, PathBuf::from("/brix-qemu-riscv64-static"));
+        assert_eq!(register_flags_for(&p), "CF");
     }
 
     #[test]

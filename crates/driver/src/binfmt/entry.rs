@@ -118,6 +118,12 @@ impl BinfmtEntry {
         self.flags.contains('F')
     }
 
+    /// Whether the entry has the preserve-argv0 flag `P`: the program gets the argv\[0\]
+    /// it was started with, which multi-call binaries such as busybox need.
+    pub fn preserve_argv0(&self) -> bool {
+        self.flags.contains('P')
+    }
+
     /// Whether this entry sends executables of `arch` to an interpreter: a magic entry at
     /// offset 0 whose pattern agrees with `arch`'s on every bit both check, and which checks
     /// at least the ELF class and machine bytes `arch` checks. Matching by pattern rather
@@ -158,6 +164,37 @@ impl BinfmtEntry {
 /// tonistiigi/binfmt does, so set-uid programs in emulated stages (`su`, `ping`) get the same
 /// credentials they would natively and buildx users see the same behaviour.
 pub const REGISTER_FLAGS: &str = "CF";
+
+/// The flags brix registers a Debian `-binfmt-P` interpreter with: [`REGISTER_FLAGS`] plus
+/// `P` (preserve argv\[0\]) and `O` (implied by `C`), as tonistiigi/binfmt registers them.
+/// Without `P` the kernel replaces the program's argv\[0\] with its path, so multi-call
+/// binaries (busybox applets run through their links) run as the wrong program.
+pub const REGISTER_FLAGS_PRESERVE_ARGV0: &str = "POCF";
+
+/// How a Debian QEMU interpreter path ends when that QEMU expects the extra argv\[0\]
+/// argument the `P` flag adds. Debian's QEMU (patch "linux-user: handle binfmt-misc P flag
+/// as a separate exe name") only takes that argument when its own argv\[0\] ends so, and
+/// `qemu-user-static` ships `/usr/libexec/qemu-binfmt/<target>-binfmt-P` links for it.
+pub const PRESERVE_ARGV0_SUFFIX: &str = "-binfmt-P";
+
+/// Whether `interpreter` is a `-binfmt-P` path, the only kind brix registers with `P`:
+/// `P` with any other Debian QEMU path would shift every argument of every program.
+pub fn preserves_argv0(interpreter: &Path) -> bool {
+    interpreter
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(PRESERVE_ARGV0_SUFFIX))
+}
+
+/// The flags to register `interpreter` with: [`REGISTER_FLAGS_PRESERVE_ARGV0`] for a
+/// `-binfmt-P` path, [`REGISTER_FLAGS`] otherwise.
+pub fn register_flags_for(interpreter: &Path) -> &'static str {
+    if preserves_argv0(interpreter) {
+        REGISTER_FLAGS_PRESERVE_ARGV0
+    } else {
+        REGISTER_FLAGS
+    }
+}
 
 /// Builds the line written to `binfmt_misc/register` to send `arch`'s executables to
 /// `interpreter`: `:qemu-<arch>:M:0:<magic>:<mask>:<interpreter>:<flags>`, every magic and
@@ -300,6 +337,30 @@ mod tests {
             )
         );
         assert!(register_line(Arch::Arm, Path::new("/a:b"), "F").is_none());
+        let line = register_line(
+            Arch::Arm64,
+            Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P"),
+            register_flags_for(Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P")),
+        );
+        assert!(
+            line.is_some_and(|l| l.ends_with(":/usr/libexec/qemu-binfmt/aarch64-binfmt-P:POCF"))
+        );
         assert!(register_line(Arch::Arm, Path::new(""), "F").is_none());
+    }
+
+    #[test]
+    fn only_binfmt_p_paths_get_the_p_flag() {
+        for (path, flags) in [
+            ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "POCF"),
+            ("/brix-riscv64-binfmt-P", "POCF"),
+            ("/usr/bin/qemu-aarch64-static", "CF"),
+            ("/usr/bin/qemu-aarch64", "CF"),
+            ("/usr/libexec/qemu-binfmt-P/qemu-arm", "CF"),
+            ("/usr/bin/aarch64-binfmt-p", "CF"),
+        ] {
+            assert_eq!(register_flags_for(Path::new(path)), flags, "{path}");
+        }
+        let entry = BinfmtEntry::parse("qemu-aarch64", DEBIAN_AARCH64).ok();
+        assert!(entry.is_some_and(|e| e.preserve_argv0()));
     }
 }

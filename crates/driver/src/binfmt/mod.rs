@@ -6,11 +6,19 @@
 //! `multiarch/qemu-user-static --reset` when it "stops working") as one library.
 //!
 //! Registrations are made the way tonistiigi/binfmt makes them: magic/mask patterns from
-//! QEMU's `qemu-binfmt-conf.sh`, entry names `qemu-<target>`, flags `CF`. The `F` flag is
-//! what matters: the kernel opens the interpreter once, at registration, so emulation also
-//! works inside containers and in BuildKit's chrooted platform check, neither of which
+//! QEMU's `qemu-binfmt-conf.sh`, entry names `qemu-<target>`, flags `POCF`. The `F` flag is
+//! what matters most: the kernel opens the interpreter once, at registration, so emulation
+//! also works inside containers and in BuildKit's chrooted platform check, neither of which
 //! contains QEMU. That requires a statically linked QEMU, which brix takes from the host
-//! (Debian's `qemu-user-static`: `/usr/bin/qemu-aarch64-static`, ...).
+//! (Debian's `qemu-user-static`). The `P` flag keeps the program's argv\[0\], without which
+//! busybox applets called through their links run as the wrong applet (`cat` as `sh`).
+//!
+//! Debian's QEMU only understands `P` when it is started under a name ending in
+//! `-binfmt-P`, so brix registers `/usr/libexec/qemu-binfmt/<target>-binfmt-P` (Debian's link
+//! to `qemu-<target>-static`) with `POCF` when it exists, and otherwise the static
+//! `/usr/bin/qemu-<target>-static` with `CF` (`P` with that path would shift every
+//! argument). An `F` entry without `P` on a host that has the `-binfmt-P` link counts as
+//! [`EmulationState::NoPreserveArgv0`], which `install` upgrades.
 //!
 //! [`BinfmtMisc`] works on this machine's kernel; [`EngineBinfmt`] does the same for the
 //! host of a Docker engine (another machine, or a VM) through a short-lived helper
@@ -40,13 +48,20 @@ use std::process::Command;
 pub use arch::Arch;
 pub use elf::Linkage;
 pub use engine::{DEFAULT_HELPER_IMAGE, EngineBinfmt, HELPER_LABEL};
-pub use entry::{BinfmtEntry, REGISTER_FLAGS, register_line};
+pub use entry::{
+    BinfmtEntry, PRESERVE_ARGV0_SUFFIX, REGISTER_FLAGS, REGISTER_FLAGS_PRESERVE_ARGV0,
+    preserves_argv0, register_flags_for, register_line,
+};
 
 /// Where the kernel's binfmt_misc file system is mounted on every Linux distribution.
 pub const DEFAULT_BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
 
 /// Directories searched for static QEMU emulators, in order.
 pub const DEFAULT_EMULATOR_DIRS: [&str; 2] = ["/usr/bin", "/usr/local/bin"];
+
+/// Directories searched first for Debian's `<target>-binfmt-P` links to static QEMU, which
+/// are registered with `P` (see [`PRESERVE_ARGV0_SUFFIX`]).
+pub const DEFAULT_BINFMT_P_DIRS: [&str; 1] = ["/usr/libexec/qemu-binfmt"];
 
 /// The Debian package that ships static QEMU emulators.
 pub const QEMU_STATIC_PACKAGE: &str = "qemu-user-static";
@@ -213,6 +228,11 @@ pub enum EmulationState {
     /// An enabled entry with `F` and a static (or unreadable, hence unknown) interpreter:
     /// works on the host and in containers.
     Working,
+    /// An enabled entry with `F` and a static interpreter, but without `P` while the host
+    /// has a `-binfmt-P` emulator that `install` would register with it: programs run, in
+    /// containers too, but lose their argv\[0\], so busybox applets called through their
+    /// links run as the wrong applet.
+    NoPreserveArgv0,
     /// Registered and enabled, but without `F`: works on the host only, not in containers
     /// or BuildKit's platform check.
     NoFixBinary,
@@ -225,9 +245,19 @@ pub enum EmulationState {
 }
 
 impl EmulationState {
-    /// Whether containers (and BuildKit) can run this architecture.
+    /// Whether containers (and BuildKit) can run this architecture's programs (for
+    /// [`EmulationState::NoPreserveArgv0`], those that do not depend on their argv\[0\]).
     pub fn usable_in_containers(self) -> bool {
-        matches!(self, EmulationState::Native | EmulationState::Working)
+        matches!(
+            self,
+            EmulationState::Native | EmulationState::Working | EmulationState::NoPreserveArgv0
+        )
+    }
+
+    /// Whether `install` would change something for this state (given an emulator): every
+    /// state but native and working.
+    pub fn needs_install(self) -> bool {
+        !matches!(self, EmulationState::Native | EmulationState::Working)
     }
 
     /// A short word for tables.
@@ -235,6 +265,7 @@ impl EmulationState {
         match self {
             EmulationState::Native => "native",
             EmulationState::Working => "ok",
+            EmulationState::NoPreserveArgv0 => "no P flag",
             EmulationState::NoFixBinary => "no F flag",
             EmulationState::DynamicInterpreter => "dynamic qemu",
             EmulationState::Disabled => "disabled",
@@ -258,8 +289,11 @@ pub struct EmulatorStatus {
     pub entry: Option<BinfmtEntry>,
     /// Every binfmt_misc entry that matches the architecture's executables (by pattern).
     pub entries: Vec<BinfmtEntry>,
-    /// The static QEMU emulator on the host that `install` would register, if any.
+    /// The static QEMU emulator on the host that `install` would register, if any: a
+    /// `-binfmt-P` link when the host has one.
     pub emulator: Option<PathBuf>,
+    /// The flags `install` would register `emulator` with (`POCF` or `CF`).
+    pub emulator_flags: Option<&'static str>,
 }
 
 /// Options for [`BinfmtMisc::install`].
@@ -384,6 +418,13 @@ impl fmt::Display for InstallOutcome {
                 if !replaced.is_empty() {
                     let why = if replaced.iter().any(|e| e.enabled && !e.fix_binary()) {
                         "re-registered with F, replacing"
+                    } else if entry.preserve_argv0()
+                        && replaced
+                            .iter()
+                            .any(|e| e.enabled && e.fix_binary() && !e.preserve_argv0())
+                    {
+                        "re-registered with P so programs keep their argv[0] (busybox \
+                         applets), replacing"
                     } else {
                         "replacing"
                     };
@@ -477,7 +518,8 @@ pub(crate) struct InstallPlan {
     pub(crate) was_working: bool,
 }
 
-/// The result of looking for a static emulator.
+/// The result of looking for a static emulator. A `-binfmt-P` path in `Static` is to be
+/// registered with `P` ([`register_flags_for`]).
 enum EmulatorLookup {
     Static(PathBuf),
     OnlyDynamic(PathBuf),
@@ -492,6 +534,7 @@ enum EmulatorLookup {
 pub struct BinfmtMisc {
     root: PathBuf,
     emulator_dirs: Vec<PathBuf>,
+    binfmt_p_dirs: Vec<PathBuf>,
     host_arch: Option<Arch>,
     /// Whether entries' interpreter paths name files on this machine (false for entries
     /// read from another machine's kernel through a helper container).
@@ -500,11 +543,13 @@ pub struct BinfmtMisc {
 
 impl BinfmtMisc {
     /// The host's binfmt_misc at `/proc/sys/fs/binfmt_misc`, emulators from
-    /// [`DEFAULT_EMULATOR_DIRS`], and the running kernel's architecture.
+    /// [`DEFAULT_BINFMT_P_DIRS`] and [`DEFAULT_EMULATOR_DIRS`], and the running kernel's
+    /// architecture.
     pub fn system() -> BinfmtMisc {
         BinfmtMisc {
             root: PathBuf::from(DEFAULT_BINFMT_MISC),
             emulator_dirs: DEFAULT_EMULATOR_DIRS.iter().map(PathBuf::from).collect(),
+            binfmt_p_dirs: DEFAULT_BINFMT_P_DIRS.iter().map(PathBuf::from).collect(),
             host_arch: host_arch(),
             local_interpreters: true,
         }
@@ -521,6 +566,13 @@ impl BinfmtMisc {
     /// Searches these directories for static emulators instead of the defaults.
     pub fn with_emulator_dirs(mut self, dirs: Vec<PathBuf>) -> BinfmtMisc {
         self.emulator_dirs = dirs;
+        self
+    }
+
+    /// Searches these directories for `<target>-binfmt-P` links (registered with `P`)
+    /// instead of [`DEFAULT_BINFMT_P_DIRS`]; an empty list disables `P` registrations.
+    pub fn with_binfmt_p_dirs(mut self, dirs: Vec<PathBuf>) -> BinfmtMisc {
+        self.binfmt_p_dirs = dirs;
         self
     }
 
@@ -632,21 +684,23 @@ impl BinfmtMisc {
     pub(crate) fn status_of(&self, arch: Arch, all: &[BinfmtEntry]) -> EmulatorStatus {
         let entries: Vec<BinfmtEntry> = all.iter().filter(|e| e.matches(arch)).cloned().collect();
         let native = self.is_native(arch);
+        let emulator = match self.find_emulator(arch) {
+            EmulatorLookup::Static(path) => Some(path),
+            _ => None,
+        };
+        // An entry without P only falls short when install would register one with P.
+        let p_available = emulator.as_deref().is_some_and(preserves_argv0);
         // The best entry decides: several can match (say Debian's and one made by hand), and
         // which one the kernel picks depends on registration order, which it does not show.
         let judged: Vec<(EmulationState, &BinfmtEntry)> = entries
             .iter()
-            .map(|e| (entry_state(e, self.local_interpreters), e))
+            .map(|e| (entry_state(e, self.local_interpreters, p_available), e))
             .collect();
         let best = judged.iter().min_by_key(|(state, _)| state_rank(*state));
         let state = match best {
             _ if native => EmulationState::Native,
             Some((state, _)) => *state,
             None => EmulationState::NotRegistered,
-        };
-        let emulator = match self.find_emulator(arch) {
-            EmulatorLookup::Static(path) => Some(path),
-            _ => None,
         };
         EmulatorStatus {
             arch,
@@ -655,31 +709,38 @@ impl BinfmtMisc {
             state,
             entry: best.map(|(_, e)| (*e).clone()),
             entries,
+            emulator_flags: emulator.as_deref().map(register_flags_for),
             emulator,
         }
     }
 
     fn find_emulator(&self, arch: Arch) -> EmulatorLookup {
         let q = arch.qemu_name();
-        // Debian's qemu-user-static names them qemu-<target>-static; a plain qemu-<target>
-        // is accepted when it is static (newer Debian builds qemu-user statically).
-        let names = [format!("qemu-{q}-static"), format!("qemu-{q}")];
+        // Debian's `<target>-binfmt-P` links come first: registered with P they keep argv[0].
+        // Opening follows the link, so the check is on the QEMU it points at. Then Debian's
+        // qemu-user-static names, qemu-<target>-static; a plain qemu-<target> is accepted
+        // when it is static (newer Debian builds qemu-user statically).
+        let binfmt_p = format!("{q}{PRESERVE_ARGV0_SUFFIX}");
+        let candidates = self
+            .binfmt_p_dirs
+            .iter()
+            .map(|dir| dir.join(&binfmt_p))
+            .chain(self.emulator_dirs.iter().flat_map(|dir| {
+                [format!("qemu-{q}-static"), format!("qemu-{q}")].map(|name| dir.join(name))
+            }));
         let mut looked_for = Vec::new();
         let mut dynamic = None;
-        for dir in &self.emulator_dirs {
-            for name in &names {
-                let path = dir.join(name);
-                looked_for.push(path.clone());
-                let Ok(mut file) = fs::File::open(&path) else {
-                    continue;
-                };
-                match elf::linkage(&mut file) {
-                    Ok(Linkage::Static) => return EmulatorLookup::Static(path),
-                    Ok(Linkage::Dynamic) => {
-                        dynamic.get_or_insert(path);
-                    }
-                    Ok(Linkage::NotElf) | Err(_) => {}
+        for path in candidates {
+            looked_for.push(path.clone());
+            let Ok(mut file) = fs::File::open(&path) else {
+                continue;
+            };
+            match elf::linkage(&mut file) {
+                Ok(Linkage::Static) => return EmulatorLookup::Static(path),
+                Ok(Linkage::Dynamic) => {
+                    dynamic.get_or_insert(path);
                 }
+                Ok(Linkage::NotElf) | Err(_) => {}
             }
         }
         match dynamic {
@@ -688,11 +749,12 @@ impl BinfmtMisc {
         }
     }
 
-    /// Registers static QEMU emulators for `arches` with the `CF` flags, mounting
-    /// binfmt_misc first if needed. Native architectures are skipped; so are those that
-    /// already work (an enabled entry with `F` and a static interpreter) unless
-    /// `options.force`. Entries for the same architecture that do not work (no `F`,
-    /// disabled, dynamic interpreter) are removed and replaced.
+    /// Registers static QEMU emulators for `arches`, mounting binfmt_misc first if needed:
+    /// a `-binfmt-P` link with the `POCF` flags when the host has one, else the static
+    /// QEMU with `CF`. Native architectures are skipped; so are those that already work (an
+    /// enabled entry with `F` and a static interpreter, and `P` if a `-binfmt-P` link
+    /// exists) unless `options.force`. Entries for the same architecture that fall short
+    /// (no `F`, no `P`, disabled, dynamic interpreter) are removed and replaced.
     ///
     /// Per-architecture problems are reported in the outcomes; the `Err` case is for what
     /// stops everything (binfmt_misc cannot be mounted or listed).
@@ -793,16 +855,16 @@ impl BinfmtMisc {
     fn register(&self, arch: Arch, interpreter: &Path) -> Result<BinfmtEntry, BinfmtError> {
         let name = arch.entry_name();
         let register = self.root.join("register");
-        let line = register_line(arch, interpreter, REGISTER_FLAGS).ok_or_else(|| {
-            BinfmtError::Register {
+        let flags = register_flags_for(interpreter);
+        let line =
+            register_line(arch, interpreter, flags).ok_or_else(|| BinfmtError::Register {
                 name: name.clone(),
                 path: register.clone(),
                 detail: format!(
                     "interpreter path {} contains `:` or is not UTF-8",
                     interpreter.display()
                 ),
-            }
-        })?;
+            })?;
         let io_err = |e: io::Error| {
             if e.kind() == io::ErrorKind::PermissionDenied {
                 BinfmtError::PermissionDenied {
@@ -844,7 +906,11 @@ impl BinfmtMisc {
             path: path.clone(),
             detail,
         })?;
-        if !entry.enabled || !entry.fix_binary() || !entry.matches(arch) {
+        if !entry.enabled
+            || !entry.fix_binary()
+            || !entry.matches(arch)
+            || entry.preserve_argv0() != flags.contains('P')
+        {
             return Err(BinfmtError::Verify {
                 name,
                 path,
@@ -933,33 +999,40 @@ impl BinfmtMisc {
     }
 }
 
-/// The state one entry alone would give its architecture.
-fn entry_state(entry: &BinfmtEntry, local_interpreter: bool) -> EmulationState {
+/// The state one entry alone would give its architecture; `p_available` says whether the
+/// host has a `-binfmt-P` emulator, which makes an entry without `P` fall short.
+fn entry_state(entry: &BinfmtEntry, local_interpreter: bool, p_available: bool) -> EmulationState {
     if !entry.enabled {
         return EmulationState::Disabled;
     }
     if !entry.fix_binary() {
         return EmulationState::NoFixBinary;
     }
+    let working = if p_available && !entry.preserve_argv0() {
+        EmulationState::NoPreserveArgv0
+    } else {
+        EmulationState::Working
+    };
     // With F the kernel holds the interpreter open, so the file at the path may since have
     // changed; it is still the best evidence of what was registered. Unreadable means
     // unknown, and unknown is given the benefit of the doubt.
     if !local_interpreter {
-        return EmulationState::Working;
+        return working;
     }
     match fs::File::open(&entry.interpreter).map(|mut f| elf::linkage(&mut f)) {
         Ok(Ok(Linkage::Dynamic)) => EmulationState::DynamicInterpreter,
-        _ => EmulationState::Working,
+        _ => working,
     }
 }
 
 fn state_rank(state: EmulationState) -> u8 {
     match state {
         EmulationState::Native | EmulationState::Working => 0,
-        EmulationState::DynamicInterpreter => 1,
-        EmulationState::NoFixBinary => 2,
-        EmulationState::Disabled => 3,
-        EmulationState::NotRegistered => 4,
+        EmulationState::NoPreserveArgv0 => 1,
+        EmulationState::DynamicInterpreter => 2,
+        EmulationState::NoFixBinary => 3,
+        EmulationState::Disabled => 4,
+        EmulationState::NotRegistered => 5,
     }
 }
 
@@ -1066,8 +1139,10 @@ mod tests {
             if let Err(e) = fs::create_dir_all(dir.join("binfmt_misc")) {
                 panic!("creating {}: {e}", dir.display());
             }
-            if let Err(e) = fs::create_dir_all(dir.join("bin")) {
-                panic!("creating {}: {e}", dir.display());
+            for sub in ["bin", "libexec"] {
+                if let Err(e) = fs::create_dir_all(dir.join(sub)) {
+                    panic!("creating {}: {e}", dir.display());
+                }
             }
             Scratch(dir)
         }
@@ -1078,9 +1153,18 @@ mod tests {
             }
         }
 
+        /// A symlink at `rel` pointing at `target` (relative to the link's directory), as
+        /// Debian's `/usr/libexec/qemu-binfmt/<target>-binfmt-P` links are.
+        fn link(&self, rel: &str, target: &str) {
+            if let Err(e) = std::os::unix::fs::symlink(target, self.0.join(rel)) {
+                panic!("linking {rel}: {e}");
+            }
+        }
+
         fn binfmt(&self) -> BinfmtMisc {
             BinfmtMisc::new(self.0.join("binfmt_misc"))
                 .with_emulator_dirs(vec![self.0.join("bin")])
+                .with_binfmt_p_dirs(vec![self.0.join("libexec")])
                 .with_host_arch(Some(Arch::Amd64))
         }
     }
@@ -1202,6 +1286,159 @@ mod tests {
             find(&statuses, Arch::Arm).state,
             EmulationState::DynamicInterpreter
         );
+    }
+
+    #[test]
+    fn lookup_prefers_a_binfmt_p_link_to_a_static_qemu() {
+        let t = Scratch::new();
+        t.write("binfmt_misc/register", b"");
+        // arm64: Debian's link to the static QEMU wins, and is registered with P.
+        t.write("bin/qemu-aarch64-static", &static_elf());
+        t.link("libexec/aarch64-binfmt-P", "../bin/qemu-aarch64-static");
+        // arm: the link points at a dynamic QEMU, so the static one is used, without P.
+        t.write("bin/qemu-arm", &dynamic_elf());
+        t.write("bin/qemu-arm-static", &static_elf());
+        t.link("libexec/arm-binfmt-P", "../bin/qemu-arm");
+        // riscv64: a dangling link is no emulator.
+        t.write("bin/qemu-riscv64-static", &static_elf());
+        t.link("libexec/riscv64-binfmt-P", "../bin/qemu-riscv64-gone");
+        // s390x: only a dynamic link: a dynamic emulator, which install refuses.
+        t.write("bin/qemu-s390x", &dynamic_elf());
+        t.link("libexec/s390x-binfmt-P", "../bin/qemu-s390x");
+        let statuses = t.binfmt().status().unwrap_or_default();
+
+        let arm64 = find(&statuses, Arch::Arm64);
+        assert_eq!(
+            arm64.emulator.as_deref(),
+            Some(t.0.join("libexec/aarch64-binfmt-P").as_path())
+        );
+        assert_eq!(arm64.emulator_flags, Some("POCF"));
+        let arm = find(&statuses, Arch::Arm);
+        assert_eq!(
+            arm.emulator.as_deref(),
+            Some(t.0.join("bin/qemu-arm-static").as_path())
+        );
+        assert_eq!(arm.emulator_flags, Some("CF"));
+        let riscv = find(&statuses, Arch::Riscv64);
+        assert_eq!(
+            riscv.emulator.as_deref(),
+            Some(t.0.join("bin/qemu-riscv64-static").as_path())
+        );
+        assert_eq!(riscv.emulator_flags, Some("CF"));
+        assert_eq!(find(&statuses, Arch::S390x).emulator, None);
+
+        let plan = t
+            .binfmt()
+            .plan_install(Arch::Arm64, &[], &InstallOptions::default());
+        assert!(plan.is_ok_and(
+            |p| p.interpreter == t.0.join("libexec/aarch64-binfmt-P") && p.replace.is_empty()
+        ));
+        let outcome = t
+            .binfmt()
+            .plan_install(Arch::S390x, &[], &InstallOptions::default())
+            .err()
+            .map(|o| o.to_string());
+        assert!(
+            outcome
+                .as_deref()
+                .is_some_and(|o| o.contains("s390x-binfmt-P is dynamically linked")),
+            "{outcome:?}"
+        );
+        // With no binfmt-P directory, the static QEMU is used as before.
+        let plain = t.binfmt().with_binfmt_p_dirs(Vec::new());
+        let statuses = plain.status().unwrap_or_default();
+        let arm64 = find(&statuses, Arch::Arm64);
+        assert_eq!(
+            arm64.emulator.as_deref(),
+            Some(t.0.join("bin/qemu-aarch64-static").as_path())
+        );
+        assert_eq!(arm64.emulator_flags, Some("CF"));
+    }
+
+    #[test]
+    fn an_f_entry_without_p_is_upgraded_when_a_binfmt_p_link_exists() {
+        let t = Scratch::new();
+        t.write("binfmt_misc/register", b"");
+        t.write("bin/qemu-aarch64-static", &static_elf());
+        t.write("bin/qemu-arm-static", &static_elf());
+        t.link("libexec/aarch64-binfmt-P", "../bin/qemu-aarch64-static");
+        let aarch64 = t.0.join("bin/qemu-aarch64-static");
+        let arm = t.0.join("bin/qemu-arm-static");
+        // What brix registered before it knew about P (the kernel adds O for C).
+        t.write(
+            "binfmt_misc/qemu-aarch64",
+            entry_text(Arch::Arm64, true, &aarch64, "OCF").as_bytes(),
+        );
+        // arm has no binfmt-P link: its CF entry is as good as this host can do.
+        t.write(
+            "binfmt_misc/qemu-arm",
+            entry_text(Arch::Arm, true, &arm, "OCF").as_bytes(),
+        );
+        let binfmt = t.binfmt();
+        let entries = binfmt.entries().unwrap_or_default();
+        let statuses = binfmt.status().unwrap_or_default();
+        let arm64 = find(&statuses, Arch::Arm64);
+        assert_eq!(arm64.state, EmulationState::NoPreserveArgv0);
+        assert!(arm64.state.usable_in_containers() && arm64.state.needs_install());
+        assert_eq!(find(&statuses, Arch::Arm).state, EmulationState::Working);
+
+        // install (without force) replaces the arm64 entry, and leaves arm alone.
+        let options = InstallOptions::default();
+        let plan = match binfmt.plan_install(Arch::Arm64, &entries, &options) {
+            Ok(plan) => plan,
+            Err(outcome) => panic!("arm64 was not planned for an upgrade: {outcome}"),
+        };
+        assert_eq!(plan.interpreter, t.0.join("libexec/aarch64-binfmt-P"));
+        assert_eq!(plan.replace.len(), 1);
+        assert!(!plan.was_working);
+        assert!(matches!(
+            binfmt
+                .plan_install(Arch::Arm, &entries, &options)
+                .err()
+                .as_deref(),
+            Some(InstallOutcome::AlreadyInstalled { .. })
+        ));
+
+        // The outcome says why the old entry went.
+        let new_text = entry_text(
+            Arch::Arm64,
+            true,
+            &t.0.join("libexec/aarch64-binfmt-P"),
+            "POCF",
+        );
+        let entry = BinfmtEntry::parse("qemu-aarch64", &new_text);
+        let Ok(entry) = entry else {
+            panic!("fixture entry did not parse")
+        };
+        let outcome = InstallOutcome::Registered {
+            arch: Arch::Arm64,
+            entry,
+            replaced: plan.replace,
+            was_working: plan.was_working,
+        };
+        let text = outcome.to_string();
+        assert!(
+            text.starts_with("installed: qemu-aarch64 -> ")
+                && text.contains("aarch64-binfmt-P (flags POCF)")
+                && text.contains("re-registered with P")
+                && text.contains("flags \"OCF\""),
+            "{text}"
+        );
+
+        // Once registered with P, arm64 is installed.
+        t.write("binfmt_misc/qemu-aarch64", new_text.as_bytes());
+        let entries = binfmt.entries().unwrap_or_default();
+        assert_eq!(
+            find(&binfmt.status().unwrap_or_default(), Arch::Arm64).state,
+            EmulationState::Working
+        );
+        assert!(matches!(
+            binfmt
+                .plan_install(Arch::Arm64, &entries, &options)
+                .err()
+                .as_deref(),
+            Some(InstallOutcome::AlreadyInstalled { .. })
+        ));
     }
 
     #[test]

@@ -123,9 +123,9 @@ pub fn change_one_file(dir: &Path, run: u64) -> Result<()> {
 
 /// A Dockerfile with two stages and RUN steps, so each platform (arm64 under QEMU) does
 /// real work in the daemon while the client only waits. Apart from `uname` it uses shell
-/// builtins only: the emulators here are registered without binfmt's P flag, so a busybox
-/// applet exec'd by its link name in an arm64 stage loses its argv[0] and runs as `sh`
-/// (`cat /x` executes /x).
+/// builtins only, so it also runs where the emulators are registered without binfmt's P flag
+/// (as brix did before it registered Debian's `-binfmt-P` links): there a busybox applet
+/// exec'd by its link name in an arm64 stage loses its argv[0] and runs as `sh`.
 pub fn multistage_dockerfile(base_image: &str) -> String {
     format!(
         "FROM {base_image} AS build\n\

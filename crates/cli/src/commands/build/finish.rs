@@ -36,17 +36,17 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The registry client brix pushes indexes with: plain HTTP for the hosts the nodes' configs
-/// mark `http = true` (and loopback).
-pub(super) fn client_side_registry(nodes: &[BuildNode]) -> Registry {
-    Registry::new(RegistryOptions {
+/// How brix itself talks to registries (index pushes, docker-driver pushes): plain HTTP for
+/// the hosts the nodes' configs mark `http = true` (and loopback).
+pub(super) fn registry_options(nodes: &[BuildNode]) -> RegistryOptions {
+    RegistryOptions {
         plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
         ..Default::default()
-    })
+    }
 }
 
-/// The per-platform results put together; `index_registry` is the client for pushing indexes,
-/// when the caller prepared one while the solves ran.
+/// The per-platform results put together; `registry` is the client indexes are pushed with
+/// (the caller may have set it up while the solves ran).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
     plan: &Plan,
@@ -56,7 +56,7 @@ pub(super) async fn finish(
     solved: Vec<Solved>,
     printer: &Printer,
     scratch: &Path,
-    index_registry: Option<&Registry>,
+    registry: &Registry,
 ) -> Result<Option<String>, BuildFailure> {
     let multi = solved.len() > 1;
     let mut metadata = serde_json::Map::new();
@@ -126,10 +126,6 @@ pub(super) async fn finish(
                 image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if multi => {
-                let registry = match index_registry {
-                    Some(r) => r,
-                    None => &client_side_registry(nodes),
-                };
                 let index = push_index(output, registry, &solved, printer).await?;
                 metadata.extend(index.metadata());
                 metadata.insert("image.name".into(), output.names().join(",").into());
@@ -287,13 +283,7 @@ async fn push_index_through_docker(
         .collect();
     let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
     step.status("exporting images from the Docker engine", false);
-    let pusher = EngineImagePusher::new(
-        docker.clone(),
-        RegistryOptions {
-            plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
-            ..Default::default()
-        },
-    );
+    let pusher = EngineImagePusher::new(docker.clone(), registry_options(nodes));
     let pushed = pusher.push_multi_platform(&images, &names).await;
     let temps: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
     if let Err(e) = remove_engine_images(&docker, &temps).await {

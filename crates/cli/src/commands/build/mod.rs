@@ -511,34 +511,30 @@ async fn build(
         run_one(i, ps, node, printer.clone(), prefix)
     });
     // A multi-platform push ends with brix pushing the index: its registry connection (root
-    // certificates, Docker config credentials) is set up while the solves run.
-    let index_registry = (multi && !nodes[assignment[0]].is_docker())
-        .then(|| index_registry_hosts(plan))
-        .filter(|hosts| !hosts.is_empty())
-        .map(|hosts| {
-            let registry = std::sync::Arc::new(finish::client_side_registry(&nodes));
-            let warm = registry.clone();
-            let warm_up = tokio::spawn(async move {
-                for host in hosts {
-                    // A failure here shows again, with its context, when the index is pushed.
-                    if let Err(e) = warm.prepare(&host).await {
-                        tracing::debug!(error = %e, host, "registry set-up ahead of the push");
-                    }
+    // certificates, Docker config credentials) is set up while the solves run. Creating the
+    // client contacts nothing, so other builds only pay for an empty one.
+    let registry = std::sync::Arc::new(brix_exporter::Registry::new(finish::registry_options(
+        &nodes,
+    )));
+    let warm_up = (multi && !nodes[assignment[0]].is_docker()).then(|| {
+        let registry = registry.clone();
+        let hosts = index_registry_hosts(plan);
+        tokio::spawn(async move {
+            for host in hosts {
+                // A failure here shows again, with its context, when the index is pushed.
+                if let Err(e) = registry.prepare(&host).await {
+                    tracing::debug!(error = %e, host, "registry set-up ahead of the push");
                 }
-            });
-            (registry, warm_up)
-        });
+            }
+        })
+    });
 
     let solved = futures_util::future::try_join_all(runs).await?;
     // Every solve is done with the context: end the shared sessions.
     drop(context_sessions);
-    let registry = match index_registry {
-        Some((registry, warm_up)) => {
-            let _ = warm_up.await;
-            Some(registry)
-        }
-        None => None,
-    };
+    if let Some(warm_up) = warm_up {
+        let _ = warm_up.await;
+    }
     finish::finish(
         plan,
         args,
@@ -547,7 +543,7 @@ async fn build(
         solved,
         printer,
         scratch.path(),
-        registry.as_deref(),
+        &registry,
     )
     .await
 }

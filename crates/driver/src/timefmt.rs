@@ -37,10 +37,15 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Whole Unix seconds, rounded down as Go does: a time before the epoch with a fraction is
+/// in the second below (its fraction counts up from there).
 fn unix_secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
     }
 }
 
@@ -58,25 +63,13 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
         Ok(d) => d.subsec_nanos(),
         Err(e) => (1_000_000_000 - e.duration().subsec_nanos()) % 1_000_000_000,
     };
-    let (y, mo, d, h, mi, s) = civil(unix_secs_floor(t));
+    let (y, mo, d, h, mi, s) = civil(unix_secs(t));
     let frac = if nanos == 0 {
         String::new()
     } else {
         format!(".{nanos:09}").trim_end_matches('0').to_owned()
     };
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
-}
-
-/// Whole Unix seconds rounded down (so a time before the epoch with a fraction keeps its
-/// second and fraction consistent).
-fn unix_secs_floor(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => {
-            let d = e.duration();
-            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
-        }
-    }
 }
 
 /// `2026-11-26 20:55:29 +0000 UTC`, as Go prints a `time.Time` with `%v` (buildx `inspect`).

@@ -5,8 +5,13 @@
 //! consecutive lines that have a cell in that column; its width is the widest cell plus
 //! `padding`, but at least `min_width`.
 
-/// Aligns `text` (lines separated by `\n`).
-pub fn align(text: &str, min_width: usize, padding: usize) -> String {
+/// `text` split into lines of cells, and each cell's column width (all but a line's last
+/// cell), computed block by block as Go's tabwriter does.
+fn column_widths(
+    text: &str,
+    min_width: usize,
+    padding: usize,
+) -> (Vec<Vec<&str>>, Vec<Vec<usize>>) {
     let lines: Vec<Vec<&str>> = text
         .split_terminator('\n')
         .map(|l| l.split('\t').collect())
@@ -16,6 +21,12 @@ pub fn align(text: &str, min_width: usize, padding: usize) -> String {
         .map(|cells| vec![0; cells.len().saturating_sub(1)])
         .collect();
     format_block(&lines, &mut widths, 0, 0, lines.len(), min_width, padding);
+    (lines, widths)
+}
+
+/// Aligns `text` (lines separated by `\n`).
+pub fn align(text: &str, min_width: usize, padding: usize) -> String {
+    let (lines, widths) = column_widths(text, min_width, padding);
     let mut out = String::new();
     for (cells, w) in lines.iter().zip(&widths) {
         for (i, cell) in cells.iter().enumerate() {
@@ -35,15 +46,7 @@ pub fn align(text: &str, min_width: usize, padding: usize) -> String {
 /// widened to a multiple of `tab_width` and filled with tabs, so `Total:` after
 /// `Reclaimable:` becomes `Total:\t\t`.
 pub fn align_tabs(text: &str, min_width: usize, tab_width: usize, padding: usize) -> String {
-    let lines: Vec<Vec<&str>> = text
-        .split_terminator('\n')
-        .map(|l| l.split('\t').collect())
-        .collect();
-    let mut widths: Vec<Vec<usize>> = lines
-        .iter()
-        .map(|cells| vec![0; cells.len().saturating_sub(1)])
-        .collect();
-    format_block(&lines, &mut widths, 0, 0, lines.len(), min_width, padding);
+    let (lines, widths) = column_widths(text, min_width, padding);
     let tab_width = tab_width.max(1);
     let mut out = String::new();
     for (cells, w) in lines.iter().zip(&widths) {

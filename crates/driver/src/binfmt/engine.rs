@@ -135,10 +135,10 @@ impl EngineBinfmt {
                     let entry = after.iter().find(|e| e.name == name);
                     match (failures.iter().find(|(a, _)| *a == arch), entry) {
                         (None, Some(e))
-                            if e.enabled
-                                && e.fix_binary()
-                                && e.matches(arch)
-                                && e.preserve_argv0() == flags_of(&plan).contains('P') =>
+                            if e.is_registration_of(
+                                arch,
+                                register_flags_for(&plan.interpreter),
+                            ) =>
                         {
                             InstallOutcome::Registered {
                                 arch,
@@ -211,20 +211,8 @@ impl EngineBinfmt {
 
     /// Removes and re-registers emulators on the engine's host (see [`BinfmtMisc::reset`]).
     pub fn reset(&self, arches: &[Arch]) -> Result<Vec<InstallOutcome>, BinfmtError> {
-        let targets: Vec<Arch> = if arches.is_empty() {
-            let entries = self.entries()?;
-            Arch::ALL
-                .into_iter()
-                .filter(|&a| !self.planner.is_native(a) && entries.iter().any(|e| e.matches(a)))
-                .collect()
-        } else {
-            arches.to_vec()
-        };
-        let options = InstallOptions {
-            force: true,
-            skip_missing_emulators: false,
-        };
-        self.install(&targets, &options)
+        let targets = self.planner.reset_targets(arches, || self.entries())?;
+        self.install(&targets, &InstallOptions::RESET)
     }
 
     /// Runs `script` in a fresh helper container with `files` (local path, path inside)
@@ -295,11 +283,6 @@ fn helper_path(arch: Arch, local: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("qemu-{}-static", arch.qemu_name()));
     PathBuf::from(format!("/brix-{file_name}"))
-}
-
-/// The flags the plan's interpreter is registered with in the helper.
-fn flags_of(plan: &InstallPlan) -> &'static str {
-    register_flags_for(&plan.interpreter)
 }
 
 /// Removes the helper container when dropped, also on errors.

@@ -124,6 +124,15 @@ impl BinfmtEntry {
         self.flags.contains('P')
     }
 
+    /// Whether this entry is what registering `arch` with `flags` must leave behind: enabled,
+    /// with `F`, matching `arch`'s executables, and with `P` exactly when `flags` has it.
+    pub fn is_registration_of(&self, arch: Arch, flags: &str) -> bool {
+        self.enabled
+            && self.fix_binary()
+            && self.matches(arch)
+            && self.preserve_argv0() == flags.contains('P')
+    }
+
     /// Whether this entry sends executables of `arch` to an interpreter: a magic entry at
     /// offset 0 whose pattern agrees with `arch`'s on every bit both check, and which checks
     /// at least the ELF class and machine bytes `arch` checks. Matching by pattern rather

@@ -292,8 +292,13 @@ pub struct EmulatorStatus {
     /// The static QEMU emulator on the host that `install` would register, if any: a
     /// `-binfmt-P` link when the host has one.
     pub emulator: Option<PathBuf>,
+}
+
+impl EmulatorStatus {
     /// The flags `install` would register `emulator` with (`POCF` or `CF`).
-    pub emulator_flags: Option<&'static str>,
+    pub fn emulator_flags(&self) -> Option<&'static str> {
+        self.emulator.as_deref().map(register_flags_for)
+    }
 }
 
 /// Options for [`BinfmtMisc::install`].
@@ -304,6 +309,14 @@ pub struct InstallOptions {
     /// Report architectures without a static emulator as skipped instead of failed
     /// (for `--install all`, which means "all that this host can emulate").
     pub skip_missing_emulators: bool,
+}
+
+impl InstallOptions {
+    /// What `reset` installs with: everything re-registered, a missing emulator an error.
+    pub const RESET: InstallOptions = InstallOptions {
+        force: true,
+        skip_missing_emulators: false,
+    };
 }
 
 /// What `install` (or `reset`) did for one architecture.
@@ -709,7 +722,6 @@ impl BinfmtMisc {
             state,
             entry: best.map(|(_, e)| (*e).clone()),
             entries,
-            emulator_flags: emulator.as_deref().map(register_flags_for),
             emulator,
         }
     }
@@ -906,11 +918,7 @@ impl BinfmtMisc {
             path: path.clone(),
             detail,
         })?;
-        if !entry.enabled
-            || !entry.fix_binary()
-            || !entry.matches(arch)
-            || entry.preserve_argv0() != flags.contains('P')
-        {
+        if !entry.is_registration_of(arch, flags) {
             return Err(BinfmtError::Verify {
                 name,
                 path,
@@ -982,20 +990,25 @@ impl BinfmtMisc {
     /// exist, so a reset never leaves the host worse off.
     pub fn reset(&self, arches: &[Arch]) -> Result<Vec<InstallOutcome>, BinfmtError> {
         self.ensure_mounted()?;
-        let targets: Vec<Arch> = if arches.is_empty() {
-            let entries = self.entries()?;
-            Arch::ALL
-                .into_iter()
-                .filter(|&a| !self.is_native(a) && entries.iter().any(|e| e.matches(a)))
-                .collect()
-        } else {
-            arches.to_vec()
-        };
-        let options = InstallOptions {
-            force: true,
-            skip_missing_emulators: false,
-        };
-        self.install(&targets, &options)
+        let targets = self.reset_targets(arches, || self.entries())?;
+        self.install(&targets, &InstallOptions::RESET)
+    }
+
+    /// What `reset` re-registers: `arches`, or with none given every foreign architecture
+    /// that has an entry in `entries()` (read only then).
+    pub(crate) fn reset_targets(
+        &self,
+        arches: &[Arch],
+        entries: impl FnOnce() -> Result<Vec<BinfmtEntry>, BinfmtError>,
+    ) -> Result<Vec<Arch>, BinfmtError> {
+        if !arches.is_empty() {
+            return Ok(arches.to_vec());
+        }
+        let entries = entries()?;
+        Ok(Arch::ALL
+            .into_iter()
+            .filter(|&a| !self.is_native(a) && entries.iter().any(|e| e.matches(a)))
+            .collect())
     }
 }
 
@@ -1312,19 +1325,19 @@ mod tests {
             arm64.emulator.as_deref(),
             Some(t.0.join("libexec/aarch64-binfmt-P").as_path())
         );
-        assert_eq!(arm64.emulator_flags, Some("POCF"));
+        assert_eq!(arm64.emulator_flags(), Some("POCF"));
         let arm = find(&statuses, Arch::Arm);
         assert_eq!(
             arm.emulator.as_deref(),
             Some(t.0.join("bin/qemu-arm-static").as_path())
         );
-        assert_eq!(arm.emulator_flags, Some("CF"));
+        assert_eq!(arm.emulator_flags(), Some("CF"));
         let riscv = find(&statuses, Arch::Riscv64);
         assert_eq!(
             riscv.emulator.as_deref(),
             Some(t.0.join("bin/qemu-riscv64-static").as_path())
         );
-        assert_eq!(riscv.emulator_flags, Some("CF"));
+        assert_eq!(riscv.emulator_flags(), Some("CF"));
         assert_eq!(find(&statuses, Arch::S390x).emulator, None);
 
         let plan = t
@@ -1352,7 +1365,7 @@ mod tests {
             arm64.emulator.as_deref(),
             Some(t.0.join("bin/qemu-aarch64-static").as_path())
         );
-        assert_eq!(arm64.emulator_flags, Some("CF"));
+        assert_eq!(arm64.emulator_flags(), Some("CF"));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! where it takes labels, [`test_label`] (`dev.brix.e2e=<run id>`), so `cargo xtask e2e`
 //! removes exactly what its own run created, even while other runs share the engine.
 
+pub mod layouts;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::PathBuf;

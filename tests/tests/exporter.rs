@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use brix_e2e::{E2eEnv, index_platforms, skopeo};
+use brix_e2e::{E2eEnv, index_platforms, layouts, skopeo};
 use brix_exporter::descriptor::media_type;
 use brix_exporter::{OciLayout, Registry, RegistryOptions, merge_layout_tarballs};
 
@@ -389,15 +389,7 @@ fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
     let layout = OciLayout::create(dir).unwrap_or_else(|e| panic!("{e}"));
     let mut images = Vec::new();
     for (n, arch) in ["amd64", "arm64"].iter().enumerate() {
-        // xorshift: fast, incompressible enough, and different per platform.
-        let mut state = (0x9E37_79B9_7F4A_7C15u64 ^ seed).wrapping_mul(n as u64 + 3) | 1;
-        let mut data = vec![0u8; size];
-        for chunk in data.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-        }
+        let data = layouts::random_bytes(size, seed, n as u64);
         let diff_id = brix_exporter::descriptor::sha256_digest(&data);
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
         gzip.write_all(&data).unwrap_or_else(|e| panic!("{e}"));
@@ -412,26 +404,9 @@ fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
             size: data.len() as u64,
             ..Default::default()
         };
-        let config = layout
-            .write_blob(media_type::OCI_CONFIG, format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#).as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_MANIFEST,
-            "config": config,
-            "layers": [layer],
-        });
-        let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        let mut descriptor = layout
-            .write_blob(media_type::OCI_MANIFEST, &bytes)
-            .unwrap_or_else(|e| panic!("{e}"));
-        descriptor.platform = Some(brix_exporter::Platform::new("linux", arch, ""));
-        images.push(descriptor);
+        images.push(layouts::single_layer_image(&layout, arch, &layer, &diff_id));
     }
-    let index = brix_exporter::assemble_index(&images).unwrap_or_else(|e| panic!("{e}"));
-    layout
-        .set_image(&index, None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    layouts::set_index(&layout, &images);
     layout
 }
 

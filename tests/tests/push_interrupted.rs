@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brix_e2e::{E2eEnv, index_platforms, skopeo, unique_name, wait_for};
-use brix_exporter::descriptor::media_type;
+use brix_e2e::{E2eEnv, index_platforms, layouts, skopeo, unique_name, wait_for};
 use brix_exporter::{OciLayout, Registry, RegistryOptions};
 
 /// Size of each platform's single layer: big enough that the push takes a moment on loopback.
@@ -138,47 +137,20 @@ fn big_two_platform_layout(dir: &Path, size: usize, seed: u64) -> OciLayout {
     let layout = OciLayout::create(dir).unwrap_or_else(|e| panic!("{e}"));
     let mut images = Vec::new();
     for (n, arch) in ["amd64", "arm64"].iter().enumerate() {
-        // xorshift: fast, incompressible, different per platform and per seed.
-        let mut state = (0x9E37_79B9_7F4A_7C15u64 ^ seed).wrapping_mul(n as u64 + 3) | 1;
-        let mut data = vec![0u8; size];
-        for chunk in data.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-        }
+        let data = layouts::random_bytes(size, seed, n as u64);
         // An uncompressed tar layer: the registry does not look inside, and skopeo copies it
         // as it is.
         let layer = layout
             .write_blob("application/vnd.oci.image.layer.v1.tar", &data)
             .unwrap_or_else(|e| panic!("{e}"));
-        let config = layout
-            .write_blob(
-                media_type::OCI_CONFIG,
-                format!(
-                    r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-                    layer.digest
-                )
-                .as_bytes(),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media_type::OCI_MANIFEST,
-            "config": config,
-            "layers": [layer],
-        });
-        let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        let mut descriptor = layout
-            .write_blob(media_type::OCI_MANIFEST, &bytes)
-            .unwrap_or_else(|e| panic!("{e}"));
-        descriptor.platform = Some(brix_exporter::Platform::new("linux", arch, ""));
-        images.push(descriptor);
+        images.push(layouts::single_layer_image(
+            &layout,
+            arch,
+            &layer,
+            &layer.digest,
+        ));
     }
-    let index = brix_exporter::assemble_index(&images).unwrap_or_else(|e| panic!("{e}"));
-    layout
-        .set_image(&index, None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    layouts::set_index(&layout, &images);
     layout
 }
 

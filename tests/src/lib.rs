@@ -75,6 +75,23 @@ impl E2eEnv {
         Command::new(&self.brix_bin)
     }
 
+    /// The brix binary with its builder store at `store`: see [`E2eEnv::brix_env`].
+    pub fn brix_in(&self, store: &std::path::Path) -> Command {
+        let mut c = self.brix();
+        self.brix_env(&mut c, store);
+        c
+    }
+
+    /// Gives `c` (brix, or a wrapper that runs it) the builder store `store` (`BRIX_CONFIG`)
+    /// and the e2e engine, and drops a builder or progress mode inherited from the caller's
+    /// environment.
+    pub fn brix_env<'c>(&self, c: &'c mut Command, store: &std::path::Path) -> &'c mut Command {
+        c.env("BRIX_CONFIG", store)
+            .env("DOCKER_HOST", &self.docker_host)
+            .env_remove("BRIX_BUILDER")
+            .env_remove("BRIX_PROGRESS")
+    }
+
     /// A fresh scratch folder under [`E2eEnv::work_dir`] named after `purpose`.
     #[track_caller]
     pub fn scratch_dir(&self, purpose: &str) -> PathBuf {

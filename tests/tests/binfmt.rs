@@ -73,14 +73,7 @@ impl<'a> FreshBuilder<'a> {
     }
 
     fn brix(&self, args: &[&str]) -> Run {
-        run(self
-            .env
-            .brix()
-            .env("BRIX_CONFIG", self.store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BRIX_BUILDER")
-            .env_remove("BRIX_PROGRESS")
-            .args(args))
+        run(self.env.brix_in(self.store).args(args))
     }
 
     /// `brix inspect --bootstrap <name>`: starts the daemon, which detects emulators now.

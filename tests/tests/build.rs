@@ -48,12 +48,7 @@ fn builder() -> Option<&'static Builder> {
 
 impl Builder {
     fn cmd(&self) -> Command {
-        let mut c = self.env.brix();
-        c.env("BRIX_CONFIG", &self.store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BRIX_BUILDER")
-            .env_remove("BRIX_PROGRESS");
-        c
+        self.env.brix_in(&self.store)
     }
 
     fn brix(&self, args: &[&str]) -> Run {
@@ -150,20 +145,24 @@ fn two_platforms_to_local_folders_then_all_cached() {
     let ctx = b.context("local-ctx", &b.arch_dockerfile(&unique_name("local")));
     let out = b.env.scratch_dir("local-out");
     let dest = format!("type=local,dest={}", path(&out));
-    let started = std::time::Instant::now();
-    let first = b
-        .build(&[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &dest,
-            path(&ctx),
-        ])
-        .ok();
-    eprintln!(
-        "first two-platform build: {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let timed_build = |which: &str| {
+        let started = std::time::Instant::now();
+        let r = b
+            .build(&[
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                &dest,
+                path(&ctx),
+            ])
+            .ok();
+        eprintln!(
+            "{which} two-platform build: {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        r
+    };
+    let first = timed_build("first");
     assert_eq!(read(&out.join("linux_amd64/arch")), "x86_64");
     assert_eq!(read(&out.join("linux_arm64/arch")), "aarch64");
     // The plain printer's layout: numbered steps with platform-prefixed names.
@@ -179,20 +178,7 @@ fn two_platforms_to_local_folders_then_all_cached() {
     );
     assert!(first.stderr.contains(" DONE "), "{}", first.stderr);
 
-    let started = std::time::Instant::now();
-    let second = b
-        .build(&[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &dest,
-            path(&ctx),
-        ])
-        .ok();
-    eprintln!(
-        "cached two-platform build: {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let second = timed_build("cached");
     // Every build step after FROM is reported CACHED, for both platforms.
     for platform in ["linux/amd64", "linux/arm64"] {
         let title = format!("[{platform} 2/2] RUN uname -m");

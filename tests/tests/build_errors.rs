@@ -52,10 +52,7 @@ impl Builder {
 
     /// Gives `c` (a `brix` command, possibly behind a wrapper) this builder's environment.
     fn cmd_of(&self, mut c: Command) -> Command {
-        c.env("BRIX_CONFIG", &self.store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BRIX_BUILDER")
-            .env_remove("BRIX_PROGRESS");
+        self.env.brix_env(&mut c, &self.store);
         c
     }
 

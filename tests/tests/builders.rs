@@ -31,11 +31,8 @@ impl Builders {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = self.env.brix();
-        c.env("BRIX_CONFIG", &self.config)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env("BRIX_PROGRESS", "plain")
-            .env_remove("BRIX_BUILDER");
+        let mut c = self.env.brix_in(&self.config);
+        c.env("BRIX_PROGRESS", "plain");
         c
     }
 

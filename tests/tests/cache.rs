@@ -42,12 +42,7 @@ impl CacheBuilder {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = self.env.brix();
-        c.env("BRIX_CONFIG", &self.store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BRIX_BUILDER")
-            .env_remove("BRIX_PROGRESS");
-        c
+        self.env.brix_in(&self.store)
     }
 
     fn brix(&self, args: &[&str]) -> Run {

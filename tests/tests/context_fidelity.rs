@@ -61,12 +61,7 @@ struct Builders {
 
 impl Builders {
     fn brix(&self) -> Command {
-        let mut c = self.env.brix();
-        c.env("BRIX_CONFIG", &self.brix_store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BRIX_BUILDER")
-            .env_remove("BRIX_PROGRESS");
-        c
+        self.env.brix_in(&self.brix_store)
     }
 
     fn buildx(&self) -> Command {

@@ -217,6 +217,18 @@ where
     run(Command::new("docker").args(args))
 }
 
+/// Removes a builder node's container and its state volume (`<container>_state`), whatever
+/// state they are in: the clean-up after `brix rm`, in case that could not run.
+pub fn remove_node_container(container: &str) {
+    let _ = docker(["rm", "-f", "-v", container]);
+    let _ = docker(["volume", "rm", "-f", &format!("{container}_state")]);
+}
+
+/// `p` as a `&str` for a command line (test paths are UTF-8).
+pub fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// Runs `skopeo ARGS...`.
 #[track_caller]
 pub fn skopeo<I, S>(args: I) -> Run

@@ -12,7 +12,9 @@
 //! files' tests (which need arm64) never overlap with this one. Whatever happens, arm64 is
 //! left installed when the test ends.
 
-use brix_e2e::{ContainerGuard, E2eEnv, Run, TEST_LABEL, docker, run, unique_name};
+use brix_e2e::{
+    ContainerGuard, E2eEnv, Run, TEST_LABEL, docker, path, remove_node_container, run, unique_name,
+};
 use std::path::{Path, PathBuf};
 
 const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
@@ -131,13 +133,8 @@ impl<'a> FreshBuilder<'a> {
 impl Drop for FreshBuilder<'_> {
     fn drop(&mut self) {
         let _ = self.brix(&["rm", "-f", &self.name]);
-        let _ = docker(["rm", "-f", "-v", &self.container()]);
-        let _ = docker(["volume", "rm", "-f", &format!("{}_state", self.container())]);
+        remove_node_container(&self.container());
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// The platforms on the `Platforms:` line of `brix inspect`, without the `*` that marks

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use brix_e2e::{E2eEnv, Run, docker, run, skopeo, unique_name};
+use brix_e2e::{E2eEnv, Run, docker, path, run, skopeo, unique_name};
 
 /// The registry speaks plain HTTP; the builder reaches it on the host's loopback.
 const BUILDKITD_TOML: &str = "[registry.\"localhost:5000\"]\n  http = true\n";
@@ -97,10 +97,6 @@ impl Builder {
             self.env.busybox
         )
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn read(p: &Path) -> String {

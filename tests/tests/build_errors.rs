@@ -4,12 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use brix_e2e::{E2eEnv, Run, docker, run, unique_name};
+use brix_e2e::{E2eEnv, Run, docker, path, remove_node_container, run, unique_name};
 
 /// The registry speaks plain HTTP; the builder reaches it on the host's loopback.
 const BUILDKITD_TOML: &str = "[registry.\"localhost:5000\"]\n  http = true\n";
@@ -89,22 +89,8 @@ impl Drop for Builder {
             .stderr(Stdio::null())
             .status();
         // In case `brix rm` could not run (e.g. the test failed before the store existed).
-        let container = self.container();
-        let _ = Command::new("docker")
-            .args(["rm", "-f", "-v", &container])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("docker")
-            .args(["volume", "rm", "-f", &format!("{container}_state")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        remove_node_container(&self.container());
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use brix_e2e::{
-    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, Run, docker, run, unique_name, wait_for,
+    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, Run, docker, remove_node_container, run,
+    unique_name, wait_for,
 };
 
 /// The seed's buildkitd.toml: GC on, `gckeepstorage = 20000` (bytes to today's BuildKit).
@@ -55,13 +56,7 @@ impl Drop for Builders {
     fn drop(&mut self) {
         for name in &self.created {
             let _ = self.brix(&["rm", "-f", name]);
-            let _ = docker(["rm", "-f", "-v", &format!("brix_buildkit_{name}0")]);
-            let _ = docker([
-                "volume",
-                "rm",
-                "-f",
-                &format!("brix_buildkit_{name}0_state"),
-            ]);
+            remove_node_container(&format!("brix_buildkit_{name}0"));
         }
     }
 }

@@ -2,11 +2,11 @@
 //! daemon's own view (`buildctl du` inside the builder's container), and the `inspect` hint
 //! for a platform a node is pinned to but cannot run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use brix_config::format_bytes_decimal;
-use brix_e2e::{E2eEnv, Run, docker, run, unique_name};
+use brix_e2e::{E2eEnv, Run, docker, path, remove_node_container, run, unique_name};
 
 const PRUNE_WARNING: &str =
     "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ";
@@ -75,13 +75,8 @@ impl CacheBuilder {
 impl Drop for CacheBuilder {
     fn drop(&mut self) {
         let _ = self.brix(&["rm", "-f", &self.name]);
-        let _ = docker(["rm", "-f", "-v", &self.container()]);
-        let _ = docker(["volume", "rm", "-f", &format!("{}_state", self.container())]);
+        remove_node_container(&self.container());
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// `brix du`'s table rows (between the header and the summary), as (id, rest of the line).

@@ -20,7 +20,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use brix_e2e::{E2eEnv, Run, run, unique_name};
+use brix_e2e::{E2eEnv, Run, path, run, unique_name};
 use sha2::{Digest, Sha256};
 
 /// The registry speaks plain HTTP; the builder reaches it on the host's loopback.
@@ -90,10 +90,6 @@ impl Drop for Builders {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]

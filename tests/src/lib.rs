@@ -229,6 +229,50 @@ pub fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// The worker's JSON as `buildctl debug workers` prints it, once the daemon answers.
+pub fn daemon_workers(container: &str) -> serde_json::Value {
+    wait_for(
+        &format!("buildkitd in {container}"),
+        std::time::Duration::from_secs(60),
+        || {
+            let out = docker([
+                "exec",
+                container,
+                "buildctl",
+                "debug",
+                "workers",
+                "--format",
+                "{{json .}}",
+            ]);
+            if !out.success {
+                let state = docker(["inspect", "-f", "{{.State.Status}}", container]);
+                if state.stdout.trim() == "exited" {
+                    let logs = docker(["logs", container]);
+                    panic!(
+                        "buildkitd in {container} exited:\n{}{}",
+                        logs.stdout, logs.stderr
+                    );
+                }
+                return Err(out.stderr);
+            }
+            serde_json::from_str::<serde_json::Value>(out.stdout.trim())
+                .map_err(|e| format!("not JSON ({e}): {}", out.stdout))
+        },
+    )
+}
+
+/// The first worker's GC rules: `gcPolicy` (protobuf JSON) or `GCPolicy` (Go field names);
+/// absent or null means no rules (GC off).
+pub fn gc_rules(workers: &serde_json::Value) -> Vec<serde_json::Value> {
+    let w = &workers[0];
+    let rules = if w["gcPolicy"].is_null() {
+        &w["GCPolicy"]
+    } else {
+        &w["gcPolicy"]
+    };
+    rules.as_array().cloned().unwrap_or_default()
+}
+
 /// Runs `skopeo ARGS...`.
 #[track_caller]
 pub fn skopeo<I, S>(args: I) -> Run

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use brix_e2e::{
-    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, Run, docker, remove_node_container, run,
-    unique_name, wait_for,
+    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, Run, daemon_workers, docker, gc_rules,
+    remove_node_container, run, unique_name, wait_for,
 };
 
 /// The seed's buildkitd.toml: GC on, `gckeepstorage = 20000` (bytes to today's BuildKit).
@@ -76,38 +76,9 @@ fn exists(kind: &str, name: &str) -> bool {
     docker([kind, "inspect", name]).success
 }
 
-/// GC rules as BuildKit itself reports them for the node's first worker.
-fn worker_gc_policy(container: &str) -> serde_json::Value {
-    let out = docker([
-        "exec",
-        container,
-        "buildctl",
-        "debug",
-        "workers",
-        "--format",
-        "{{json .}}",
-    ])
-    .ok();
-    let workers: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "buildctl debug workers output is not JSON ({e}): {}",
-            out.stdout
-        )
-    });
-    // buildctl prints Go field names (GCPolicy) or, in newer releases, protobuf JSON (gcPolicy).
-    let w = &workers[0];
-    if w["gcPolicy"].is_null() {
-        w["GCPolicy"].clone()
-    } else {
-        w["gcPolicy"].clone()
-    }
-}
-
 /// The GC rules `inspect` should print for BuildKit's JSON rules, as buildx prints them.
-fn format_rules(rules: &serde_json::Value) -> String {
+fn format_rules(rules: &[serde_json::Value]) -> String {
     let rules: Vec<brix_config::GcRule> = rules
-        .as_array()
-        .expect("GCPolicy is an array")
         .iter()
         .map(|r| brix_config::GcRule {
             all: r["all"].as_bool().unwrap_or(false),
@@ -207,11 +178,11 @@ fn seed_flow_create_use_inspect_bootstrap_stop_rm() {
     );
     // The daemon runs with the seed config: BuildKit's own report of its GC rules, printed
     // the buildx way, is what inspect shows.
-    let rules = worker_gc_policy(&container);
+    let rules = gc_rules(&daemon_workers(&container));
     assert_eq!(
-        rules.as_array().map(Vec::len),
-        Some(4),
-        "seed config gives BuildKit's 4 default rules: {rules}"
+        rules.len(),
+        4,
+        "seed config gives BuildKit's 4 default rules: {rules:?}"
     );
     let expected = format_rules(&rules);
     assert!(expected.contains("Reserved Space: 19.53KiB"), "{expected}");
@@ -244,7 +215,10 @@ fn seed_flow_create_use_inspect_bootstrap_stop_rm() {
     assert_eq!(mine["Driver"], "docker-container");
     assert_eq!(mine["Current"], true);
     assert_eq!(mine["Nodes"][0]["Status"], "running");
-    assert_eq!(mine["Nodes"][0]["GCPolicy"], rules);
+    assert_eq!(
+        mine["Nodes"][0]["GCPolicy"],
+        serde_json::Value::Array(rules)
+    );
     let default = builders
         .iter()
         .find(|v| v["Name"] == "default")

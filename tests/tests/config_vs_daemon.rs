@@ -4,10 +4,10 @@
 //! daemon is the truth.
 
 use std::path::Path;
-use std::time::Duration;
 
 use brix_e2e::{
-    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, docker, run, unique_name, wait_for,
+    BUILDKIT_CAPABILITY_FLAGS, ContainerGuard, E2eEnv, daemon_workers, docker, gc_rules, run,
+    unique_name,
 };
 use serde_json::Value;
 
@@ -61,50 +61,6 @@ const CASES: &[Case] = &[
         flags: "",
     },
 ];
-
-/// The worker's JSON as `buildctl debug workers` prints it, once the daemon answers.
-fn daemon_workers(container: &str) -> Value {
-    wait_for(
-        &format!("buildkitd in {container}"),
-        Duration::from_secs(60),
-        || {
-            let out = docker([
-                "exec",
-                container,
-                "buildctl",
-                "debug",
-                "workers",
-                "--format",
-                "{{json .}}",
-            ]);
-            if !out.success {
-                let state = docker(["inspect", "-f", "{{.State.Status}}", container]);
-                if state.stdout.trim() == "exited" {
-                    let logs = docker(["logs", container]);
-                    panic!(
-                        "buildkitd in {container} exited:\n{}{}",
-                        logs.stdout, logs.stderr
-                    );
-                }
-                return Err(out.stderr);
-            }
-            serde_json::from_str::<Value>(out.stdout.trim())
-                .map_err(|e| format!("not JSON ({e}): {}", out.stdout))
-        },
-    )
-}
-
-/// The first worker's GC rules: `gcPolicy` (protobuf JSON) or `GCPolicy` (Go field names);
-/// absent or null means no rules (GC off).
-fn gc_rules(workers: &Value) -> Vec<Value> {
-    let w = &workers[0];
-    let rules = if w["gcPolicy"].is_null() {
-        &w["GCPolicy"]
-    } else {
-        &w["gcPolicy"]
-    };
-    rules.as_array().cloned().unwrap_or_default()
-}
 
 /// Size of the disk under BuildKit's root as BuildKit computes it: statfs blocks × bsize.
 fn daemon_disk_size(container: &str) -> u64 {

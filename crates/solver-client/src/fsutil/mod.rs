@@ -18,6 +18,7 @@
 //! travel unchanged as Go would send them. Whether the daemon accepts them is then the
 //! daemon's decision, exactly as with buildx.
 
+pub(crate) mod beneath;
 mod receive;
 mod send;
 mod stat;

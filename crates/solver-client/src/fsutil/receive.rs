@@ -3,24 +3,29 @@
 //! destination directory.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use futures_util::{Stream, StreamExt};
 use std::io::Write;
 use tokio::sync::mpsc;
 
+use super::beneath::{Beneath, BeneathError, finish_fd, safe_relative};
 use super::mode;
 use super::wire::{Packet, PacketType, Stat};
 
 /// Failure while receiving a tree.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    /// The sender named a path outside the destination (absolute, or with `..`).
-    #[error("refusing unsafe path {0:?} from the daemon")]
-    UnsafePath(String),
+    /// The daemon sent an entry that would land outside the destination: an absolute name,
+    /// `..`, a NUL byte, a parent that is a symbolic link or not a directory, or a hard link
+    /// to such a path. Nothing is written for it, and the transfer stops.
+    #[error("refusing {path:?} from the builder: {reason}")]
+    Refused {
+        /// The entry as the daemon named it.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// Entries were not in fsutil order (parents first, siblings sorted, no duplicates).
     #[error("changes out of order: {path:?} after {previous:?}")]
     OutOfOrder {
@@ -48,6 +53,21 @@ pub enum ReceiveError {
     Stream(String),
 }
 
+impl ReceiveError {
+    fn beneath(entry: &[u8]) -> impl FnOnce(BeneathError) -> ReceiveError + use<> {
+        let entry = String::from_utf8_lossy(entry).into_owned();
+        move |e| match e {
+            // The entry the daemon sent is named, even when a hard link's target or a
+            // parent was the reason.
+            BeneathError::Refused { reason, .. } => ReceiveError::Refused {
+                path: entry,
+                reason,
+            },
+            BeneathError::Io { path, source } => ReceiveError::Write { path, source },
+        }
+    }
+}
+
 /// Counters of one completed transfer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReceiveSummary {
@@ -63,12 +83,17 @@ struct PendingFile {
     file: Option<std::fs::File>,
 }
 
-/// Receives a tree into `dest` (created if missing, merged into if present): directories and
-/// symlinks are created as their STATs arrive, each regular file is requested with REQ and
-/// written from its DATA packets; after the last file a FIN is sent and the sender's FIN
-/// awaited. Ownership is not copied (files belong to the caller, as with buildx); modes and
-/// modification times are. Device nodes and FIFOs are skipped: creating them needs
-/// privileges a build client does not have.
+/// Receives a tree into `dest` (created if missing, merged into if present): directories,
+/// symlinks and hard links are created as their STATs arrive, each regular file is created
+/// empty, requested with REQ and written from its DATA packets; after the last file a FIN is
+/// sent and the sender's FIN awaited. Ownership is not copied (files belong to the caller, as
+/// with buildx); modes and modification times are. Device nodes and FIFOs are skipped:
+/// creating them needs privileges a build client does not have.
+///
+/// Nothing lands outside `dest`: every entry is resolved beneath it without following
+/// symbolic links ([`super::beneath`]). An entry below a link, whether the stream made it or
+/// it was already in `dest`, is refused and fails the transfer; an entry that names an
+/// existing link replaces the link, never its target.
 ///
 /// The work runs on one blocking thread: it is a long sequence of small file system calls,
 /// which would otherwise each hop to the blocking pool.
@@ -96,7 +121,7 @@ fn receive_blocking<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    std::fs::create_dir_all(dest).map_err(write_err(dest))?;
+    let mut tree = Beneath::open(dest).map_err(ReceiveError::beneath(b""))?;
 
     let mut summary = ReceiveSummary::default();
     let mut previous: Option<Vec<u8>> = None;
@@ -122,7 +147,7 @@ where
                 let Some(stat) = packet.stat else {
                     stats_done = true;
                     if pending.is_empty() && !fin_sent {
-                        finish_dirs(&dirs)?;
+                        finish_dirs(&mut tree, &dirs)?;
                         send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
@@ -131,23 +156,29 @@ where
                 let id = next_id;
                 next_id += 1;
                 summary.entries += 1;
-                check_order(previous.as_deref(), &stat.path)?;
-                previous = Some(stat.path.clone());
-                let target = dest.join(safe_relative(&stat.path)?);
+                let entry = stat.path.clone();
+                let refused = ReceiveError::beneath;
+                let rel = safe_relative(&entry).map_err(refused(&entry))?;
+                check_order(previous.as_deref(), &entry)?;
+                previous = Some(entry.clone());
                 if stat.mode & mode::DIR != 0 {
-                    ensure_dir(&target)?;
-                    dirs.push((target, stat));
+                    tree.ensure_dir(&rel).map_err(refused(&entry))?;
+                    dirs.push((rel, stat));
                 } else if stat.mode & mode::SYMLINK != 0 {
-                    remove_existing(&target)?;
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&stat.linkname), &target)
-                        .map_err(write_err(&target))?;
-                    set_mtime(&target, stat.mod_time)?;
+                    tree.symlink(&rel, &stat.linkname)
+                        .and_then(|()| tree.set_mtime(&rel, stat.mod_time))
+                        .map_err(refused(&entry))?;
+                } else if mode::is_regular(stat.mode) && !stat.linkname.is_empty() {
+                    // fsutil sends the second and later names of a file as hard links to
+                    // the first, with no data of their own.
+                    tree.hard_link(&rel, &stat.linkname)
+                        .map_err(refused(&entry))?;
                 } else if mode::is_regular(stat.mode) {
-                    remove_existing(&target)?;
+                    tree.create_file(&rel).map_err(refused(&entry))?;
                     pending.insert(
                         id,
                         PendingFile {
-                            path: target,
+                            path: rel,
                             stat,
                             file: None,
                         },
@@ -156,7 +187,7 @@ where
                     req.id = id;
                     send(outgoing, req)?;
                 } else {
-                    tracing::warn!(path = %target.display(), "skipping device node or FIFO in local output");
+                    tracing::warn!(path = %tree.display_path(&rel).display(), "skipping device node or FIFO in local output");
                 }
             }
             Some(PacketType::PacketData) => {
@@ -164,22 +195,26 @@ where
                     .get_mut(&packet.id)
                     .ok_or(ReceiveError::InvalidId(packet.id))?;
                 if entry.file.is_none() {
-                    entry.file =
-                        Some(std::fs::File::create(&entry.path).map_err(write_err(&entry.path))?);
+                    let file = tree
+                        .open_file(&entry.path)
+                        .map_err(ReceiveError::beneath(&entry.stat.path))?;
+                    entry.file = Some(file);
                 }
                 if packet.data.is_empty() {
                     let Some(done) = pending.remove(&packet.id) else {
                         return Err(ReceiveError::InvalidId(packet.id));
                     };
-                    finish_file(done)?;
+                    finish_file(&mut tree, done)?;
                     if stats_done && pending.is_empty() && !fin_sent {
-                        finish_dirs(&dirs)?;
+                        finish_dirs(&mut tree, &dirs)?;
                         send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
                 } else if let Some(file) = entry.file.as_mut() {
-                    file.write_all(&packet.data)
-                        .map_err(write_err(&entry.path))?;
+                    file.write_all(&packet.data).map_err(|source| ReceiveError::Write {
+                        path: tree.display_path(&entry.path),
+                        source,
+                    })?;
                     summary.bytes += packet.data.len() as u64;
                 }
             }
@@ -199,11 +234,6 @@ where
         )));
     }
     Ok(summary)
-}
-
-fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReceiveError + use<> {
-    let path = path.to_path_buf();
-    move |source| ReceiveError::Write { path, source }
 }
 
 fn send(outgoing: &mpsc::Sender<Packet>, packet: Packet) -> Result<(), ReceiveError> {
@@ -228,73 +258,28 @@ fn check_order(previous: Option<&[u8]>, path: &[u8]) -> Result<(), ReceiveError>
     }
 }
 
-/// A relative path with only normal components.
-fn safe_relative(path: &[u8]) -> Result<PathBuf, ReceiveError> {
-    let p = Path::new(OsStr::from_bytes(path));
-    let unsafe_path = || ReceiveError::UnsafePath(String::from_utf8_lossy(path).into_owned());
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(part) => out.push(part),
-            Component::CurDir => {}
-            _ => return Err(unsafe_path()),
+/// The file's mode and time go on through its open handle (opened beneath the destination).
+fn finish_file(tree: &mut Beneath, done: PendingFile) -> Result<(), ReceiveError> {
+    let file = match done.file {
+        Some(file) => file,
+        None => tree
+            .open_file(&done.path)
+            .map_err(ReceiveError::beneath(&done.stat.path))?,
+    };
+    finish_fd(&file, unix_mode(done.stat.mode), done.stat.mod_time).map_err(|e| {
+        ReceiveError::Write {
+            path: tree.display_path(&done.path),
+            source: e.into(),
         }
-    }
-    if out.as_os_str().is_empty() {
-        return Err(unsafe_path());
-    }
-    Ok(out)
-}
-
-fn ensure_dir(target: &Path) -> Result<(), ReceiveError> {
-    match std::fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => remove_existing(target)?,
-        Err(_) => {}
-    }
-    std::fs::create_dir(target).map_err(|source| ReceiveError::Write {
-        path: target.to_path_buf(),
-        source,
     })
-}
-
-/// Makes room for a new entry: an existing file or link is removed, and so is an existing
-/// directory (the output replaces what was there).
-fn remove_existing(target: &Path) -> Result<(), ReceiveError> {
-    let result = match std::fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(target),
-        Ok(_) => std::fs::remove_file(target),
-        Err(_) => return Ok(()),
-    };
-    result.map_err(|source| ReceiveError::Write {
-        path: target.to_path_buf(),
-        source,
-    })
-}
-
-fn finish_file(done: PendingFile) -> Result<(), ReceiveError> {
-    let err = |source| ReceiveError::Write {
-        path: done.path.clone(),
-        source,
-    };
-    let perms = std::fs::Permissions::from_mode(unix_mode(done.stat.mode));
-    match done.file {
-        Some(file) => file.set_permissions(perms).map_err(err)?,
-        None => std::fs::set_permissions(&done.path, perms).map_err(err)?,
-    }
-    set_mtime(&done.path, done.stat.mod_time)
 }
 
 /// Directory modes and times are applied last, deepest first, so that writing the children
 /// does not change them afterwards.
-fn finish_dirs(dirs: &[(PathBuf, Stat)]) -> Result<(), ReceiveError> {
+fn finish_dirs(tree: &mut Beneath, dirs: &[(PathBuf, Stat)]) -> Result<(), ReceiveError> {
     for (path, stat) in dirs.iter().rev() {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode(stat.mode)))
-            .map_err(|source| ReceiveError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        set_mtime(path, stat.mod_time)?;
+        tree.finish_dir(path, unix_mode(stat.mode), stat.mod_time)
+            .map_err(ReceiveError::beneath(&stat.path))?;
     }
     Ok(())
 }
@@ -312,22 +297,6 @@ fn unix_mode(go: u32) -> u32 {
         m |= 0o1000;
     }
     m
-}
-
-fn set_mtime(path: &Path, nanos: i64) -> Result<(), ReceiveError> {
-    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
-    let ts = Timespec {
-        tv_sec: nanos.div_euclid(1_000_000_000),
-        tv_nsec: nanos.rem_euclid(1_000_000_000) as _,
-    };
-    let times = Timestamps {
-        last_access: ts,
-        last_modification: ts,
-    };
-    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| ReceiveError::Write {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })
 }
 
 #[cfg(test)]
@@ -429,7 +398,7 @@ mod tests {
         )
         .await
         .expect_err("unsafe");
-        assert!(matches!(err, ReceiveError::UnsafePath(_)), "{err}");
+        assert!(matches!(err, ReceiveError::Refused { .. }), "{err}");
 
         let (tx, _rx) = mpsc::channel(16);
         let packets = vec![Ok(stat("b", 0o644, 0)), Ok(stat("a", 0o644, 0))];
@@ -437,6 +406,259 @@ mod tests {
             .await
             .expect_err("order");
         assert!(matches!(err, ReceiveError::OutOfOrder { .. }), "{err}");
+    }
+
+    /// What is under `root`, recursively: path, kind, content or link target.
+    fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                let meta = std::fs::symlink_metadata(&path).expect("lstat");
+                let what = if meta.file_type().is_symlink() {
+                    format!("link {:?}", std::fs::read_link(&path).expect("readlink"))
+                } else if meta.is_dir() {
+                    stack.push(path.clone());
+                    format!("dir {:o}", meta.mode() & 0o7777)
+                } else {
+                    format!(
+                        "file {:o} {:?}",
+                        meta.mode() & 0o7777,
+                        std::fs::read(&path).expect("read")
+                    )
+                };
+                out.push((path, what));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn entry(path: &[u8], mode: u32, linkname: &[u8]) -> Packet {
+        Packet {
+            r#type: PacketType::PacketStat as i32,
+            stat: Some(Stat {
+                path: path.to_vec(),
+                mode,
+                linkname: linkname.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A destination and, beside it, a folder with a file the daemon must never reach.
+    struct Sandbox {
+        _top: tempfile::TempDir,
+        dest: PathBuf,
+        outside: PathBuf,
+    }
+
+    impl Sandbox {
+        fn new() -> Self {
+            let top = tempfile::tempdir().expect("tempdir");
+            let dest = top.path().join("dest");
+            let outside = top.path().join("outside");
+            std::fs::create_dir_all(&dest).expect("mkdir dest");
+            std::fs::create_dir_all(outside.join("sub")).expect("mkdir outside");
+            std::fs::write(outside.join("passwd"), b"root:x:0:0").expect("write");
+            Self {
+                _top: top,
+                dest,
+                outside,
+            }
+        }
+
+        /// Feeds `packets` (then the end of STATs, an empty DATA for every request and a
+        /// FIN) and returns the result with the outside folder's state before and after.
+        async fn receive(&self, packets: Vec<Packet>) -> Result<ReceiveSummary, ReceiveError> {
+            let before = snapshot(&self.outside);
+            let requested: Vec<u32> = (0..)
+                .zip(&packets)
+                .filter_map(|(id, p)| {
+                    let st = p.stat.as_ref()?;
+                    (mode::is_regular(st.mode) && st.linkname.is_empty()).then_some(id)
+                })
+                .collect();
+            let mut all = packets;
+            all.push(Packet::of(PacketType::PacketStat));
+            all.extend(requested.into_iter().map(|id| data(id, b"")));
+            all.push(Packet::of(PacketType::PacketFin));
+            let (tx, _rx) = mpsc::channel(64);
+            let result =
+                receive_into(&self.dest, futures_util::stream::iter(all.into_iter().map(Ok)), tx)
+                    .await;
+            assert_eq!(snapshot(&self.outside), before, "the outside folder changed");
+            result
+        }
+
+        fn outside_bytes(&self) -> Vec<u8> {
+            self.outside.as_os_str().as_bytes().to_vec()
+        }
+    }
+
+    fn assert_refused(result: Result<ReceiveSummary, ReceiveError>, entry: &str) {
+        match result {
+            Err(ReceiveError::Refused { path, reason }) => {
+                assert_eq!(path, entry, "refused {path:?} ({reason})");
+                let line = ReceiveError::Refused { path, reason }.to_string();
+                assert!(!line.contains('\n'), "one line: {line}");
+                assert!(line.contains("from the builder"), "{line}");
+            }
+            other => panic!("expected {entry:?} to be refused, got {other:?}"),
+        }
+    }
+
+    use std::os::unix::ffi::OsStrExt;
+
+    #[tokio::test]
+    async fn a_file_below_a_symlink_made_by_the_stream_is_refused() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![
+                entry(b"x", mode::SYMLINK | 0o777, &sb.outside_bytes()),
+                entry(b"x/passwd", 0o644, b""),
+            ])
+            .await;
+        assert_refused(r, "x/passwd");
+    }
+
+    #[tokio::test]
+    async fn a_directory_below_a_symlink_is_refused() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![
+                entry(b"x", mode::SYMLINK | 0o777, &sb.outside_bytes()),
+                entry(b"x/newdir", mode::DIR | 0o755, b""),
+            ])
+            .await;
+        assert_refused(r, "x/newdir");
+        let r = sb
+            .receive(vec![
+                entry(b"y", mode::SYMLINK | 0o777, &sb.outside_bytes()),
+                entry(b"y/sub", mode::DIR | 0o700, b""),
+            ])
+            .await;
+        assert_refused(r, "y/sub");
+    }
+
+    #[tokio::test]
+    async fn a_symlink_to_dotdot_is_kept_but_never_followed() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![
+                entry(b"up", mode::SYMLINK | 0o777, b".."),
+                entry(b"up/outside/passwd", 0o644, b""),
+            ])
+            .await;
+        assert_refused(r, "up/outside/passwd");
+        assert_eq!(
+            std::fs::read_link(sb.dest.join("up")).expect("the link itself is content"),
+            Path::new("..")
+        );
+    }
+
+    #[tokio::test]
+    async fn hard_links_to_outside_are_refused() {
+        let sb = Sandbox::new();
+        let mut absolute = sb.outside_bytes();
+        absolute.extend_from_slice(b"/passwd");
+        for target in [&b"../outside/passwd"[..], &absolute, b"/etc/passwd"] {
+            let r = sb.receive(vec![entry(b"h", 0o644, target)]).await;
+            assert_refused(r, "h");
+        }
+        // Through a link the stream made, and through a link's last component.
+        let r = sb
+            .receive(vec![
+                entry(b"a", mode::SYMLINK | 0o777, &sb.outside_bytes()),
+                entry(b"b", 0o644, b"a/passwd"),
+            ])
+            .await;
+        assert_refused(r, "b");
+        assert!(!sb.dest.join("b").exists());
+    }
+
+    #[tokio::test]
+    async fn a_hard_link_inside_the_destination_is_a_link() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![entry(b"a", 0o644, b""), entry(b"b", 0o644, b"a")])
+            .await
+            .expect("receive");
+        assert_eq!(r.entries, 2);
+        let (a, b) = (
+            std::fs::metadata(sb.dest.join("a")).expect("a"),
+            std::fs::metadata(sb.dest.join("b")).expect("b"),
+        );
+        assert_eq!(a.ino(), b.ino());
+    }
+
+    #[tokio::test]
+    async fn a_name_with_a_nul_is_refused() {
+        let sb = Sandbox::new();
+        let r = sb.receive(vec![entry(b"a\0b", 0o644, b"")]).await;
+        assert_refused(r, "a\0b");
+        let r = sb
+            .receive(vec![entry(b"l", mode::SYMLINK | 0o777, b"x"), entry(b"l\0/x", 0o644, b"")])
+            .await;
+        assert_refused(r, "l\0/x");
+    }
+
+    #[tokio::test]
+    async fn entries_below_an_absolute_symlink_are_refused() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![
+                entry(b"etc", mode::SYMLINK | 0o777, &sb.outside_bytes()),
+                entry(b"etc/passwd", 0o600, b""),
+                entry(b"etc/sub", mode::SYMLINK | 0o777, b"/"),
+            ])
+            .await;
+        assert_refused(r, "etc/passwd");
+    }
+
+    #[tokio::test]
+    async fn an_existing_symlink_in_the_destination_is_replaced_or_refused_never_followed() {
+        let sb = Sandbox::new();
+        std::os::unix::fs::symlink(&sb.outside, sb.dest.join("x")).expect("link");
+        // An entry below it: refused (the daemon never sent `x` itself).
+        let r = sb.receive(vec![entry(b"x/passwd", 0o644, b"")]).await;
+        assert_refused(r, "x/passwd");
+        // A hard link to a file below it: refused.
+        let r = sb.receive(vec![entry(b"h", 0o644, b"x/passwd")]).await;
+        assert_refused(r, "h");
+        // The link itself named as a directory: the link is replaced by a directory in
+        // the destination, and its entries land there.
+        sb.receive(vec![
+            entry(b"x", mode::DIR | 0o755, b""),
+            entry(b"x/passwd", 0o644, b""),
+        ])
+        .await
+        .expect("receive");
+        assert!(std::fs::symlink_metadata(sb.dest.join("x")).expect("x").is_dir());
+        assert!(sb.dest.join("x/passwd").is_file());
+        // A directory holding a link to outside, replaced by a file: the tree is removed,
+        // the link's target is not.
+        std::fs::create_dir_all(sb.dest.join("t")).expect("mkdir");
+        std::os::unix::fs::symlink(&sb.outside, sb.dest.join("t/out")).expect("link");
+        sb.receive(vec![entry(b"t", 0o644, b"")])
+            .await
+            .expect("receive");
+        assert!(sb.dest.join("t").is_file());
+        // An existing link replaced by a file: the link goes, its target stays.
+        std::os::unix::fs::symlink(sb.outside.join("passwd"), sb.dest.join("p")).expect("link");
+        sb.receive(vec![entry(b"p", 0o600, b"")]).await.expect("receive");
+        assert!(std::fs::symlink_metadata(sb.dest.join("p")).expect("p").is_file());
+    }
+
+    #[tokio::test]
+    async fn a_file_named_like_a_parent_that_is_a_file_is_refused() {
+        let sb = Sandbox::new();
+        let r = sb
+            .receive(vec![entry(b"f", 0o644, b""), entry(b"f/g", 0o644, b"")])
+            .await;
+        assert_refused(r, "f/g");
     }
 
     #[test]

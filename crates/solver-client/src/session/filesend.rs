@@ -18,7 +18,7 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::grpc::{BidiMethod, BidiResult, BoxFuture, RawCodec, RouteResult, serve_bidi};
-use crate::fsutil::receive_into;
+use crate::fsutil::{ReceiveError, receive_into};
 use crate::fsutil::wire::Packet;
 
 /// Path of the FileSend DiffCopy method.
@@ -60,6 +60,7 @@ struct BytesFrame {
 #[derive(Debug, Clone)]
 pub struct FileSendService {
     outputs: Arc<Mutex<HashMap<u32, OutputTarget>>>,
+    peer_name: Option<Arc<str>>,
 }
 
 impl FileSendService {
@@ -67,7 +68,14 @@ impl FileSendService {
     pub fn new(outputs: HashMap<u32, OutputTarget>) -> Self {
         FileSendService {
             outputs: Arc::new(Mutex::new(outputs)),
+            peer_name: None,
         }
+    }
+
+    /// Names the builder in messages about entries it sent that were refused.
+    pub fn with_peer_name(mut self, name: Option<String>) -> Self {
+        self.peer_name = name.map(Arc::from);
+        self
     }
 }
 
@@ -76,6 +84,7 @@ impl BidiMethod<Bytes> for FileSendService {
 
     fn handle(&self, req: Request<Streaming<Bytes>>) -> BoxFuture<BidiResult<Bytes>> {
         let outputs = Arc::clone(&self.outputs);
+        let peer = self.peer_name.clone();
         Box::pin(async move {
             let id = match req.metadata().get(EXPORTER_ID_KEY) {
                 Some(v) => v
@@ -110,7 +119,7 @@ impl BidiMethod<Bytes> for FileSendService {
             tokio::spawn(async move {
                 let result = match target {
                     OutputTarget::Directory(dir) => {
-                        receive_directory(dir, incoming, tx.clone()).await
+                        receive_directory(dir, incoming, tx.clone(), peer).await
                     }
                     OutputTarget::File(path) => match tokio::fs::File::create(&path).await {
                         Ok(file) => receive_tarball(file, incoming).await,
@@ -135,6 +144,7 @@ async fn receive_directory(
     dir: PathBuf,
     incoming: Streaming<Bytes>,
     tx: mpsc::Sender<Result<Bytes, Status>>,
+    peer: Option<Arc<str>>,
 ) -> Result<(), Status> {
     let packets = incoming.map(|frame| {
         frame.and_then(|b| Packet::decode(b).map_err(|e| Status::invalid_argument(e.to_string())))
@@ -153,6 +163,13 @@ async fn receive_directory(
         Ok(summary) => {
             tracing::debug!(dir = %dir.display(), ?summary, "local output written");
             Ok(())
+        }
+        Err(ReceiveError::Refused { path, reason }) if peer.is_some() => {
+            Err(Status::internal(format!(
+                "writing output to {}: refusing {path:?} from builder {:?}: {reason}",
+                dir.display(),
+                peer.as_deref().unwrap_or_default()
+            )))
         }
         Err(e) => Err(Status::internal(format!(
             "writing output to {}: {e}",

@@ -84,6 +84,7 @@ pub struct Session {
     outputs: HashMap<u32, OutputTarget>,
     secrets: BTreeMap<String, SecretSource>,
     auth: Option<DockerConfigAuth>,
+    peer_name: Option<String>,
 }
 
 impl Session {
@@ -98,6 +99,7 @@ impl Session {
             outputs: HashMap::new(),
             secrets: BTreeMap::new(),
             auth: None,
+            peer_name: None,
         }
     }
 
@@ -121,6 +123,13 @@ impl Session {
     /// Receives the output of the exporter at `exporter_index` in `SolveRequest.exporters`.
     pub fn add_output(&mut self, exporter_index: u32, target: OutputTarget) -> &mut Self {
         self.outputs.insert(exporter_index, target);
+        self
+    }
+
+    /// Names the daemon's builder in messages about what it sent (a refused output entry
+    /// says which builder sent it).
+    pub fn set_peer_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.peer_name = Some(name.into());
         self
     }
 
@@ -197,7 +206,9 @@ impl Session {
             routes = routes.add_service(filesync::FileSyncService::new(self.dirs));
         }
         if !self.outputs.is_empty() {
-            routes = routes.add_service(filesend::FileSendService::new(self.outputs));
+            routes = routes.add_service(
+                filesend::FileSendService::new(self.outputs).with_peer_name(self.peer_name),
+            );
         }
         routes.prepare()
     }

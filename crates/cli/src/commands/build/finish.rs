@@ -166,14 +166,36 @@ pub(super) async fn finish(
     if let Some(path) = &args.metadata_file {
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))
             .context("encoding the metadata file")?;
-        std::fs::write(path, text)
+        write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing the metadata file {}", path.display()))?;
     }
     if let (Some(path), Some(id)) = (&args.iidfile, &image_id) {
-        std::fs::write(path, id)
+        write_atomically(path, id.as_bytes())
             .with_context(|| format!("writing the image ID file {}", path.display()))?;
     }
     Ok(image_id)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed into place: a reader
+/// sees the old file or the whole new one, and a link at `path` is replaced, not written
+/// through (as buildx's `AtomicWriteFile`).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".brix-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // buildx writes these files 0644.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn decode_descriptor(v: &str) -> Option<serde_json::Value> {
@@ -422,6 +444,31 @@ fn copy_to_stdout(path: &Path) -> anyhow::Result<()> {
 
 /// Writes one tarball holding each platform's tarball under its `linux_amd64/`-style folder,
 /// as buildx's multi-platform tar output does.
+/// A tar entry's name (or hard link target) from a daemon's tarball, checked to stay inside
+/// its platform's folder: normal components only, `./` dropped.
+fn tar_entry_path(path: &Path, tarball: &Path) -> anyhow::Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            _ => bail!(
+                "refusing entry {:?} in the builder's tarball {}: it would land outside its platform's folder",
+                path.display().to_string(),
+                tarball.display()
+            ),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        bail!(
+            "refusing an entry with an empty name in the builder's tarball {}",
+            tarball.display()
+        );
+    }
+    Ok(out)
+}
+
 fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyhow::Result<()> {
     let out_path = match dest {
         Dest::File(p) => p.clone(),
@@ -444,7 +491,7 @@ fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyh
             for entry in archive.entries()? {
                 let mut entry = entry?;
                 let path = entry.path()?.into_owned();
-                let new_path = Path::new(prefix).join(&path);
+                let new_path = Path::new(prefix).join(tar_entry_path(&path, input)?);
                 if seen.insert(new_path.clone(), ()).is_some() {
                     continue;
                 }
@@ -456,7 +503,7 @@ fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyh
                             .map(|l| l.into_owned())
                             .unwrap_or_default();
                         let target = if entry.header().entry_type() == tar::EntryType::Link {
-                            Path::new(prefix).join(target)
+                            Path::new(prefix).join(tar_entry_path(&target, input)?)
                         } else {
                             target
                         };
@@ -472,4 +519,111 @@ fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyh
         copy_to_stdout(&out_path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tarball with raw entry names, bypassing the `tar` crate's own path checks.
+    fn crafted_tar(path: &Path, entries: &[(&str, tar::EntryType, &str)]) {
+        let mut builder = tar::Builder::new(std::fs::File::create(path).expect("create"));
+        for (name, kind, link) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_size(0);
+            let raw = header.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).expect("append");
+        }
+        builder.finish().expect("finish");
+    }
+
+    fn merged_names(out: &Path) -> Vec<(String, String)> {
+        let mut archive = tar::Archive::new(std::fs::File::open(out).expect("open"));
+        archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                let link = e
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default();
+                (e.path().expect("path").display().to_string(), link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_tarballs_keep_every_entry_under_its_platform() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let amd = dir.path().join("amd.tar");
+        crafted_tar(
+            &amd,
+            &[
+                ("./etc/", tar::EntryType::Directory, ""),
+                ("./etc/hostname", tar::EntryType::Regular, ""),
+                ("etc/alias", tar::EntryType::Link, "etc/hostname"),
+                ("etc/abs", tar::EntryType::Symlink, "/etc/hostname"),
+            ],
+        );
+        let out = dir.path().join("out.tar");
+        merge_tars(
+            &[("linux_amd64".into(), amd)],
+            &Dest::File(out.clone()),
+            dir.path(),
+        )
+        .expect("merge");
+        let names = merged_names(&out);
+        assert!(names.iter().all(|(n, _)| n.starts_with("linux_amd64")), "{names:?}");
+        assert!(names.contains(&("linux_amd64/etc/alias".into(), "linux_amd64/etc/hostname".into())));
+    }
+
+    #[test]
+    fn entries_that_leave_the_platform_folder_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, kind, link) in [
+            ("/etc/passwd", tar::EntryType::Regular, ""),
+            ("../../etc/passwd", tar::EntryType::Regular, ""),
+            ("a/../../x", tar::EntryType::Directory, ""),
+            ("h", tar::EntryType::Link, "../linux_arm64/secret"),
+            ("h", tar::EntryType::Link, "/etc/shadow"),
+        ] {
+            let input = dir.path().join("in.tar");
+            crafted_tar(&input, &[(name, kind, link)]);
+            let out = dir.path().join("out.tar");
+            let err = merge_tars(
+                &[("linux_amd64".into(), input)],
+                &Dest::File(out.clone()),
+                dir.path(),
+            )
+            .expect_err(name);
+            assert!(format!("{err:#}").contains("refusing entry"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn metadata_is_written_atomically_and_replaces_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"keep").expect("write");
+        let path = dir.path().join("metadata.json");
+        std::os::unix::fs::symlink(&outside, &path).expect("link");
+        write_atomically(&path, b"{}").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"{}");
+        assert_eq!(std::fs::read(&outside).expect("read"), b"keep");
+        assert!(!std::fs::symlink_metadata(&path).expect("meta").file_type().is_symlink());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".brix-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
 }

@@ -591,6 +591,7 @@ fn prepare(
     scratch: &Path,
 ) -> anyhow::Result<PlatformSolve> {
     let mut session = Session::new(shared_key(plan, node));
+    session.set_peer_name(&node.node.name);
     // Unless the node's platforms share one context session (`local-sessionid:`), this
     // solve's own session serves the context and the Dockerfile.
     if serves_context {

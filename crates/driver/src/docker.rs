@@ -165,8 +165,9 @@ impl Driver for DockerDriver {
     }
 
     fn features(&self) -> Features {
-        // Without the containerd image store the engine can only load images; brix's own
-        // exporter assembles multi-platform results (see ARCHITECTURE.md).
+        // What the engine's store can do shows in its BuildKit workers: callers that have
+        // listed them use `Features::docker_engine`. Without them, the classic store's
+        // features (load only; brix's own exporter assembles multi-platform results).
         Features {
             default_load: true,
             ..Default::default()

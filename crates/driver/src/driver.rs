@@ -73,6 +73,27 @@ impl Features {
             default_load,
         }
     }
+
+    /// The Docker engine's own BuildKit (the `docker` driver), as buildx decides it from the
+    /// engine's BuildKit workers: with the containerd image store (a worker that reports a
+    /// snapshotter label) the engine holds multi-platform images and attestations, so it
+    /// exports OCI and Docker tarballs, exports cache, builds several platforms in one
+    /// solve and pushes itself; with the classic store it can only load one platform per
+    /// image. It always loads by default.
+    pub fn docker_engine(workers: &[brix_solver_client::workers::WorkerInfo]) -> Self {
+        let containerd_store = workers.iter().any(|w| {
+            w.labels
+                .contains_key(brix_solver_client::workers::labels::SNAPSHOTTER)
+        });
+        Features {
+            oci_exporter: containerd_store,
+            docker_exporter: containerd_store,
+            cache_export: containerd_store,
+            multi_platform: containerd_store,
+            direct_push: containerd_store,
+            default_load: true,
+        }
+    }
 }
 
 /// One event while a node boots. The CLI renders them like buildx's

@@ -269,7 +269,10 @@ fn import_layer(
     let write_err = |e| Error::io("cannot write", &partial, e);
     let result = (|| {
         let mut head = Vec::with_capacity(4);
-        (&mut *reader).take(4).read_to_end(&mut head).map_err(read_err)?;
+        (&mut *reader)
+            .take(4)
+            .read_to_end(&mut head)
+            .map_err(read_err)?;
         let encoding = sniff_encoding(&head);
         let mut rest = std::io::Cursor::new(head).chain(reader);
         let file = File::create(&partial).map_err(|e| Error::io("cannot create", &partial, e))?;
@@ -475,7 +478,10 @@ pub(crate) mod tests {
         );
         let mut builder = tar::Builder::new(File::create(path).unwrap());
         for (name, data) in [
-            ("oci-layout".to_owned(), br#"{"imageLayoutVersion":"1.0.0"}"#.as_slice()),
+            (
+                "oci-layout".to_owned(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.as_slice(),
+            ),
             (format!("blobs/sha256/{blob_name}"), layer_blob),
             (format!("blobs/sha256/{config_hex}"), config.as_bytes()),
             ("manifest.json".to_owned(), manifest.as_bytes()),
@@ -507,10 +513,16 @@ pub(crate) mod tests {
         let images = import_docker_archive(&layout, &archive).unwrap();
         let manifest: ImageManifest =
             serde_json::from_slice(&layout.read_blob(&images[0].manifest.digest).unwrap()).unwrap();
-        assert_eq!(manifest.layers[0].digest, blob_digest, "the blob is kept as it is");
+        assert_eq!(
+            manifest.layers[0].digest, blob_digest,
+            "the blob is kept as it is"
+        );
         assert_eq!(manifest.layers[0].media_type, GZIP_LAYER);
         assert_eq!(layout.read_blob(&blob_digest).unwrap(), blob);
-        assert_eq!(images[0].manifest.platform.as_ref().unwrap().architecture, "arm64");
+        assert_eq!(
+            images[0].manifest.platform.as_ref().unwrap().architecture,
+            "arm64"
+        );
     }
 
     #[test]
@@ -536,7 +548,10 @@ pub(crate) mod tests {
     #[test]
     fn encodings_are_told_by_their_magic_bytes() {
         assert_eq!(sniff_encoding(&[0x1f, 0x8b, 8, 0]), LayerEncoding::Gzip);
-        assert_eq!(sniff_encoding(&[0x28, 0xb5, 0x2f, 0xfd]), LayerEncoding::Zstd);
+        assert_eq!(
+            sniff_encoding(&[0x28, 0xb5, 0x2f, 0xfd]),
+            LayerEncoding::Zstd
+        );
         assert_eq!(sniff_encoding(b"etc/"), LayerEncoding::Plain);
         assert_eq!(sniff_encoding(b""), LayerEncoding::Plain);
     }

@@ -169,7 +169,12 @@ impl Beneath {
     }
 
     /// Sets the permission bits and modification time of the directory at `rel`.
-    pub fn finish_dir(&mut self, rel: &Path, mode: u32, mtime_nanos: i64) -> Result<(), BeneathError> {
+    pub fn finish_dir(
+        &mut self,
+        rel: &Path,
+        mode: u32,
+        mtime_nanos: i64,
+    ) -> Result<(), BeneathError> {
         let (parent, name) = self.parent(rel)?;
         let dir = rustix::fs::openat(
             &parent,
@@ -231,7 +236,9 @@ impl Beneath {
                 Mode::empty(),
             ) {
                 Ok(next) => next,
-                Err(e) => return Err(self.parent_error(rel, &walked, &dir, component.as_os_str(), e)),
+                Err(e) => {
+                    return Err(self.parent_error(rel, &walked, &dir, component.as_os_str(), e));
+                }
             };
         }
         let kept = dir.try_clone().map_err(|source| BeneathError::Io {
@@ -340,7 +347,14 @@ mod tests {
     #[test]
     fn safe_relative_refuses_escapes_and_nul() {
         assert_eq!(safe_relative(b"a/./b").expect("ok"), Path::new("a/b"));
-        for bad in [&b"../x"[..], b"/etc/passwd", b"a/../../x", b"", b".", b"a\0b"] {
+        for bad in [
+            &b"../x"[..],
+            b"/etc/passwd",
+            b"a/../../x",
+            b"",
+            b".",
+            b"a\0b",
+        ] {
             assert!(
                 matches!(safe_relative(bad), Err(BeneathError::Refused { .. })),
                 "{bad:?}"
@@ -356,8 +370,12 @@ mod tests {
         std::fs::create_dir_all(dest.path().join("d/sub")).expect("mkdir");
         std::os::unix::fs::symlink(outside.path(), dest.path().join("d/sub/out")).expect("link");
         let mut b = Beneath::open(dest.path()).expect("open");
-        b.create_file(Path::new("d")).expect("replace the tree by a file");
+        b.create_file(Path::new("d"))
+            .expect("replace the tree by a file");
         assert!(dest.path().join("d").is_file());
-        assert_eq!(std::fs::read(outside.path().join("keep")).expect("read"), b"k");
+        assert_eq!(
+            std::fs::read(outside.path().join("keep")).expect("read"),
+            b"k"
+        );
     }
 }

@@ -211,10 +211,11 @@ where
                         fin_sent = true;
                     }
                 } else if let Some(file) = entry.file.as_mut() {
-                    file.write_all(&packet.data).map_err(|source| ReceiveError::Write {
-                        path: tree.display_path(&entry.path),
-                        source,
-                    })?;
+                    file.write_all(&packet.data)
+                        .map_err(|source| ReceiveError::Write {
+                            path: tree.display_path(&entry.path),
+                            source,
+                        })?;
                     summary.bytes += packet.data.len() as u64;
                 }
             }
@@ -486,10 +487,17 @@ mod tests {
             all.extend(requested.into_iter().map(|id| data(id, b"")));
             all.push(Packet::of(PacketType::PacketFin));
             let (tx, _rx) = mpsc::channel(64);
-            let result =
-                receive_into(&self.dest, futures_util::stream::iter(all.into_iter().map(Ok)), tx)
-                    .await;
-            assert_eq!(snapshot(&self.outside), before, "the outside folder changed");
+            let result = receive_into(
+                &self.dest,
+                futures_util::stream::iter(all.into_iter().map(Ok)),
+                tx,
+            )
+            .await;
+            assert_eq!(
+                snapshot(&self.outside),
+                before,
+                "the outside folder changed"
+            );
             result
         }
 
@@ -600,7 +608,10 @@ mod tests {
         let r = sb.receive(vec![entry(b"a\0b", 0o644, b"")]).await;
         assert_refused(r, "a\0b");
         let r = sb
-            .receive(vec![entry(b"l", mode::SYMLINK | 0o777, b"x"), entry(b"l\0/x", 0o644, b"")])
+            .receive(vec![
+                entry(b"l", mode::SYMLINK | 0o777, b"x"),
+                entry(b"l\0/x", 0o644, b""),
+            ])
             .await;
         assert_refused(r, "l\0/x");
     }
@@ -636,7 +647,11 @@ mod tests {
         ])
         .await
         .expect("receive");
-        assert!(std::fs::symlink_metadata(sb.dest.join("x")).expect("x").is_dir());
+        assert!(
+            std::fs::symlink_metadata(sb.dest.join("x"))
+                .expect("x")
+                .is_dir()
+        );
         assert!(sb.dest.join("x/passwd").is_file());
         // A directory holding a link to outside, replaced by a file: the tree is removed,
         // the link's target is not.
@@ -648,8 +663,14 @@ mod tests {
         assert!(sb.dest.join("t").is_file());
         // An existing link replaced by a file: the link goes, its target stays.
         std::os::unix::fs::symlink(sb.outside.join("passwd"), sb.dest.join("p")).expect("link");
-        sb.receive(vec![entry(b"p", 0o600, b"")]).await.expect("receive");
-        assert!(std::fs::symlink_metadata(sb.dest.join("p")).expect("p").is_file());
+        sb.receive(vec![entry(b"p", 0o600, b"")])
+            .await
+            .expect("receive");
+        assert!(
+            std::fs::symlink_metadata(sb.dest.join("p"))
+                .expect("p")
+                .is_file()
+        );
     }
 
     #[tokio::test]

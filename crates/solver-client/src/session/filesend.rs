@@ -18,8 +18,8 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::grpc::{BidiMethod, BidiResult, BoxFuture, RawCodec, RouteResult, serve_bidi};
-use crate::fsutil::{ReceiveError, receive_into};
 use crate::fsutil::wire::Packet;
+use crate::fsutil::{ReceiveError, receive_into};
 
 /// Path of the FileSend DiffCopy method.
 pub const DIFF_COPY: &str = "/moby.filesync.v1.FileSend/DiffCopy";

@@ -131,7 +131,10 @@ pub(super) async fn finish(
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
             }
-            Output::Image { push: true, .. } if nodes[solved[0].node].is_docker() => {
+            Output::Image { push: true, .. }
+                if nodes[solved[0].node].is_docker()
+                    && !nodes[solved[0].node].features.direct_push =>
+            {
                 for name in output.names() {
                     push_with_docker(&name, printer).await?;
                 }
@@ -184,9 +187,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".brix-")
-        .tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".brix-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     // buildx writes these files 0644.
@@ -581,8 +582,14 @@ mod tests {
         )
         .expect("merge");
         let names = merged_names(&out);
-        assert!(names.iter().all(|(n, _)| n.starts_with("linux_amd64")), "{names:?}");
-        assert!(names.contains(&("linux_amd64/etc/alias".into(), "linux_amd64/etc/hostname".into())));
+        assert!(
+            names.iter().all(|(n, _)| n.starts_with("linux_amd64")),
+            "{names:?}"
+        );
+        assert!(names.contains(&(
+            "linux_amd64/etc/alias".into(),
+            "linux_amd64/etc/hostname".into()
+        )));
     }
 
     #[test]
@@ -618,7 +625,12 @@ mod tests {
         write_atomically(&path, b"{}").expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), b"{}");
         assert_eq!(std::fs::read(&outside).expect("read"), b"keep");
-        assert!(!std::fs::symlink_metadata(&path).expect("meta").file_type().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .expect("ls")
             .filter_map(|e| e.ok())

@@ -98,6 +98,9 @@ struct Plan {
     outputs: Vec<Output>,
     secrets: BTreeMap<String, SecretSource>,
     provenance: Option<String>,
+    /// The provenance for the engine's BuildKit on the containerd image store, which also
+    /// loads images with attestations.
+    engine_store_provenance: Option<String>,
     /// A short random ID naming this build's temporary images (docker driver pushes).
     build_id: String,
 }
@@ -324,6 +327,17 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     // containerd image store cannot load, so `--load` leaves it out too unless asked.
     let default_on = outputs.iter().any(Output::is_image)
         && !outputs.iter().any(|o| matches!(o, Output::Docker { .. }));
+    // The containerd image store loads images with attestations, and buildx adds its default
+    // provenance there for `--load` too.
+    let engine_store_provenance = if args.provenance.is_none()
+        && !outputs
+            .iter()
+            .any(|o| o.is_image() || matches!(o, Output::Docker { dest: None, .. }))
+    {
+        None
+    } else {
+        provenance.clone()
+    };
     let provenance = if args.provenance.is_none() && !default_on {
         None
     } else {
@@ -339,6 +353,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         outputs,
         secrets,
         provenance,
+        engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
     })
 }
@@ -418,6 +433,23 @@ async fn build(
     } else {
         plan.platforms.iter().cloned().map(Some).collect()
     };
+    // The engine's BuildKit on the containerd image store builds every platform in one
+    // solve and stores, loads or pushes the multi-platform image itself, as buildx has it
+    // do there; everywhere else each platform gets its own solve.
+    let engine_solve = platforms.len() > 1
+        && assignment.iter().all(|&n| n == assignment[0])
+        && nodes[assignment[0]].engine_holds_indexes();
+    let (platforms, assignment, joined_platforms) = if engine_solve {
+        let joined = plan
+            .platforms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        (vec![None], vec![assignment[0]], Some(joined))
+    } else {
+        (platforms, assignment, None)
+    };
     let multi = platforms.len() > 1;
     let scratch = tempfile::Builder::new()
         .prefix("brix-build-")
@@ -473,6 +505,11 @@ async fn build(
             !shared_context,
             scratch.path(),
         )?;
+        if let Some(joined) = &joined_platforms {
+            ps.spec
+                .frontend_attrs
+                .insert("platform".into(), joined.clone());
+        }
         if let Some(shared) = context_sessions.get(&node_index) {
             for local in ["context", "dockerfile"] {
                 ps.spec
@@ -607,9 +644,14 @@ fn prepare(
         spec.frontend_attrs.insert("platform".into(), p.to_string());
     }
     // The engine's BuildKit (docker driver) may predate attestations; buildx skips them there.
-    if let Some(mode) = &plan.provenance
-        && !node.is_docker()
-    {
+    let provenance = if node.engine_holds_indexes() {
+        &plan.engine_store_provenance
+    } else if node.is_docker() {
+        &None
+    } else {
+        &plan.provenance
+    };
+    if let Some(mode) = provenance {
         spec.frontend_attrs
             .insert("attest:provenance".into(), mode.clone());
     }
@@ -639,7 +681,7 @@ fn prepare(
                 session.add_output(exporter_index, target);
             }
             Output::Oci { dest, attrs } => {
-                if node.is_docker() {
+                if node.is_docker() && !node.features.oci_exporter {
                     anyhow::bail!(
                         "the docker driver cannot export OCI tarballs (type=oci) on this engine: use a docker-container builder (brix create --use)"
                     );
@@ -667,7 +709,7 @@ fn prepare(
                     spec.exporters.push(e);
                     continue;
                 }
-                if node.is_docker() {
+                if node.is_docker() && !node.features.docker_exporter {
                     anyhow::bail!(
                         "the docker driver cannot write docker tarballs (type=docker,dest=…) on this engine: use --load, or a docker-container builder"
                     );
@@ -690,7 +732,7 @@ fn prepare(
                 let mut e = ExporterSpec::new(kind);
                 e.attrs = attrs.clone();
                 let names = output.names();
-                if *push && node.is_docker() && multi {
+                if *push && node.is_docker() && multi && !node.features.direct_push {
                     // The engine holds one platform per name: each platform is stored under
                     // a temporary name, then taken out of the engine and pushed by digest by
                     // brix, with the index over them (buildx refuses this case).
@@ -699,9 +741,10 @@ fn prepare(
                             .insert("name".into(), finish::engine_temp_name(&plan.build_id, p));
                     }
                 }
-                // On the docker driver the engine stores the image and brix pushes it
-                // through the Docker API afterwards (as buildx does).
-                if *push && !node.is_docker() {
+                // On the docker driver of the classic store the engine stores the image and
+                // brix pushes it through the Docker API afterwards (as buildx does); on the
+                // containerd store the engine's exporter pushes it.
+                if *push && (!node.is_docker() || node.features.direct_push) {
                     e.attrs.insert("push".into(), "true".into());
                     if multi {
                         // Each platform is pushed by digest to its repositories; the index

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use brix_config::{Platform, RegistryConfig};
 use brix_driver::builder::{DEFAULT_BUILDER, driver_for};
 use brix_driver::docker_api::current_docker_endpoint;
-use brix_driver::{Node, NodeGroup, Status};
+use brix_driver::{Features, Node, NodeGroup, Status};
 use brix_solver_client::ControlClient;
 use brix_solver_client::workers::WorkerInfo;
 
@@ -26,12 +26,21 @@ pub struct BuildNode {
     pub docker_endpoint: Option<String>,
     /// `[registry."host"]` settings from the node's buildkitd.toml.
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// What the node can do (for the docker driver, decided from the engine's workers).
+    pub features: Features,
 }
 
 impl BuildNode {
     /// Whether the node's driver is the Docker engine's own BuildKit.
     pub fn is_docker(&self) -> bool {
         self.docker_endpoint.is_some()
+    }
+
+    /// Whether the node is the engine's own BuildKit on an image store that holds
+    /// multi-platform images (the containerd image store): there the engine builds, loads
+    /// and pushes multi-platform images itself, as buildx lets it.
+    pub fn engine_holds_indexes(&self) -> bool {
+        self.is_docker() && self.features.multi_platform
     }
 
     /// The platform the node runs natively: its first worker's first platform.
@@ -141,12 +150,18 @@ async fn connect_node(
         .and_then(|bytes| brix_config::ConfigFile::parse_bytes(bytes, "buildkitd.toml").ok())
         .map(|f| f.config.registry)
         .unwrap_or_default();
+    let features = if docker_endpoint.is_some() {
+        Features::docker_engine(&workers)
+    } else {
+        driver.features()
+    };
     Ok(BuildNode {
         node: node.clone(),
         client,
         workers,
         docker_endpoint,
         registries,
+        features,
     })
 }
 

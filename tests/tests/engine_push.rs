@@ -1,11 +1,13 @@
 //! The `docker` driver's multi-platform push (brix-exporter's `engine_image`): two
 //! single-platform images built by the engine's own BuildKit (the arm64 one with a RUN under
 //! QEMU) are taken out of the engine, pushed with brix's registry code as one OCI index, and
-//! checked with skopeo (an independent client) and by running the arm64 image.
+//! checked with skopeo (an independent client) and by running the arm64 image. It runs on
+//! both engines: `docker save` writes uncompressed layers on the classic store and the
+//! registry's compressed blobs on the containerd image store.
 
 use std::process::Command;
 
-use brix_e2e::{E2eEnv, docker, index_platforms, run, skopeo, test_label, unique_name};
+use brix_e2e::{E2eEnv, Engine, index_platforms, run, skopeo, test_label, unique_name};
 use brix_exporter::RegistryOptions;
 use brix_exporter::descriptor::{media_type, sha256_digest};
 use brix_exporter::engine_image::{
@@ -38,29 +40,36 @@ fn json(text: &str, what: &str) -> serde_json::Value {
 
 /// Runs `cat /arch` in `reference` for `platform`, pulled fresh from the registry.
 #[track_caller]
-fn arch_file(reference: &str, platform: &str) -> String {
+fn arch_file(engine: &Engine, reference: &str, platform: &str) -> String {
     // Engine 20.10 keeps one platform per name: drop the local copy so `run` pulls.
-    let _ = docker(["rmi", reference]);
-    let out = docker([
-        "run",
-        "--rm",
-        "--label",
-        &test_label(),
-        "--platform",
-        platform,
-        reference,
-        "cat",
-        "/arch",
-    ])
-    .ok()
-    .stdout;
-    let _ = docker(["rmi", reference]);
+    let _ = engine.docker(["rmi", reference]);
+    let out = engine
+        .docker([
+            "run",
+            "--rm",
+            "--label",
+            &test_label(),
+            "--platform",
+            platform,
+            reference,
+            "cat",
+            "/arch",
+        ])
+        .ok()
+        .stdout;
+    let _ = engine.docker(["rmi", reference]);
     out.trim().to_owned()
 }
 
 #[test]
 fn engine_images_of_two_platforms_are_pushed_as_one_index() {
     let Some(env) = E2eEnv::get() else { return };
+    for engine in env.engines() {
+        push_engine_images(&env, &engine);
+    }
+}
+
+fn push_engine_images(env: &E2eEnv, engine: &Engine) {
     let context = env.scratch_dir("engine-push");
     std::fs::write(
         context.join("Dockerfile"),
@@ -77,7 +86,9 @@ fn engine_images_of_two_platforms_are_pushed_as_one_index() {
             .env("DOCKER_BUILDKIT", "1")
             // The engine's own BuildKit, whatever builder buildx has as current.
             .env("BUILDX_BUILDER", "default")
-            .env("DOCKER_HOST", &env.docker_host)
+            .env("DOCKER_HOST", &engine.host)
+            // One image per name, without an attestation manifest beside it.
+            .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")
             .args(["build", "--platform", platform, "--label", &test_label()])
             .args(["-t", name])
             .arg(&context))
@@ -98,8 +109,9 @@ fn engine_images_of_two_platforms_are_pushed_as_one_index() {
 
     let rt = runtime();
     let (first, second) = rt.block_on(async {
-        let docker = bollard::Docker::connect_with_defaults()
-            .unwrap_or_else(|e| panic!("connecting to the Docker engine: {e}"))
+        let socket = engine.host.trim_start_matches("unix://");
+        let docker = bollard::Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
+            .unwrap_or_else(|e| panic!("connecting to the Docker engine {}: {e}", engine.name))
             .negotiate_version()
             .await
             .unwrap_or_else(|e| panic!("asking the Docker engine for its API version: {e}"));
@@ -107,7 +119,7 @@ fn engine_images_of_two_platforms_are_pushed_as_one_index() {
         let first = pusher
             .push_multi_platform(&images, &[target.clone(), also.clone()])
             .await
-            .unwrap_or_else(|e| panic!("first push: {e}"));
+            .unwrap_or_else(|e| panic!("first push on {}: {e}", engine.name));
         // Pushed again: the same manifests (reproducible gzip), so nothing is uploaded.
         let second = pusher
             .push_multi_platform(&images, std::slice::from_ref(&target))
@@ -209,6 +221,6 @@ fn engine_images_of_two_platforms_are_pushed_as_one_index() {
     }
 
     // The engine pulls the index and picks each platform; the arm64 RUN ran under QEMU.
-    assert_eq!(arch_file(&target, "linux/arm64"), "aarch64");
-    assert_eq!(arch_file(&target, "linux/amd64"), "x86_64");
+    assert_eq!(arch_file(engine, &target, "linux/arm64"), "aarch64");
+    assert_eq!(arch_file(engine, &target, "linux/amd64"), "x86_64");
 }

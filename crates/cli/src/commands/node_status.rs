@@ -38,8 +38,13 @@ impl NodeView {
         }
         if let Some(info) = &self.info {
             for s in &info.platforms {
+                // As buildx shows them: normalized (the engine's BuildKit on Docker 28
+                // reports `linux/arm` for what buildx prints as `linux/arm/v7`).
+                let s = brix_config::Platform::parse(s)
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|_| s.clone());
                 if seen.insert(s.clone()) {
-                    out.push(s.clone());
+                    out.push(s);
                 }
             }
         }

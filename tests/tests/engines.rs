@@ -1,0 +1,293 @@
+//! The two Docker engines brix is tested with, side by side: Debian 12's dockerd 20.10
+//! (classic image store, the engine's BuildKit v0.8) and dockerd 28 with containerd 2 and the
+//! containerd image store (issue 18). Every docker-driver behaviour runs on both, and the seed
+//! flow on the docker-container driver runs on the current engine (the system engine's run is
+//! in `builders.rs`). Tests of one store say which.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use brix_e2e::{E2eEnv, Engine, Run, path, run, skopeo, unique_name};
+
+/// brix with a builder store of the test's own, talking to `engine`.
+fn brix(env: &E2eEnv, store: &Path, engine: &Engine) -> Command {
+    let mut c = env.brix_in(store);
+    c.env("DOCKER_HOST", &engine.host);
+    c
+}
+
+fn context(env: &E2eEnv, purpose: &str, marker: &str) -> PathBuf {
+    let dir = env.scratch_dir(purpose);
+    // The marker keeps one test's cache from satisfying another's.
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /arch && echo {marker} > /marker\nCMD [\"cat\", \"/arch\"]\n",
+        env.busybox
+    );
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("writing Dockerfile");
+    dir
+}
+
+/// The platforms of the index pushed under `image`, attestation manifests left out.
+fn pushed_platforms(image: &str) -> (String, Vec<String>) {
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let platforms = brix_e2e::index_platforms(&index)
+        .into_iter()
+        .filter(|p| p != "unknown/unknown")
+        .collect();
+    (raw.stdout, platforms)
+}
+
+/// `cat /arch` in a linux/arm64 container of `image` on `engine` (then the image is removed).
+fn arch_in_arm64_container(engine: &Engine, image: &str) -> String {
+    let ran = engine
+        .docker([
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            image,
+            "cat",
+            "/arch",
+        ])
+        .ok();
+    let _ = engine.docker(["rmi", "-f", image]);
+    ran.stdout.trim().to_owned()
+}
+
+fn two_platform_push(
+    env: &E2eEnv,
+    store: &Path,
+    engine: &Engine,
+    builder: &str,
+    tag: &str,
+) -> (Run, String) {
+    let ctx = context(env, &format!("{tag}-ctx"), &unique_name(tag));
+    let image = env.registry_ref(tag, "1");
+    let r = run(brix(env, store, engine).args([
+        "build",
+        "--builder",
+        builder,
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &image,
+        "--push",
+        path(&ctx),
+    ]));
+    (r, image)
+}
+
+#[test]
+fn docker_driver_builds_and_pushes_two_platforms_on_both_engines() {
+    let Some(env) = E2eEnv::get() else { return };
+    for engine in env.engines() {
+        let store = env.scratch_dir(&format!("engines-store-{}", engine.name));
+
+        // One platform to a local folder.
+        let ctx = context(&env, "engines-one", &unique_name("one"));
+        let out = env.scratch_dir("engines-one-out");
+        let r = run(brix(&env, &store, &engine).args([
+            "build",
+            "--builder",
+            "default",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", path(&out)),
+            path(&ctx),
+        ]))
+        .ok();
+        assert!(
+            r.stderr.contains("using docker driver"),
+            "{}: {}",
+            engine.name,
+            r.stderr
+        );
+        let arch = std::fs::read_to_string(out.join("arch")).unwrap_or_default();
+        assert_eq!(arch.trim(), "aarch64", "{}", engine.name);
+
+        // Two platforms pushed as one index: brix's own export and push on the classic
+        // store, the engine's on the containerd store (as buildx does there).
+        let (r, image) = two_platform_push(&env, &store, &engine, "default", "engines-push");
+        let r = r.ok();
+        let (raw, platforms) = pushed_platforms(&image);
+        assert_eq!(
+            platforms,
+            vec!["linux/amd64", "linux/arm64"],
+            "{}: {raw}\n{}",
+            engine.name,
+            r.stderr
+        );
+        let brix_assembled = r.stderr.contains("merging manifest list");
+        assert_eq!(
+            brix_assembled,
+            engine.name == "dockerd-20.10",
+            "{}: who assembled the index?\n{}",
+            engine.name,
+            r.stderr
+        );
+        assert_eq!(
+            arch_in_arm64_container(&engine, &image),
+            "aarch64",
+            "{}",
+            engine.name
+        );
+    }
+}
+
+/// The platforms `docker image ls --tree NAME` lists under the image.
+fn tree_platforms(engine: &Engine, image: &str) -> Vec<String> {
+    let tree = engine.docker(["image", "ls", "--tree", image]).ok();
+    let mut platforms: Vec<String> = tree
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("linux/"))
+                .map(str::to_owned)
+        })
+        .collect();
+    platforms.sort();
+    platforms
+}
+
+#[test]
+fn load_of_two_platforms_keeps_both_on_the_containerd_store() {
+    // Containerd image store only: the classic store holds one platform per image (see
+    // `build.rs`, load_puts_the_native_platform_into_the_engine).
+    let Some(env) = E2eEnv::get() else { return };
+    let engine = env.engines()[1].clone();
+    let store = env.scratch_dir("engines-load-store");
+    let ctx = context(&env, "engines-load", &unique_name("load"));
+    let image = format!("{}:1", unique_name("loaded"));
+    let r = run(brix(&env, &store, &engine).args([
+        "build",
+        "--builder",
+        "default",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &image,
+        "--load",
+        path(&ctx),
+    ]))
+    .ok();
+    assert!(!r.stderr.contains("skipping"), "{}", r.stderr);
+    engine.docker(["image", "inspect", &image]).ok();
+    let platforms = tree_platforms(&engine, &image);
+    assert_eq!(platforms, vec!["linux/amd64", "linux/arm64"], "{image}");
+    let native = engine.docker(["run", "--rm", &image, "cat", "/arch"]).ok();
+    assert_eq!(native.stdout.trim(), "x86_64");
+
+    // Real buildx on the same engine gives the same platforms.
+    if std::env::var_os("BRIX_E2E_BUILDX").is_some() {
+        let theirs = format!("{}:1", unique_name("buildx-loaded"));
+        run(Command::new("docker")
+            .env("DOCKER_HOST", &engine.host)
+            .env("BUILDX_CONFIG", env.scratch_dir("engines-buildx-config"))
+            .args([
+                "buildx",
+                "build",
+                "--builder",
+                "default",
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                &theirs,
+                "--load",
+                path(&ctx),
+            ]))
+        .ok();
+        assert_eq!(tree_platforms(&engine, &theirs), platforms);
+        let _ = engine.docker(["rmi", "-f", &theirs]);
+    }
+    let _ = engine.docker(["rmi", "-f", &image]);
+}
+
+#[test]
+fn seed_flow_on_the_docker_container_driver_of_the_current_engine() {
+    let Some(env) = E2eEnv::get() else { return };
+    let engine = env.engines()[1].clone();
+    let store = env.scratch_dir("engines-seed-store");
+    let config = store.join("buildkitd.toml");
+    std::fs::write(
+        &config,
+        "[worker.oci]\n  gc = true\n  gckeepstorage = 20000\n[registry.\"localhost:5000\"]\n  http = true\n",
+    )
+    .expect("writing buildkitd.toml");
+    let name = unique_name("engines-seed");
+    run(brix(&env, &store, &engine).args([
+        "create",
+        "--name",
+        &name,
+        "--driver-opt",
+        "network=host",
+        "--config",
+        path(&config),
+    ]))
+    .ok();
+    let inspect = run(brix(&env, &store, &engine).args(["inspect", "--bootstrap", &name])).ok();
+    assert!(inspect.stdout.contains("running"), "{}", inspect.stdout);
+    assert!(inspect.stdout.contains("linux/arm64"), "{}", inspect.stdout);
+    let containers = engine.docker(["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert!(
+        containers.contains(&format!("brix_buildkit_{name}0")),
+        "the builder runs on the current engine: {containers}"
+    );
+    let (r, image) = two_platform_push(&env, &store, &engine, &name, "engines-seed-push");
+    let r = r.ok();
+    let (raw, platforms) = pushed_platforms(&image);
+    assert_eq!(
+        platforms,
+        vec!["linux/amd64", "linux/arm64"],
+        "{raw}\n{}",
+        r.stderr
+    );
+    let _ = run(brix(&env, &store, &engine).args(["rm", "--force", &name]));
+}
+
+#[test]
+fn ls_and_inspect_default_match_buildx_on_both_engines() {
+    let Some(env) = E2eEnv::get() else { return };
+    if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
+        panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
+    }
+    for engine in env.engines() {
+        let store = env.scratch_dir(&format!("engines-ls-store-{}", engine.name));
+        let buildx_store = env.scratch_dir(&format!("engines-ls-buildx-{}", engine.name));
+        for args in [
+            &["ls"][..],
+            &["ls", "--format", "json"],
+            &["inspect", "default"],
+        ] {
+            let ours = run(brix(&env, &store, &engine).args(args)).ok();
+            let theirs = run(Command::new("docker")
+                .env("DOCKER_HOST", &engine.host)
+                .env("BUILDX_CONFIG", &buildx_store)
+                .env_remove("BUILDX_BUILDER")
+                .arg("buildx")
+                .args(args))
+            .ok();
+            assert_eq!(
+                ours.stdout, theirs.stdout,
+                "{}: brix {args:?} differs from docker buildx {args:?}",
+                engine.name
+            );
+        }
+    }
+}

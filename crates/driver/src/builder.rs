@@ -479,10 +479,18 @@ pub fn default_builder() -> NodeGroup {
     }
 }
 
-/// The builder a command means: `name` if given (`default` included), else `$BRIX_BUILDER`,
-/// else the current builder for this Docker endpoint, else `default`.
+/// The builder the environment names: `$BRIX_BUILDER`, else buildx's `$BUILDX_BUILDER` (what
+/// docker/setup-buildx-action and scripts written for buildx set); empty values are unset.
+pub fn builder_from_env() -> Option<String> {
+    ["BRIX_BUILDER", "BUILDX_BUILDER"]
+        .into_iter()
+        .find_map(|var| std::env::var(var).ok().filter(|s| !s.is_empty()))
+}
+
+/// The builder a command means: `name` if given (`default` included), else the environment's
+/// ([`builder_from_env`]), else the current builder for this Docker endpoint, else `default`.
 pub fn resolve(txn: &Txn<'_>, name: Option<&str>) -> Result<NodeGroup, DriverError> {
-    let env = std::env::var("BRIX_BUILDER").ok().filter(|s| !s.is_empty());
+    let env = builder_from_env();
     let name = match name.map(str::to_string).or(env) {
         Some(n) => n,
         None => match txn.current(&current_docker_endpoint())? {

@@ -32,7 +32,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let (builders, current) = {
         let txn = store.txn()?;
         let current = txn.current(&current_docker_endpoint())?;
-        let env = std::env::var("BRIX_BUILDER").ok().filter(|s| !s.is_empty());
+        let env = brix_driver::builder::builder_from_env();
         (
             list_all(&txn)?,
             env.or(current).unwrap_or_else(|| "default".to_string()),

@@ -297,6 +297,13 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
             }
         }
     }
+    // As buildx: the environment's SOURCE_DATE_EPOCH becomes the build argument of that name
+    // unless --build-arg sets it.
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        attrs
+            .entry("build-arg:SOURCE_DATE_EPOCH".to_owned())
+            .or_insert(epoch);
+    }
     for l in &args.labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         attrs.insert(format!("label:{k}"), v.to_owned());
@@ -318,6 +325,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
 
     let provenance = match args.provenance.as_deref() {
         Some("false" | "0") => None,
+        None if no_default_attestations()? => None,
         Some("true" | "1") | None => Some("mode=min".to_owned()),
         Some(v) if v.starts_with("mode=") => Some(v.to_owned()),
         Some(v) => bail!("invalid --provenance value {v:?}: use true, false, mode=min or mode=max"),
@@ -356,6 +364,28 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
     })
+}
+
+/// `BUILDX_NO_DEFAULT_ATTESTATIONS`, read as buildx reads it (Go's `strconv.ParseBool`).
+fn no_default_attestations() -> anyhow::Result<bool> {
+    const VAR: &str = "BUILDX_NO_DEFAULT_ATTESTATIONS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(false),
+        Ok(v) => parse_go_bool(&v).with_context(|| {
+            format!(
+                "invalid {VAR}: strconv.ParseBool: parsing {v:?}: invalid syntax (use 1 or 0, true or false)"
+            )
+        }),
+    }
+}
+
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True`, `0 f F FALSE false False`.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
@@ -818,4 +848,22 @@ async fn run_one(
         result,
         files: ps.files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_go_bool;
+
+    #[test]
+    fn booleans_read_as_go_reads_them() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "yes", "tRUE", " 1"] {
+            assert_eq!(parse_go_bool(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -43,8 +43,13 @@ pub struct E2eEnv {
     pub buildkit_version: String,
     /// The `brix` binary under test.
     pub brix_bin: PathBuf,
-    /// The Docker engine's address, e.g. `unix:///var/run/docker.sock`.
+    /// The system Docker engine's address (Debian 12's dockerd 20.10):
+    /// `unix:///var/run/docker.sock`, the engine plain `docker` commands and
+    /// [`E2eEnv::brix_env`] use.
     pub docker_host: String,
+    /// The current Docker engine's address: dockerd 28 with containerd 2 and the containerd
+    /// image store, `unix://<target>/e2e/docker28/docker.sock` (`BRIX_E2E_DOCKER28_HOST`).
+    pub docker28_host: String,
     /// A scratch folder for build contexts and outputs (under `target/e2e/work`).
     pub work_dir: PathBuf,
 }
@@ -66,8 +71,23 @@ impl E2eEnv {
             buildkit_version: required("BRIX_E2E_BUILDKIT_VERSION"),
             brix_bin: PathBuf::from(required("BRIX_E2E_BRIX_BIN")),
             docker_host: required("BRIX_E2E_DOCKER_HOST"),
+            docker28_host: required("BRIX_E2E_DOCKER28_HOST"),
             work_dir: PathBuf::from(required("BRIX_E2E_WORK_DIR")),
         })
+    }
+
+    /// Both Docker engines, the system one first, for tests that run once per engine.
+    pub fn engines(&self) -> [Engine; 2] {
+        [
+            Engine {
+                name: "dockerd-20.10",
+                host: self.docker_host.clone(),
+            },
+            Engine {
+                name: "dockerd-28",
+                host: self.docker28_host.clone(),
+            },
+        ]
     }
 
     /// A `brix` command (the binary under test), with the test's environment.
@@ -106,6 +126,29 @@ impl E2eEnv {
     /// `localhost:5000/brix-e2e-<purpose>-<pid>-<n>:<tag>`.
     pub fn registry_ref(&self, purpose: &str, tag: &str) -> String {
         format!("{}/{}:{tag}", self.registry, unique_name(purpose))
+    }
+}
+
+/// One of the Docker engines `cargo xtask e2e` runs: see [`E2eEnv::engines`].
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// A name for messages: `dockerd-20.10` (the system engine) or `dockerd-28`.
+    pub name: &'static str,
+    /// Its `DOCKER_HOST`, e.g. `unix:///var/run/docker.sock`.
+    pub host: String,
+}
+
+impl Engine {
+    /// Runs `docker ARGS...` against this engine.
+    #[track_caller]
+    pub fn docker<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", &self.host)
+            .args(args))
     }
 }
 

@@ -3,16 +3,17 @@
 //! The steps follow `docs/environment.md` (what was verified by hand on these machines) and are
 //! idempotent: each one first checks whether its piece is already in place and only then does
 //! work, so a warm run costs a few seconds. Every step prints one line,
-//! `[e2e] 3/7 binfmt: ... (0.1s)`. Daemons (dockerd, the registry) are started detached and are
-//! left running for the next run; what the tests start is removed afterwards.
+//! `[e2e] 8/10 binfmt: ... (0.1s)`. Daemons (both dockerds, the registry) are started detached
+//! and are left running for the next run; what the tests start is removed afterwards.
 
 mod binfmt;
 mod buildkit;
 mod buildx;
 mod busybox;
+pub(crate) mod docker28;
 mod dockerd;
 mod go_toolchain;
-mod packages;
+pub(crate) mod packages;
 pub(crate) mod process;
 mod registry;
 mod run_tests;
@@ -34,7 +35,8 @@ pub const BUILDKIT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
 /// Options of `cargo xtask e2e`.
 #[derive(Debug, clap::Args)]
 pub struct E2eArgs {
-    /// Set up the environment (packages, dockerd, binfmt, registry, images) and stop there.
+    /// Set up the environment (packages, both dockerds, binfmt, registry, images) and stop
+    /// there.
     #[arg(long, conflicts_with = "no_setup")]
     setup_only: bool,
     /// Skip the setup and only run the tests against what is already running.
@@ -122,7 +124,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 7 };
+    let setup_steps = if args.no_setup { 0 } else { 9 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -133,9 +135,12 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     if !args.no_setup {
         progress.step("packages", || packages::ensure(&ws))?;
         progress.step("dockerd", || dockerd::ensure(&ws))?;
+        // Right after the system engine, so its docker0 is checked before and after.
+        progress.step("docker28", || docker28::ensure(&ws))?;
         progress.step("registry", || registry::ensure(&ws))?;
         progress.step("busybox", || busybox::ensure(&ws))?;
         progress.step("buildkit", || buildkit::ensure(&ws))?;
+        progress.step("docker28-images", || docker28::ensure_images(&ws))?;
         // Last, because it builds the brix binary: the project's own `brix binfmt` does the
         // registration.
         progress.step("binfmt", || binfmt::ensure(&ws, &mut brix))?;

@@ -2,10 +2,11 @@
 //! machine's apt setup), brix built in release mode, and one BuildKit daemon that both use.
 
 use super::BenchDirs;
+use crate::e2e::packages::with_retry;
 use crate::e2e::process::{self, output, succeeds};
 use crate::e2e::{REGISTRY_HOST, Workspace};
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The brix builder the bench creates (its one node's container is
@@ -16,9 +17,11 @@ pub const BUILDX_BUILDER: &str = "buildx-bench";
 /// The BuildKit container both builders use.
 pub const CONTAINER: &str = "brix_buildkit_brix-bench0";
 
-/// The Debian package that ships the buildx CLI plugin, and the suite that has 0.29.
+/// The Debian package that ships the buildx CLI plugin (0.29 in unstable).
 const BUILDX_PACKAGE: &str = "docker-buildx";
-const BUILDX_SOURCE: &str = "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian unstable main";
+/// Debian unstable, for packages newer than bookworm's; only ever used through a private
+/// sources list (see [`download_unstable_debs`]).
+const UNSTABLE_SOURCE: &str = "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian unstable main";
 
 /// Makes sure `docker buildx` runs; if it does not, downloads `docker-buildx` from Debian
 /// unstable and installs the plugin binary for the current user. Returns a summary.
@@ -26,52 +29,14 @@ pub fn ensure_buildx(dirs: &BenchDirs) -> Result<String> {
     if let Some(version) = buildx_version() {
         return Ok(format!("docker buildx present ({version})"));
     }
-    // A private sources list, lists and cache: the machine's own apt state (bookworm only)
-    // stays exactly as it was; nothing is installed through dpkg.
     let apt_dir = dirs.root.join("apt");
-    let lists = apt_dir.join("lists");
-    let cache = apt_dir.join("cache");
-    for dir in [lists.join("partial"), cache.join("archives/partial")] {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let sources = apt_dir.join("sources.list");
-    std::fs::write(&sources, format!("{BUILDX_SOURCE}\n"))?;
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        cmd.env("DEBIAN_FRONTEND", "noninteractive")
-            .arg("-q")
-            .arg("-o")
-            .arg(format!("Dir::Etc::sourcelist={}", sources.display()))
-            .args(["-o", "Dir::Etc::sourceparts=-"])
-            .arg("-o")
-            .arg(format!("Dir::State::Lists={}", lists.display()))
-            .arg("-o")
-            .arg(format!("Dir::Cache={}", cache.display()))
-            // The download lands in a folder the `_apt` sandbox user may not write to.
-            .args(["-o", "APT::Sandbox::User=root"])
-            .args(args)
-            .current_dir(&apt_dir);
-        cmd
-    };
-    let log = apt_dir.join("apt.log");
-    process::logged(&mut apt(&["update"]), &log)
-        .context("apt-get update with the private Debian unstable list failed")?;
-    process::logged(&mut apt(&["download", BUILDX_PACKAGE]), &log)
-        .context("apt-get download docker-buildx failed")?;
-    let deb = std::fs::read_dir(&apt_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("docker-buildx_") && n.ends_with(".deb"))
-        })
-        .max()
-        .context("apt-get download left no docker-buildx .deb")?;
+    let debs = download_unstable_debs(&apt_dir, &[BUILDX_PACKAGE])?;
+    let deb = &debs[0];
     let unpacked = apt_dir.join("unpacked");
     if unpacked.exists() {
         std::fs::remove_dir_all(&unpacked)?;
     }
-    output(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked))?;
+    output(Command::new("dpkg").arg("-x").arg(deb).arg(&unpacked))?;
     let plugin = unpacked.join("usr/libexec/docker/cli-plugins/docker-buildx");
     let plugins_dir = docker_config_dir()?.join("cli-plugins");
     std::fs::create_dir_all(&plugins_dir)?;
@@ -91,6 +56,73 @@ pub fn ensure_buildx(dirs: &BenchDirs) -> Result<String> {
             .unwrap_or("the .deb"),
         dest.display()
     ))
+}
+
+/// Downloads the Debian unstable `.deb` of each of `packages` into `apt_dir`, through a
+/// private sources list, lists and cache under it: the machine's own apt state (bookworm
+/// only) stays exactly as it was, and nothing is installed through dpkg (the caller unpacks
+/// with `dpkg -x`). Returns the files in the order of `packages`; apt's output goes to
+/// `apt_dir/apt.log`.
+pub fn download_unstable_debs(apt_dir: &Path, packages: &[&str]) -> Result<Vec<PathBuf>> {
+    let lists = apt_dir.join("lists");
+    let cache = apt_dir.join("cache");
+    for dir in [lists.join("partial"), cache.join("archives/partial")] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let sources = apt_dir.join("sources.list");
+    std::fs::write(&sources, format!("{UNSTABLE_SOURCE}\n"))?;
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive")
+            .arg("-q")
+            .arg("-o")
+            .arg(format!("Dir::Etc::sourcelist={}", sources.display()))
+            .args(["-o", "Dir::Etc::sourceparts=-"])
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", lists.display()))
+            .arg("-o")
+            .arg(format!("Dir::Cache={}", cache.display()))
+            // The download lands in a folder the `_apt` sandbox user may not write to.
+            .args(["-o", "APT::Sandbox::User=root"])
+            .args(args)
+            .current_dir(apt_dir);
+        cmd
+    };
+    let debs_of = |package: &str| -> Result<Vec<PathBuf>> {
+        let prefix = format!("{package}_");
+        Ok(std::fs::read_dir(apt_dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+            })
+            .collect())
+    };
+    // An older download would be taken for the new one.
+    for package in packages {
+        for old in debs_of(package)? {
+            std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+        }
+    }
+    let log = apt_dir.join("apt.log");
+    with_retry(|| process::logged(&mut apt(&["update"]), &log))
+        .context("apt-get update with the private Debian unstable list failed")?;
+    let mut download = vec!["download"];
+    download.extend(packages);
+    with_retry(|| process::logged(&mut apt(&download), &log))
+        .with_context(|| format!("apt-get download {} failed", packages.join(" ")))?;
+    packages
+        .iter()
+        .map(|package| {
+            debs_of(package)?.pop().with_context(|| {
+                format!(
+                    "apt-get download left no {package} .deb in {}",
+                    apt_dir.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// `docker buildx version`'s text, when the plugin runs.

@@ -146,7 +146,7 @@ fn apt() -> Command {
 }
 
 /// Mirrors hiccup now and then; one retry after a pause covers that.
-fn with_retry(mut attempt: impl FnMut() -> Result<()>) -> Result<()> {
+pub(crate) fn with_retry(mut attempt: impl FnMut() -> Result<()>) -> Result<()> {
     match attempt() {
         Ok(()) => Ok(()),
         Err(_) => {

@@ -1,5 +1,6 @@
-//! Step 8: `cargo test -p brix-e2e` with the environment's addresses and image names, then the
-//! removal of what the tests started. dockerd and the registry stay up for the next run.
+//! The last step: `cargo test -p brix-e2e` with the environment's addresses and image names,
+//! then the removal of what the tests started, on both engines. The dockerds and the registry
+//! stay up for the next run.
 //!
 //! Several runs may share one engine (developers on one machine, or a run in another
 //! checkout), so each run has an id, xtask's own pid, passed as `BRIX_E2E_RUN_ID`. The tests'
@@ -10,7 +11,7 @@
 
 use super::process::{self, output};
 use super::{BUILDKIT_IMAGE, BUSYBOX_IMAGE, BrixBinary, REGISTRY_HOST, Workspace};
-use super::{buildkit, dockerd, registry};
+use super::{buildkit, docker28, dockerd, registry};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,11 +31,13 @@ pub fn run(
     test_args: &[String],
 ) -> Result<(ExitCode, String)> {
     dockerd::require_running()?;
+    docker28::require_running(ws)?;
     registry::require_running()?;
     let (brix_bin, build_time) = brix.get(ws)?;
     let (cargo_args, binary_args) = split_test_args(test_args);
     let run_id = std::process::id().to_string();
-    let leftovers = sweep_dead_runs(ws)?;
+    let engines = engine_hosts(ws);
+    let leftovers = sweep_dead_runs(ws, &engines)?;
     let run_dir = runs_dir(ws).join(&run_id);
     let work_dir = run_dir.join("work");
     let brix_config = run_dir.join("brix-config");
@@ -55,10 +58,8 @@ pub fn run(
         .env("BRIX_E2E_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
         .env("BRIX_E2E_BUILDKIT_VERSION", buildkit::BUILDKIT_VERSION)
         .env("BRIX_E2E_BRIX_BIN", &brix_bin)
-        .env(
-            "BRIX_E2E_DOCKER_HOST",
-            format!("unix://{}", dockerd::DOCKER_SOCKET),
-        )
+        .env("BRIX_E2E_DOCKER_HOST", &engines[0])
+        .env("BRIX_E2E_DOCKER28_HOST", &engines[1])
         .env("BRIX_E2E_WORK_DIR", &work_dir)
         // Builders the tests create live here, not in the user's ~/.docker/brix, and not in
         // another run's store (`brix use` changes the store's current builder).
@@ -77,7 +78,7 @@ pub fn run(
     cmd.args(binary_args);
     let status = cmd.status().context("running `cargo test -p brix-e2e`")?;
 
-    let removed = clean_up(ws, &run_id)?;
+    let removed = clean_up(ws, &engines, &run_id)?;
     let code = status.code().unwrap_or(1);
     let verdict = if status.success() {
         "passed".to_string()
@@ -138,59 +139,84 @@ impl std::fmt::Display for Removed {
     }
 }
 
-/// Removes the containers, volumes and images of run `run_id`, and its folder under
-/// `target/e2e/runs` (scratch files and the builder store).
-fn clean_up(ws: &Workspace, run_id: &str) -> Result<Removed> {
-    // Docker's name filter matches anywhere in the name, so this also catches the builders'
-    // `brix_buildkit_brix-e2e-<id>-...` containers and `..._state` volumes.
-    let name = format!("name={TEST_PREFIX}{run_id}-");
-    let label = format!("label={TEST_LABEL}={run_id}");
-    let containers = lines(&[
-        &["ps", "-aq", "--filter", &name],
-        &["ps", "-aq", "--filter", &label],
-    ])?;
-    if !containers.is_empty() {
-        output(
-            Command::new("docker")
-                .args(["rm", "-f", "-v"])
-                .args(&containers),
-        )?;
-    }
-    let volumes = lines(&[
-        &["volume", "ls", "-q", "--filter", &name],
-        &["volume", "ls", "-q", "--filter", &label],
-    ])?;
-    if !volumes.is_empty() {
-        output(
-            Command::new("docker")
-                .args(["volume", "rm", "-f"])
-                .args(&volumes),
-        )?;
-    }
-    let images = lines(&[
-        &["images", "-q", "--filter", &label],
-        &[
-            "images",
-            "-q",
-            "--filter",
-            &format!("reference={REGISTRY_HOST}/{TEST_PREFIX}{run_id}-*"),
-        ],
-        &[
-            "images",
-            "-q",
-            "--filter",
-            &format!("reference={TEST_PREFIX}{run_id}-*"),
-        ],
-    ])?;
-    if !images.is_empty() {
-        // An image may still be used by a container of another run; that is not this run's
-        // failure, so a refusal is ignored.
-        let _ = process::succeeds(Command::new("docker").args(["rmi", "-f"]).args(&images));
+/// The engines the tests use, as `DOCKER_HOST` values: the system one, then dockerd 28.
+fn engine_hosts(ws: &Workspace) -> [String; 2] {
+    [
+        format!("unix://{}", dockerd::DOCKER_SOCKET),
+        docker28::Docker28::new(ws).host(),
+    ]
+}
+
+/// `docker` against the engine at `host`.
+fn docker(host: &str) -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_HOST", host);
+    cmd
+}
+
+/// Removes the containers, volumes and images of run `run_id` on every engine, and its
+/// folder under `target/e2e/runs` (scratch files and the builder store).
+fn clean_up(ws: &Workspace, engines: &[String], run_id: &str) -> Result<Removed> {
+    let mut removed = Removed::default();
+    for host in engines {
+        removed.add(clean_up_engine(host, run_id)?);
     }
     let run_dir = runs_dir(ws).join(run_id);
     if run_dir.exists() {
         std::fs::remove_dir_all(&run_dir)
             .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    Ok(removed)
+}
+
+/// Removes the containers, volumes and images of run `run_id` on the engine at `host`.
+fn clean_up_engine(host: &str, run_id: &str) -> Result<Removed> {
+    // Docker's name filter matches anywhere in the name, so this also catches the builders'
+    // `brix_buildkit_brix-e2e-<id>-...` containers and `..._state` volumes.
+    let name = format!("name={TEST_PREFIX}{run_id}-");
+    let label = format!("label={TEST_LABEL}={run_id}");
+    let containers = lines(
+        host,
+        &[
+            &["ps", "-aq", "--filter", &name],
+            &["ps", "-aq", "--filter", &label],
+        ],
+    )?;
+    if !containers.is_empty() {
+        output(docker(host).args(["rm", "-f", "-v"]).args(&containers))?;
+    }
+    let volumes = lines(
+        host,
+        &[
+            &["volume", "ls", "-q", "--filter", &name],
+            &["volume", "ls", "-q", "--filter", &label],
+        ],
+    )?;
+    if !volumes.is_empty() {
+        output(docker(host).args(["volume", "rm", "-f"]).args(&volumes))?;
+    }
+    let images = lines(
+        host,
+        &[
+            &["images", "-q", "--filter", &label],
+            &[
+                "images",
+                "-q",
+                "--filter",
+                &format!("reference={REGISTRY_HOST}/{TEST_PREFIX}{run_id}-*"),
+            ],
+            &[
+                "images",
+                "-q",
+                "--filter",
+                &format!("reference={TEST_PREFIX}{run_id}-*"),
+            ],
+        ],
+    )?;
+    if !images.is_empty() {
+        // An image may still be used by a container of another run; that is not this run's
+        // failure, so a refusal is ignored.
+        let _ = process::succeeds(docker(host).args(["rmi", "-f"]).args(&images));
     }
     Ok(Removed {
         containers: containers.len(),
@@ -200,36 +226,11 @@ fn clean_up(ws: &Workspace, run_id: &str) -> Result<Removed> {
 }
 
 /// Cleans up after every earlier run whose xtask process no longer exists.
-fn sweep_dead_runs(ws: &Workspace) -> Result<Removed> {
+fn sweep_dead_runs(ws: &Workspace, engines: &[String]) -> Result<Removed> {
     let mut ids = BTreeSet::new();
-    let names = lines(&[
-        &[
-            "ps",
-            "-a",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &format!("name={TEST_PREFIX}"),
-        ],
-        &[
-            "volume",
-            "ls",
-            "--format",
-            "{{.Name}}",
-            "--filter",
-            &format!("name={TEST_PREFIX}"),
-        ],
-    ])?;
-    ids.extend(names.iter().filter_map(|name| run_id_in_name(name)));
-    let labels = lines(&[&[
-        "ps",
-        "-a",
-        "--format",
-        &format!("{{{{.Label \"{TEST_LABEL}\"}}}}"),
-        "--filter",
-        &format!("label={TEST_LABEL}"),
-    ]])?;
-    ids.extend(labels.into_iter().filter(|id| is_run_id(id)));
+    for host in engines {
+        ids.extend(run_ids_on(host)?);
+    }
     if let Ok(dirs) = std::fs::read_dir(runs_dir(ws)) {
         ids.extend(
             dirs.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -239,10 +240,50 @@ fn sweep_dead_runs(ws: &Workspace) -> Result<Removed> {
     let mut removed = Removed::default();
     for id in ids {
         if !Path::new("/proc").join(&id).exists() {
-            removed.add(clean_up(ws, &id)?);
+            removed.add(clean_up(ws, engines, &id)?);
         }
     }
     Ok(removed)
+}
+
+/// The run ids in the names and labels of the containers and volumes on the engine at `host`.
+fn run_ids_on(host: &str) -> Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let names = lines(
+        host,
+        &[
+            &[
+                "ps",
+                "-a",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                &format!("name={TEST_PREFIX}"),
+            ],
+            &[
+                "volume",
+                "ls",
+                "--format",
+                "{{.Name}}",
+                "--filter",
+                &format!("name={TEST_PREFIX}"),
+            ],
+        ],
+    )?;
+    ids.extend(names.iter().filter_map(|name| run_id_in_name(name)));
+    let labels = lines(
+        host,
+        &[&[
+            "ps",
+            "-a",
+            "--format",
+            &format!("{{{{.Label \"{TEST_LABEL}\"}}}}"),
+            "--filter",
+            &format!("label={TEST_LABEL}"),
+        ]],
+    )?;
+    ids.extend(labels.into_iter().filter(|id| is_run_id(id)));
+    Ok(ids)
 }
 
 /// Run ids are pids.
@@ -258,11 +299,11 @@ fn run_id_in_name(name: &str) -> Option<String> {
     is_run_id(id).then(|| id.to_string())
 }
 
-/// The non-empty output lines of the docker commands, deduplicated.
-fn lines(queries: &[&[&str]]) -> Result<Vec<String>> {
+/// The non-empty output lines of the docker commands on the engine at `host`, deduplicated.
+fn lines(host: &str, queries: &[&[&str]]) -> Result<Vec<String>> {
     let mut all = BTreeSet::new();
     for query in queries {
-        let out = output(Command::new("docker").args(*query))?;
+        let out = output(docker(host).args(*query))?;
         all.extend(
             out.lines()
                 .map(str::trim)

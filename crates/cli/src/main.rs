@@ -1,6 +1,7 @@
 //! `brix`: build multi-architecture container images on BuildKit, the way `docker buildx` does.
 
 mod commands;
+mod errors;
 mod progress;
 mod tabwriter;
 
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", errors::one_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -11,7 +11,7 @@ pub enum DriverError {
     Store(#[from] crate::store::StoreError),
     /// The Docker engine could not be reached at all.
     #[error(
-        "cannot reach the Docker engine at {endpoint}: {source}\n(is dockerd running? DOCKER_HOST or the builder's endpoint chooses the engine)"
+        "cannot reach the Docker engine at {endpoint}: {source} (is dockerd running? DOCKER_HOST or the builder's endpoint chooses the engine)"
     )]
     DockerUnreachable {
         /// The Docker endpoint tried.

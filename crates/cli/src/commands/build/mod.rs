@@ -212,7 +212,7 @@ fn report_failure(printer: &Printer, failure: &BuildFailure) {
             }
         }
     }
-    eprintln!("ERROR: {:#}", failure.error);
+    eprintln!("ERROR: {}", crate::errors::one_line(&failure.error));
 }
 
 fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {

@@ -97,17 +97,27 @@ pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<
     for (node, r) in ng.nodes.iter().zip(results) {
         match r {
             Ok(n) => nodes.push(n),
-            Err(e) => errors.push(format!("node {}: {e:#}", node.name)),
+            Err(e) => errors.push((node.name.clone(), e)),
         }
     }
+    if nodes.is_empty() && errors.len() == 1 {
+        // One node: its own error is the whole story.
+        if let Some((_, err)) = errors.pop() {
+            return Err(err);
+        }
+    }
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|(name, e)| format!("node {name}: {}", crate::errors::one_line(e)))
+        .collect();
     if nodes.is_empty() {
         bail!(
-            "no node of builder {:?} could be used:\n{}",
+            "no node of builder {:?} could be used: {}",
             ng.name,
-            errors.join("\n")
+            lines.join("; ")
         );
     }
-    for e in errors {
+    for e in lines {
         eprintln!("WARNING: {e}");
     }
     Ok(nodes)

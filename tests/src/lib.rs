@@ -109,6 +109,7 @@ impl E2eEnv {
         c.env("BRIX_CONFIG", store)
             .env("DOCKER_HOST", &self.docker_host)
             .env_remove("BRIX_BUILDER")
+            .env_remove("BUILDX_BUILDER")
             .env_remove("BRIX_PROGRESS")
     }
 

@@ -1,7 +1,8 @@
 //! `brix build` against the real Docker engine, a docker-container BuildKit builder with QEMU,
 //! and the local registry: per-platform local outputs, the cache on a second build, the
-//! multi-platform push to one index, a two-platform OCI tarball, the docker driver, and a
-//! clear error for each kind of bad input.
+//! multi-platform push to one index, a two-platform OCI tarball, `--load` on the classic
+//! store, and a clear error for each kind of bad input (the docker driver on both engines is
+//! in `engines.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -328,29 +329,6 @@ fn two_platform_oci_tarball_is_one_index_skopeo_accepts() {
 }
 
 #[test]
-fn docker_driver_builds_one_platform() {
-    let Some(b) = builder() else { return };
-    let ctx = b.context("docker-ctx", &b.arch_dockerfile(&unique_name("docker")));
-    let out = b.env.scratch_dir("docker-out");
-    let mut c = b.cmd();
-    c.args([
-        "build",
-        "--builder",
-        "default",
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/arm64",
-        "-o",
-        &format!("type=local,dest={}", path(&out)),
-        path(&ctx),
-    ]);
-    let r = run(&mut c).ok();
-    assert!(r.stderr.contains("using docker driver"), "{}", r.stderr);
-    assert_eq!(read(&out.join("arch")), "aarch64");
-}
-
-#[test]
 fn bad_inputs_fail_clearly() {
     let Some(b) = builder() else { return };
     // No Dockerfile.
@@ -392,28 +370,8 @@ fn bad_inputs_fail_clearly() {
     );
 }
 
-#[test]
-fn docker_driver_pushes_two_platforms_as_one_index() {
-    // Beyond buildx, which refuses multi-platform builds on the docker driver.
-    let Some(b) = builder() else { return };
-    let ctx = b.context(
-        "docker-push-ctx",
-        &b.arch_dockerfile(&unique_name("docker-push")),
-    );
-    let image = b.env.registry_ref("docker-push", "1");
-    let r = b.push_two_platforms("default", &image, &ctx).ok();
-    assert!(
-        r.stderr
-            .contains(&format!("pushing manifest for {image}@sha256:")),
-        "{}",
-        r.stderr
-    );
-    let (raw, index) = pushed_index(&image);
-    let platforms = brix_e2e::index_platforms(&index);
-    assert_eq!(platforms, vec!["linux/amd64", "linux/arm64"], "{raw}");
-    assert_eq!(arch_in_arm64_container(&image), "aarch64");
-}
-
+/// The classic image store (the system engine): one platform per image name. The docker
+/// driver on both engines is in `engines.rs`.
 #[test]
 fn load_puts_the_native_platform_into_the_engine() {
     let Some(b) = builder() else { return };

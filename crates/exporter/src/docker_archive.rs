@@ -389,17 +389,25 @@ pub(crate) mod tests {
         let manifest = format!(
             r#"[{{"Config":"{config_name}","RepoTags":{repo_tags_json},"Layers":["abc/layer.tar"]}}]"#
         );
+        write_tar(
+            path,
+            &[
+                ("abc/layer.tar", layer),
+                (config_name.as_str(), config.as_bytes()),
+                ("manifest.json", manifest.as_bytes()),
+            ],
+        );
+    }
+
+    /// A tarball of regular files.
+    fn write_tar(path: &Path, files: &[(&str, &[u8])]) {
         let mut builder = tar::Builder::new(File::create(path).unwrap());
-        for (name, data) in [
-            ("abc/layer.tar", layer),
-            (config_name.as_str(), config.as_bytes()),
-            ("manifest.json", manifest.as_bytes()),
-        ] {
+        for (name, data) in files {
             let mut header = tar::Header::new_gnu();
             header.set_size(data.len() as u64);
             header.set_mode(0o644);
             header.set_cksum();
-            builder.append_data(&mut header, name, data).unwrap();
+            builder.append_data(&mut header, name, *data).unwrap();
         }
         builder.finish().unwrap();
     }
@@ -476,23 +484,22 @@ pub(crate) mod tests {
         let manifest = format!(
             r#"[{{"Config":"blobs/sha256/{config_hex}","RepoTags":["app:arm64"],"Layers":["blobs/sha256/{blob_name}"]}}]"#
         );
-        let mut builder = tar::Builder::new(File::create(path).unwrap());
-        for (name, data) in [
-            (
-                "oci-layout".to_owned(),
-                br#"{"imageLayoutVersion":"1.0.0"}"#.as_slice(),
-            ),
-            (format!("blobs/sha256/{blob_name}"), layer_blob),
-            (format!("blobs/sha256/{config_hex}"), config.as_bytes()),
-            ("manifest.json".to_owned(), manifest.as_bytes()),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder.append_data(&mut header, name, data).unwrap();
-        }
-        builder.finish().unwrap();
+        let (layer_name, config_name) = (
+            format!("blobs/sha256/{blob_name}"),
+            format!("blobs/sha256/{config_hex}"),
+        );
+        write_tar(
+            path,
+            &[
+                (
+                    "oci-layout",
+                    br#"{"imageLayoutVersion":"1.0.0"}"#.as_slice(),
+                ),
+                (&layer_name, layer_blob),
+                (&config_name, config.as_bytes()),
+                ("manifest.json", manifest.as_bytes()),
+            ],
+        );
     }
 
     fn gzipped(data: &[u8]) -> Vec<u8> {

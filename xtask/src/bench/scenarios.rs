@@ -46,6 +46,9 @@ pub enum CaseKind {
     InspectDialStdio,
     /// A fully cached two-platform build pushed to the registry.
     WarmPush,
+    /// The same push on the docker driver (the engine's own BuildKit) of the current
+    /// engine, dockerd 28 with the containerd image store, where buildx does it too.
+    EngineWarmPush,
     WarmBuild,
     /// A two-platform build of the large context, with the cache pruned first.
     ColdContext,
@@ -125,6 +128,20 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::WarmPush,
+        },
+        Case {
+            name: "docker28-warm-push",
+            scenario: "current-engine",
+            description: format!(
+                "fully cached `--builder default --platform {PLATFORMS} --push` on dockerd 28 \
+                 with the containerd image store (the engine's BuildKit pushes the index)"
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(1.0),
+                ..Target::default()
+            },
+            kind: CaseKind::EngineWarmPush,
         },
         Case {
             name: "warm-build",
@@ -259,7 +276,7 @@ impl Runner<'_> {
     /// Prepares the fixtures a case needs once (contexts, Dockerfiles).
     pub fn prepare_case(&self, case: &Case) -> Result<()> {
         match case.kind {
-            CaseKind::WarmPush | CaseKind::WarmBuild => {
+            CaseKind::WarmPush | CaseKind::WarmBuild | CaseKind::EngineWarmPush => {
                 let dir = self.dirs.root.join("warm");
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(
@@ -435,6 +452,20 @@ impl Runner<'_> {
                 let buildx = build_args(&["-t", &tag("buildx"), "--push"], &dir);
                 self.build(side, &brix, &buildx)
             }
+            CaseKind::EngineWarmPush => {
+                let tag = |tool: &str| format!("{REGISTRY_HOST}/bench-docker28-warm-{tool}:1");
+                let dir = root.join("warm");
+                let brix = build_args(&["-t", &tag("brix"), "--push"], &dir);
+                let buildx = build_args(&["-t", &tag("buildx"), "--push"], &dir);
+                let rest = match side {
+                    Side::Brix => &brix,
+                    Side::Baseline => &buildx,
+                };
+                let mut args = vec!["build", "--builder", "default"];
+                args.extend(rest.iter().map(String::as_str));
+                let host = crate::e2e::docker28::Docker28::new(self.ws).host();
+                self.tool(side, &args, &args).env("DOCKER_HOST", host)
+            }
             CaseKind::WarmBuild => {
                 let args = build_args(&["-o", "type=cacheonly"], &root.join("warm"));
                 self.build(side, &args, &args)
@@ -578,7 +609,14 @@ mod tests {
     #[test]
     fn every_scenario_of_the_issue_has_a_case_with_a_baseline() {
         let cases = all_cases(&Sizes::full());
-        for scenario in ["ls-inspect", "warm", "cold", "push", "qemu"] {
+        for scenario in [
+            "ls-inspect",
+            "warm",
+            "cold",
+            "push",
+            "qemu",
+            "current-engine",
+        ] {
             assert!(cases.iter().any(|c| c.scenario == scenario), "{scenario}");
         }
         let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();

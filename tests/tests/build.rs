@@ -42,6 +42,9 @@ fn builder() -> Option<&'static Builder> {
                 config.to_str().expect("utf-8 path"),
             ])
             .ok();
+            // Booted once here: the tests of this file build on it in parallel, and two
+            // processes booting one node at once race over its container.
+            b.brix(&["inspect", "--bootstrap", &b.name]).ok();
             Some(b)
         })
         .as_ref()

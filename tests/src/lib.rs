@@ -140,6 +140,25 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// `cat /arch` in a linux/arm64 container of `image` on this engine (the image is
+    /// removed afterwards, so the next run pulls again).
+    #[track_caller]
+    pub fn arch_in_arm64_container(&self, image: &str) -> String {
+        let ran = self
+            .docker([
+                "run",
+                "--rm",
+                "--platform",
+                "linux/arm64",
+                image,
+                "cat",
+                "/arch",
+            ])
+            .ok();
+        let _ = self.docker(["rmi", "-f", image]);
+        ran.stdout.trim().to_owned()
+    }
+
     /// Runs `docker ARGS...` against this engine.
     #[track_caller]
     pub fn docker<I, S>(&self, args: I) -> Run

@@ -123,22 +123,6 @@ fn pushed_index(image: &str) -> (String, serde_json::Value) {
     (raw.stdout, index)
 }
 
-/// `cat /arch` in a linux/arm64 container of `image` (then the image is removed locally).
-fn arch_in_arm64_container(image: &str) -> String {
-    let ran = docker([
-        "run",
-        "--rm",
-        "--platform",
-        "linux/arm64",
-        image,
-        "cat",
-        "/arch",
-    ])
-    .ok();
-    let _ = docker(["rmi", "-f", image]);
-    ran.stdout.trim().to_owned()
-}
-
 #[test]
 fn two_platforms_to_local_folders_then_all_cached() {
     let Some(b) = builder() else { return };
@@ -287,7 +271,10 @@ fn multi_platform_push_makes_one_index() {
             .is_some_and(|r| r.starts_with(&b.name))
     );
 
-    assert_eq!(arch_in_arm64_container(&image), "aarch64");
+    assert_eq!(
+        b.env.engines()[0].arch_in_arm64_container(&image),
+        "aarch64"
+    );
 }
 
 #[test]
@@ -450,6 +437,9 @@ fn two_nodes_build_one_platform_each_into_one_index() {
     for p in ["linux/amd64", "linux/arm64"] {
         assert!(platforms.contains(&p.to_owned()), "{platforms:?}");
     }
-    assert_eq!(arch_in_arm64_container(&image), "aarch64");
+    assert_eq!(
+        b.env.engines()[0].arch_in_arm64_container(&image),
+        "aarch64"
+    );
     let _ = b.brix(&["rm", "--force", &name]);
 }

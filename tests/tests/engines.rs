@@ -44,23 +44,6 @@ fn pushed_platforms(image: &str) -> (String, Vec<String>) {
     (raw.stdout, platforms)
 }
 
-/// `cat /arch` in a linux/arm64 container of `image` on `engine` (then the image is removed).
-fn arch_in_arm64_container(engine: &Engine, image: &str) -> String {
-    let ran = engine
-        .docker([
-            "run",
-            "--rm",
-            "--platform",
-            "linux/arm64",
-            image,
-            "cat",
-            "/arch",
-        ])
-        .ok();
-    let _ = engine.docker(["rmi", "-f", image]);
-    ran.stdout.trim().to_owned()
-}
-
 fn two_platform_push(
     env: &E2eEnv,
     store: &Path,
@@ -138,7 +121,7 @@ fn docker_driver_builds_and_pushes_two_platforms_on_both_engines() {
             r.stderr
         );
         assert_eq!(
-            arch_in_arm64_container(&engine, &image),
+            engine.arch_in_arm64_container(&image),
             "aarch64",
             "{}",
             engine.name

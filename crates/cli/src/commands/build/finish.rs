@@ -131,10 +131,7 @@ pub(super) async fn finish(
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
             }
-            Output::Image { push: true, .. }
-                if nodes[solved[0].node].is_docker()
-                    && !nodes[solved[0].node].features.direct_push =>
-            {
+            Output::Image { push: true, .. } if !nodes[solved[0].node].features.direct_push => {
                 for name in output.names() {
                     push_with_docker(&name, printer).await?;
                 }
@@ -443,8 +440,6 @@ fn copy_to_stdout(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes one tarball holding each platform's tarball under its `linux_amd64/`-style folder,
-/// as buildx's multi-platform tar output does.
 /// A tar entry's name (or hard link target) from a daemon's tarball, checked to stay inside
 /// its platform's folder: normal components only, `./` dropped.
 fn tar_entry_path(path: &Path, tarball: &Path) -> anyhow::Result<PathBuf> {
@@ -470,6 +465,8 @@ fn tar_entry_path(path: &Path, tarball: &Path) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
+/// Writes one tarball holding each platform's tarball under its `linux_amd64/`-style folder,
+/// as buildx's multi-platform tar output does.
 fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyhow::Result<()> {
     let out_path = match dest {
         Dest::File(p) => p.clone(),

@@ -673,7 +673,8 @@ fn prepare(
     if let Some(p) = &platform {
         spec.frontend_attrs.insert("platform".into(), p.to_string());
     }
-    // The engine's BuildKit (docker driver) may predate attestations; buildx skips them there.
+    // As buildx: attestations only where the node's store keeps them (not the engine's
+    // BuildKit on the classic store, which may also predate them).
     let provenance = if node.engine_holds_indexes() {
         &plan.engine_store_provenance
     } else if node.is_docker() {
@@ -711,7 +712,7 @@ fn prepare(
                 session.add_output(exporter_index, target);
             }
             Output::Oci { dest, attrs } => {
-                if node.is_docker() && !node.features.oci_exporter {
+                if !node.features.oci_exporter {
                     anyhow::bail!(
                         "the docker driver cannot export OCI tarballs (type=oci) on this engine: use a docker-container builder (brix create --use)"
                     );
@@ -739,7 +740,7 @@ fn prepare(
                     spec.exporters.push(e);
                     continue;
                 }
-                if node.is_docker() && !node.features.docker_exporter {
+                if !node.features.docker_exporter {
                     anyhow::bail!(
                         "the docker driver cannot write docker tarballs (type=docker,dest=…) on this engine: use --load, or a docker-container builder"
                     );
@@ -762,7 +763,7 @@ fn prepare(
                 let mut e = ExporterSpec::new(kind);
                 e.attrs = attrs.clone();
                 let names = output.names();
-                if *push && node.is_docker() && multi && !node.features.direct_push {
+                if *push && multi && !node.features.direct_push {
                     // The engine holds one platform per name: each platform is stored under
                     // a temporary name, then taken out of the engine and pushed by digest by
                     // brix, with the index over them (buildx refuses this case).
@@ -774,7 +775,7 @@ fn prepare(
                 // On the docker driver of the classic store the engine stores the image and
                 // brix pushes it through the Docker API afterwards (as buildx does); on the
                 // containerd store the engine's exporter pushes it.
-                if *push && (!node.is_docker() || node.features.direct_push) {
+                if *push && node.features.direct_push {
                     e.attrs.insert("push".into(), "true".into());
                     if multi {
                         // Each platform is pushed by digest to its repositories; the index

@@ -413,6 +413,22 @@ pub const BUILDKIT_CAPABILITY_FLAGS: &[&str] = &[
     "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 ];
 
+/// The index pushed under `image`, as skopeo (an independent client) reads it: its text and
+/// its JSON.
+#[track_caller]
+pub fn pushed_index(image: &str) -> (String, serde_json::Value) {
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    let index = serde_json::from_str(&raw.stdout)
+        .unwrap_or_else(|e| panic!("the index of {image} is not JSON ({e}):\n{}", raw.stdout));
+    (raw.stdout, index)
+}
+
 /// The `os/architecture[/variant]` of each manifest in an image index (OCI or Docker list).
 pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
     index["manifests"]

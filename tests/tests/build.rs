@@ -110,19 +110,6 @@ fn read(p: &Path) -> String {
         .to_owned()
 }
 
-/// The index pushed under `image`, as skopeo reads it: its text and its JSON.
-fn pushed_index(image: &str) -> (String, serde_json::Value) {
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index = serde_json::from_str(&raw.stdout).expect("index JSON");
-    (raw.stdout, index)
-}
-
 #[test]
 fn two_platforms_to_local_folders_then_all_cached() {
     let Some(b) = builder() else { return };
@@ -219,7 +206,7 @@ fn multi_platform_push_makes_one_index() {
         out.stderr
     );
 
-    let (raw, index) = pushed_index(&image);
+    let (raw, index) = brix_e2e::pushed_index(&image);
     assert_eq!(
         index["mediaType"], "application/vnd.oci.image.index.v1+json",
         "{raw}"
@@ -432,7 +419,7 @@ fn two_nodes_build_one_platform_each_into_one_index() {
         "{}",
         r.stderr
     );
-    let (_, index) = pushed_index(&image);
+    let (_, index) = brix_e2e::pushed_index(&image);
     let platforms = brix_e2e::index_platforms(&index);
     for p in ["linux/amd64", "linux/arm64"] {
         assert!(platforms.contains(&p.to_owned()), "{platforms:?}");

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use brix_e2e::{E2eEnv, Engine, Run, path, run, skopeo, unique_name};
+use brix_e2e::{E2eEnv, Engine, Run, path, run, unique_name};
 
 /// brix with a builder store of the test's own, talking to `engine`.
 fn brix(env: &E2eEnv, store: &Path, engine: &Engine) -> Command {
@@ -29,19 +29,20 @@ fn context(env: &E2eEnv, purpose: &str, marker: &str) -> PathBuf {
 
 /// The platforms of the index pushed under `image`, attestation manifests left out.
 fn pushed_platforms(image: &str) -> (String, Vec<String>) {
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
+    let (raw, index) = brix_e2e::pushed_index(image);
     let platforms = brix_e2e::index_platforms(&index)
         .into_iter()
         .filter(|p| p != "unknown/unknown")
         .collect();
-    (raw.stdout, platforms)
+    (raw, platforms)
+}
+
+/// `build --builder BUILDER --progress plain ARGS… CTX`, the same for brix and buildx.
+fn build_args<'a>(builder: &'a str, args: &[&'a str], ctx: &'a Path) -> Vec<&'a str> {
+    let mut all = vec!["build", "--builder", builder, "--progress", "plain"];
+    all.extend_from_slice(args);
+    all.push(path(ctx));
+    all
 }
 
 fn two_platform_push(
@@ -53,19 +54,17 @@ fn two_platform_push(
 ) -> (Run, String) {
     let ctx = context(env, &format!("{tag}-ctx"), &unique_name(tag));
     let image = env.registry_ref(tag, "1");
-    let r = run(brix(env, store, engine).args([
-        "build",
-        "--builder",
+    let r = run(brix(env, store, engine).args(build_args(
         builder,
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/amd64,linux/arm64",
-        "-t",
-        &image,
-        "--push",
-        path(&ctx),
-    ]));
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &image,
+            "--push",
+        ],
+        &ctx,
+    )));
     (r, image)
 }
 
@@ -78,18 +77,12 @@ fn docker_driver_builds_and_pushes_two_platforms_on_both_engines() {
         // One platform to a local folder.
         let ctx = context(&env, "engines-one", &unique_name("one"));
         let out = env.scratch_dir("engines-one-out");
-        let r = run(brix(&env, &store, &engine).args([
-            "build",
-            "--builder",
+        let dest = format!("type=local,dest={}", path(&out));
+        let r = run(brix(&env, &store, &engine).args(build_args(
             "default",
-            "--progress",
-            "plain",
-            "--platform",
-            "linux/arm64",
-            "-o",
-            &format!("type=local,dest={}", path(&out)),
-            path(&ctx),
-        ]))
+            &["--platform", "linux/arm64", "-o", &dest],
+            &ctx,
+        )))
         .ok();
         assert!(
             r.stderr.contains("using docker driver"),
@@ -154,19 +147,17 @@ fn load_of_two_platforms_keeps_both_on_the_containerd_store() {
     let store = env.scratch_dir("engines-load-store");
     let ctx = context(&env, "engines-load", &unique_name("load"));
     let image = format!("{}:1", unique_name("loaded"));
-    let r = run(brix(&env, &store, &engine).args([
-        "build",
-        "--builder",
+    let r = run(brix(&env, &store, &engine).args(build_args(
         "default",
-        "--progress",
-        "plain",
-        "--platform",
-        "linux/amd64,linux/arm64",
-        "-t",
-        &image,
-        "--load",
-        path(&ctx),
-    ]))
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &image,
+            "--load",
+        ],
+        &ctx,
+    )))
     .ok();
     assert!(!r.stderr.contains("skipping"), "{}", r.stderr);
     engine.docker(["image", "inspect", &image]).ok();
@@ -181,20 +172,18 @@ fn load_of_two_platforms_keeps_both_on_the_containerd_store() {
         run(Command::new("docker")
             .env("DOCKER_HOST", &engine.host)
             .env("BUILDX_CONFIG", env.scratch_dir("engines-buildx-config"))
-            .args([
-                "buildx",
-                "build",
-                "--builder",
+            .arg("buildx")
+            .args(build_args(
                 "default",
-                "--progress",
-                "plain",
-                "--platform",
-                "linux/amd64,linux/arm64",
-                "-t",
-                &theirs,
-                "--load",
-                path(&ctx),
-            ]))
+                &[
+                    "--platform",
+                    "linux/amd64,linux/arm64",
+                    "-t",
+                    &theirs,
+                    "--load",
+                ],
+                &ctx,
+            )))
         .ok();
         assert_eq!(tree_platforms(&engine, &theirs), platforms);
         let _ = engine.docker(["rmi", "-f", &theirs]);

@@ -246,6 +246,8 @@ fn ls_and_inspect_default_match_buildx_on_both_engines() {
             &["ls"][..],
             &["ls", "--format", "json"],
             &["inspect", "default"],
+            &["--builder", "default", "inspect"],
+            &["--builder", "default", "ls"],
         ] {
             let ours = run(brix(&env, &store, &engine).args(args)).ok();
             let theirs = run(Command::new("docker")

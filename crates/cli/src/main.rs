@@ -12,6 +12,13 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "brix", version, about, long_about = None)]
 struct Cli {
+    /// Override the configured builder, for every command that acts on one (as
+    /// `docker buildx --builder NAME …`).
+    #[arg(long)]
+    builder: Option<String>,
+    /// Enable debug logging (to stderr).
+    #[arg(short = 'D', long)]
+    debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,6 +28,7 @@ enum Command {
     /// Show or manage QEMU emulators (binfmt_misc) for foreign architectures.
     Binfmt(commands::binfmt::BinfmtArgs),
     /// Build images from a Dockerfile, one solve per platform.
+    #[command(alias = "b")]
     Build(commands::build::BuildArgs),
     /// Show the brix version.
     Version(commands::version::VersionArgs),
@@ -48,7 +56,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    if cli.debug {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,h2=info,hyper=info",
+            ))
+            .init();
+    }
+    let command = match cli.builder {
+        Some(builder) => with_builder(cli.command, builder),
+        None => cli.command,
+    };
+    let result = match command {
         Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Version(args) => commands::version::run(args),
@@ -69,5 +89,77 @@ fn main() -> ExitCode {
             eprintln!("error: {}", errors::one_line(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Applies the global `--builder` to the commands that act on a builder, where the command's
+/// own argument does not name one (that one wins, as in buildx).
+fn with_builder(command: Command, builder: String) -> Command {
+    match command {
+        Command::Build(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::Build(a)
+        }
+        Command::Du(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::Du(a)
+        }
+        Command::Prune(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::Prune(a)
+        }
+        Command::Inspect(mut a) => {
+            a.name.get_or_insert(builder);
+            Command::Inspect(a)
+        }
+        Command::Stop(mut a) => {
+            a.name.get_or_insert(builder);
+            Command::Stop(a)
+        }
+        Command::Rm(mut a) => {
+            if a.names.is_empty() {
+                a.names.push(builder);
+            }
+            Command::Rm(a)
+        }
+        Command::Ls(mut a) => {
+            a.builder = Some(builder);
+            Command::Ls(a)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Command {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.builder {
+            Some(b) => with_builder(cli.command, b),
+            None => cli.command,
+        }
+    }
+
+    #[test]
+    fn the_global_builder_applies_unless_the_command_names_one() {
+        match parsed(&["brix", "--builder", "x", "b", "."]) {
+            Command::Build(a) => assert_eq!(a.builder.as_deref(), Some("x")),
+            other => panic!("{other:?}"),
+        }
+        match parsed(&["brix", "--builder", "x", "build", "--builder", "y", "."]) {
+            Command::Build(a) => assert_eq!(a.builder.as_deref(), Some("y")),
+            other => panic!("{other:?}"),
+        }
+        match parsed(&["brix", "--builder", "x", "inspect"]) {
+            Command::Inspect(a) => assert_eq!(a.name.as_deref(), Some("x")),
+            other => panic!("{other:?}"),
+        }
+        match parsed(&["brix", "--builder", "x", "rm", "z"]) {
+            Command::Rm(a) => assert_eq!(a.names, ["z"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["brix", "-D", "ls"]).is_ok());
     }
 }

@@ -21,6 +21,9 @@ pub struct LsArgs {
     /// Do not truncate the platform list.
     #[arg(long)]
     pub no_trunc: bool,
+    /// The global `--builder`: marked as the current one.
+    #[arg(skip)]
+    pub builder: Option<String>,
 }
 
 /// Loads every builder's nodes concurrently and prints them.
@@ -32,7 +35,10 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let (builders, current) = {
         let txn = store.txn()?;
         let current = txn.current(&current_docker_endpoint())?;
-        let env = brix_driver::builder::builder_from_env();
+        let env = args
+            .builder
+            .clone()
+            .or_else(brix_driver::builder::builder_from_env);
         (
             list_all(&txn)?,
             env.or(current).unwrap_or_else(|| "default".to_string()),

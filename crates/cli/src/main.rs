@@ -52,6 +52,8 @@ enum Command {
     Du(commands::du::DuArgs),
     /// Remove build cache from the builder.
     Prune(commands::prune::PruneArgs),
+    /// Proxy stdin and stdout to a node's BuildKit daemon.
+    DialStdio(commands::dial_stdio::DialStdioArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Stop(args) => commands::stop::run(args),
         Command::Du(args) => commands::du::run(args),
         Command::Prune(args) => commands::prune::run(args),
+        Command::DialStdio(args) => commands::dial_stdio::run(args),
     };
     match result {
         Ok(code) => code,
@@ -121,6 +124,10 @@ fn with_builder(command: Command, builder: String) -> Command {
                 a.names.push(builder);
             }
             Command::Rm(a)
+        }
+        Command::DialStdio(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::DialStdio(a)
         }
         Command::Ls(mut a) => {
             a.builder = Some(builder);

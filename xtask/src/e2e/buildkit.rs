@@ -27,13 +27,18 @@ const RECIPE_LABEL: &str = "dev.brix.e2e.buildkit-recipe";
 const RECIPE: &str = "1";
 
 /// Builds the image unless one with the pinned version and recipe exists.
+/// Where `buildkitd` and `buildctl` of [`BUILDKIT_VERSION`] are built.
+pub fn bin_dir(ws: &Workspace) -> PathBuf {
+    ws.e2e_dir.join("buildkit").join(BUILDKIT_VERSION)
+}
+
 pub fn ensure(ws: &Workspace) -> Result<String> {
     if image_is_current() {
         return Ok(format!(
             "{BUILDKIT_IMAGE} already has BuildKit {BUILDKIT_VERSION}"
         ));
     }
-    let bin_dir = ws.e2e_dir.join("buildkit").join(BUILDKIT_VERSION);
+    let bin_dir = bin_dir(ws);
     let built_binaries =
         !(bin_dir.join("buildkitd").is_file() && bin_dir.join("buildctl").is_file());
     if built_binaries {

@@ -1,4 +1,4 @@
-//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo) and the
+//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat) and the
 //! busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Packages installed system-wide. runc and containerd come with docker.io.
-const PACKAGES: &[&str] = &["docker.io", "docker-registry", "qemu-user-static", "skopeo"];
+/// socat: `buildctl` reaches `brix dial-stdio` through a socket socat serves.
+const PACKAGES: &[&str] = &[
+    "docker.io",
+    "docker-registry",
+    "qemu-user-static",
+    "skopeo",
+    "socat",
+];
 
 /// Architectures the busybox base image is published for (Debian names).
 pub const BUSYBOX_ARCHES: &[&str] = &["amd64", "arm64"];

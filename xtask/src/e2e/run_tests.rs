@@ -57,6 +57,7 @@ pub fn run(
         .env("BRIX_E2E_BUSYBOX", BUSYBOX_IMAGE)
         .env("BRIX_E2E_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
         .env("BRIX_E2E_BUILDKIT_VERSION", buildkit::BUILDKIT_VERSION)
+        .env("BRIX_E2E_BUILDCTL", buildkit::bin_dir(ws).join("buildctl"))
         .env("BRIX_E2E_BRIX_BIN", &brix_bin)
         .env("BRIX_E2E_DOCKER_HOST", &engines[0])
         .env("BRIX_E2E_DOCKER28_HOST", &engines[1])

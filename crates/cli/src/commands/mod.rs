@@ -4,6 +4,7 @@ pub mod binfmt;
 pub mod build;
 pub mod config;
 pub mod create;
+pub mod dial_stdio;
 pub mod du;
 pub mod imagetools;
 pub mod inspect;

@@ -5,7 +5,7 @@
 
 mod docker_session;
 mod finish;
-mod nodes;
+pub(crate) mod nodes;
 mod outputs;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
-//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat) and the
-//! busybox-static binaries for amd64 and arm64 that the base images are made of.
+//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux)
+//! and the busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
 use super::process::{self, output};
@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Packages installed system-wide. runc and containerd come with docker.io.
-/// socat: `buildctl` reaches `brix dial-stdio` through a socket socat serves.
+/// socat: `buildctl` reaches `brix dial-stdio` through a socket socat serves; tmux: the tty
+/// progress display is checked in a real terminal.
 const PACKAGES: &[&str] = &[
     "docker.io",
     "docker-registry",
     "qemu-user-static",
     "skopeo",
     "socat",
+    "tmux",
 ];
 
 /// Architectures the busybox base image is published for (Debian names).

@@ -101,6 +101,9 @@ struct State {
     header: Option<String>,
     right_label: String,
     order: Vec<Key>,
+    /// Vertices in the order they started (or finished, for ones never reported started):
+    /// the order buildx's tty display lists them in.
+    started_order: Vec<Key>,
     vertices: HashMap<Key, Vertex>,
     next_index: usize,
     current: Option<Key>,
@@ -131,6 +134,7 @@ impl Printer {
                 header,
                 right_label,
                 order: Vec::new(),
+                started_order: Vec::new(),
                 vertices: HashMap::new(),
                 next_index: 1,
                 current: None,
@@ -383,6 +387,12 @@ impl State {
                     );
                 }
             }
+            if let Some(v) = self.vertices.get(&key)
+                && (v.record.started.is_some() || v.record.completed.is_some())
+                && !self.started_order.contains(&key)
+            {
+                self.started_order.push(key.clone());
+            }
             if let Some(v) = self.vertices.get_mut(&key)
                 && v.record.completed.is_some()
                 && !v.partial.is_empty()
@@ -584,16 +594,18 @@ impl State {
             .count();
         let all_done = last || (total > 0 && done == total);
         let elapsed = self.started.elapsed().as_secs_f64();
-        let mut lines = Vec::new();
         let head = format!(
             "[+] Building {elapsed:.1}s ({done}/{total}){}",
             if all_done { " FINISHED" } else { "" }
         );
-        lines.push(fit(&head, &self.right_label, width));
-        for key in &self.order {
+        let header = fit(&head, &self.right_label, width);
+        // Each step with its status and log lines; whether it is done.
+        let mut groups: Vec<(bool, Vec<String>)> = Vec::new();
+        for key in &self.started_order {
             let Some(v) = self.vertices.get(key) else {
                 continue;
             };
+            let mut lines = Vec::new();
             let state = v.record.state();
             let prefix = match state {
                 VertexState::Cached => "CACHED ",
@@ -643,14 +655,18 @@ impl State {
                     lines.push(fit(&format!(" => => # {l}"), "", width));
                 }
             }
+            groups.push((v.record.completed.is_some(), lines));
         }
-        // Cursor-up cannot reach above the screen: while redrawing, keep to its height by
-        // showing the header and the latest steps; the final frame shows everything.
-        let max = terminal_height().saturating_sub(1).max(5);
-        if !last && lines.len() > max {
-            let cut = lines.len() - (max - 1);
-            lines.drain(1..=cut);
-        }
+        // Cursor-up cannot reach above the screen: while redrawing, keep to its height, the
+        // header always shown; the final frame shows everything.
+        let room = terminal_height().saturating_sub(2).max(4);
+        let lines = if last {
+            std::iter::once(header)
+                .chain(groups.into_iter().flat_map(|(_, l)| l))
+                .collect()
+        } else {
+            fit_frame(header, groups, room)
+        };
         let mut err = std::io::stderr().lock();
         let mut buf = String::new();
         if self.drawn_lines > 0 {
@@ -661,6 +677,8 @@ impl State {
             buf.push_str(l);
             buf.push_str("\x1b[K\n");
         }
+        // Nothing of an earlier, taller frame stays below this one.
+        buf.push_str("\x1b[J");
         let _ = err.write_all(buf.as_bytes());
         let _ = err.flush();
         self.drawn_lines = lines.len();
@@ -741,20 +759,50 @@ fn bytes(n: i64) -> String {
     format!("{v:.2}{}", UNITS[i])
 }
 
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
+/// The header, then as many steps as fit in `room` lines: steps that are done go first
+/// (oldest first), so running ones stay visible, as buildx's display wraps; when running
+/// steps alone do not fit, their oldest lines go.
+fn fit_frame(header: String, mut groups: Vec<(bool, Vec<String>)>, room: usize) -> Vec<String> {
+    let mut count: usize = groups.iter().map(|(_, l)| l.len()).sum();
+    let mut i = 0;
+    while count > room && i < groups.len() {
+        if groups[i].0 {
+            count -= groups.remove(i).1.len();
+        } else {
+            i += 1;
+        }
+    }
+    let mut body: Vec<String> = groups.into_iter().flat_map(|(_, l)| l).collect();
+    if body.len() > room {
+        body.drain(..body.len() - room);
+    }
+    std::iter::once(header).chain(body).collect()
+}
+
+/// The terminal's size as stderr's terminal reports it (`COLUMNS`/`LINES` when it does
+/// not), as buildx's console does.
+fn terminal_size() -> (usize, usize) {
+    let reported = rustix::termios::tcgetwinsize(std::io::stderr())
         .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|w| *w >= 40)
-        .unwrap_or(100)
+        .filter(|ws| ws.ws_col > 0 && ws.ws_row > 0)
+        .map(|ws| (usize::from(ws.ws_col), usize::from(ws.ws_row)));
+    reported.unwrap_or_else(|| {
+        let env = |name: &str, fallback: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(fallback)
+        };
+        (env("COLUMNS", 80), env("LINES", 24))
+    })
+}
+
+fn terminal_width() -> usize {
+    terminal_size().0.max(20)
 }
 
 fn terminal_height() -> usize {
-    std::env::var("LINES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|h| *h >= 5)
-        .unwrap_or(40)
+    terminal_size().1.max(5)
 }
 
 fn fit(left: &str, right: &str, w: usize) -> String {
@@ -1016,6 +1064,78 @@ mod tests {
                 .iter()
                 .any(|(_, l)| l == "recreated with a capability set")
         }));
+    }
+
+    #[test]
+    fn steps_are_listed_in_the_order_they_started() {
+        use brix_solver_client::progress::VertexUpdate;
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let vertex = |digest: &str, name: &str, started: Option<SystemTime>| {
+            ProgressEvent::Vertex(VertexUpdate {
+                digest: digest.into(),
+                inputs: Vec::new(),
+                name: name.into(),
+                started,
+                completed: None,
+                cached: false,
+                error: None,
+                progress_group: None,
+            })
+        };
+        let printer = Printer::new(ProgressMode::Quiet, None, String::new());
+        let mut st = printer.lock();
+        // BuildKit announces a solve's steps last first, before any has started.
+        for (d, n) in [
+            ("c", "[3/3] RUN c"),
+            ("b", "[2/3] RUN b"),
+            ("a", "[1/3] FROM a"),
+        ] {
+            st.apply((0, d.into()), vertex(d, n, None), None);
+        }
+        assert!(st.started_order.is_empty(), "nothing started yet");
+        for (i, (d, n)) in [
+            ("a", "[1/3] FROM a"),
+            ("b", "[2/3] RUN b"),
+            ("c", "[3/3] RUN c"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = t0 + Duration::from_secs(i as u64);
+            st.apply((0, d.into()), vertex(d, n, Some(at)), None);
+        }
+        let names: Vec<&str> = st
+            .started_order
+            .iter()
+            .map(|k| st.vertices[k].name.as_str())
+            .collect();
+        assert_eq!(names, ["[1/3] FROM a", "[2/3] RUN b", "[3/3] RUN c"]);
+    }
+
+    #[test]
+    fn a_frame_taller_than_the_terminal_keeps_the_header_and_running_steps() {
+        let group = |done: bool, name: &str, n: usize| {
+            (
+                done,
+                (0..n).map(|i| format!("{name}{i}")).collect::<Vec<_>>(),
+            )
+        };
+        let frame = fit_frame(
+            "HEADER".into(),
+            vec![
+                group(true, "old", 3),
+                group(false, "run", 2),
+                group(true, "new", 2),
+            ],
+            4,
+        );
+        assert_eq!(frame, ["HEADER", "run0", "run1", "new0", "new1"]);
+        // Running steps alone too tall: their oldest lines go, never the header.
+        let frame = fit_frame("HEADER".into(), vec![group(false, "run", 6)], 3);
+        assert_eq!(frame, ["HEADER", "run3", "run4", "run5"]);
+        // It fits: nothing goes.
+        let frame = fit_frame("H".into(), vec![group(true, "a", 1)], 3);
+        assert_eq!(frame, ["H", "a0"]);
     }
 
     #[test]

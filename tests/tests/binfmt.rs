@@ -126,7 +126,7 @@ impl<'a> FreshBuilder<'a> {
     }
 
     fn container(&self) -> String {
-        format!("brix_buildkit_{}0", self.name)
+        format!("buildx_buildkit_{}0", self.name)
     }
 }
 

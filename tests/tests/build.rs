@@ -14,7 +14,7 @@ use brix_e2e::{E2eEnv, Run, docker, path, run, skopeo, unique_name};
 const BUILDKITD_TOML: &str = "[registry.\"localhost:5000\"]\n  http = true\n";
 
 /// One docker-container builder shared by the tests of this file (booting one takes
-/// seconds). Its container and volume are named `brix_buildkit_brix-e2e-…`, which
+/// seconds). Its container and volume are named `buildx_buildkit_brix-e2e-…`, which
 /// `cargo xtask e2e` removes after the run.
 struct Builder {
     env: E2eEnv,

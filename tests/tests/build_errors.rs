@@ -69,7 +69,7 @@ impl Builder {
 
     /// The BuildKit container of this builder's only node.
     fn container(&self) -> String {
-        format!("brix_buildkit_{}0", self.name)
+        format!("buildx_buildkit_{}0", self.name)
     }
 
     /// A build context with `Dockerfile` and nothing else.

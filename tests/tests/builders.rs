@@ -56,7 +56,7 @@ impl Drop for Builders {
     fn drop(&mut self) {
         for name in &self.created {
             let _ = self.brix(&["rm", "-f", name]);
-            remove_node_container(&format!("brix_buildkit_{name}0"));
+            remove_node_container(&format!("buildx_buildkit_{name}0"));
         }
     }
 }
@@ -115,7 +115,7 @@ fn seed_flow_create_use_inspect_bootstrap_stop_rm() {
     let Some(env) = E2eEnv::get() else { return };
     let mut b = Builders::new(env, "seed");
     let name = unique_name("seed");
-    let container = format!("brix_buildkit_{name}0");
+    let container = format!("buildx_buildkit_{name}0");
     let volume = format!("{container}_state");
     let cfg = b.write("buildkitd.toml", SEED_CONFIG);
     b.track(&name);
@@ -274,7 +274,7 @@ fn rm_keep_state_keeps_the_volume() {
     let mut b = Builders::new(env, "keep-state");
     let name = unique_name("keep");
     b.track(&name);
-    let container = format!("brix_buildkit_{name}0");
+    let container = format!("buildx_buildkit_{name}0");
     let volume = format!("{container}_state");
     b.brix(&["create", "--name", &name, "--bootstrap"]).ok();
     assert!(exists("container", &container));
@@ -599,7 +599,7 @@ fn bad_input_gives_one_clear_error_each() {
         ]),
         &["bad.toml:3"],
     );
-    assert!(!exists("container", &format!("brix_buildkit_{name}0")));
+    assert!(!exists("container", &format!("buildx_buildkit_{name}0")));
     fails_with(b.brix(&["inspect", &name]), &["no builder"]);
 
     // The Docker engine is down.

@@ -50,7 +50,7 @@ impl CacheBuilder {
     }
 
     fn container(&self) -> String {
-        format!("brix_buildkit_{}0", self.name)
+        format!("buildx_buildkit_{}0", self.name)
     }
 
     /// The records as the daemon itself reports them (`buildctl du`, JSON with byte sizes).

@@ -126,8 +126,8 @@ fn brix_sends_the_context_exactly_as_buildx_does() {
         "--bootstrap",
     ]))
     .ok();
-    // brix names a builder's node `<builder>0` and its container `brix_buildkit_<node>`.
-    let container = format!("brix_buildkit_{}0", b.brix_name);
+    // brix names a builder's node `<builder>0` and its container `buildx_buildkit_<node>`.
+    let container = format!("buildx_buildkit_{}0", b.brix_name);
     brix_e2e::docker(["inspect", "--type", "container", &container]).ok();
     run(b.buildx().args([
         "create",

@@ -98,7 +98,7 @@ fn buildctl_reaches_the_builder_through_dial_stdio_as_through_buildx() {
             .env("BUILDX_CONFIG", &buildx_config)
             .env("DOCKER_HOST", &env.docker_host)
             .args(["buildx", "create", "--name", &bx_name, "--driver", "remote"])
-            .arg(format!("docker-container://brix_buildkit_{name}0")))
+            .arg(format!("docker-container://buildx_buildkit_{name}0")))
         .ok();
         let theirs = dir.join("buildx.sock");
         let command = format!("docker buildx --builder {bx_name} dial-stdio");

@@ -218,7 +218,7 @@ fn seed_flow_on_the_docker_container_driver_of_the_current_engine() {
     assert!(inspect.stdout.contains("linux/arm64"), "{}", inspect.stdout);
     let containers = engine.docker(["ps", "--format", "{{.Names}}"]).ok().stdout;
     assert!(
-        containers.contains(&format!("brix_buildkit_{name}0")),
+        containers.contains(&format!("buildx_buildkit_{name}0")),
         "the builder runs on the current engine: {containers}"
     );
     let (r, image) = two_platform_push(&env, &store, &engine, &name, "engines-seed-push");

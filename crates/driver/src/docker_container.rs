@@ -1,5 +1,5 @@
 //! The docker-container driver: BuildKit in a container on a Docker engine, named
-//! `brix_buildkit_<node>`, with its state in the volume `brix_buildkit_<node>_state`.
+//! `buildx_buildkit_<node>`, with its state in the volume `buildx_buildkit_<node>_state`.
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -26,8 +26,9 @@ use crate::driver::{
 
 /// The BuildKit image used unless `--driver-opt image=` says otherwise.
 pub const DEFAULT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
-/// Prefix of container names; buildx uses `buildx_buildkit_`, so both live side by side.
-pub const CONTAINER_PREFIX: &str = "brix_buildkit_";
+/// Prefix of container (and `_state` volume) names: buildx's own, so that a builder in the
+/// store brix shares with buildx is the same container to both tools.
+pub const CONTAINER_PREFIX: &str = "buildx_buildkit_";
 /// Suffix of the state volume's name.
 pub const VOLUME_SUFFIX: &str = "_state";
 /// Where the state volume is mounted.
@@ -693,7 +694,7 @@ async fn dial_stdio(
     }
 }
 
-/// `brix_buildkit_<node>`.
+/// `buildx_buildkit_<node>`.
 pub fn container_name(node: &str) -> String {
     format!("{CONTAINER_PREFIX}{node}")
 }

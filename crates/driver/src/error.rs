@@ -22,7 +22,7 @@ pub enum DriverError {
     /// A Docker API call failed.
     #[error("{action}: {source}")]
     Docker {
-        /// What was being done, e.g. `creating container brix_buildkit_x0`.
+        /// What was being done, e.g. `creating container buildx_buildkit_x0`.
         action: String,
         /// The underlying error.
         source: bollard::errors::Error,

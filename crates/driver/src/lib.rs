@@ -1,15 +1,16 @@
 //! brix-driver: builders and the drivers that boot and connect to their BuildKit daemons
 //! (docker-container, docker, remote), the builder store, and QEMU/binfmt management.
 //!
-//! - [`store`]: named builders on disk in buildx's JSON shape, under `$BRIX_CONFIG`, else
-//!   `$DOCKER_CONFIG/brix`, else `~/.docker/brix`; every access is a locked [`Txn`].
+//! - [`store`]: named builders on disk, the store buildx keeps (`$BRIX_CONFIG`, else
+//!   `$BUILDX_CONFIG`, else `$DOCKER_CONFIG/buildx`, else `~/.docker/buildx`), shared with
+//!   it; every access is a locked [`Txn`].
 //! - [`builder`]: creating builders from `brix create` options, resolving the current one,
 //!   and making the [`Driver`] for each node.
 //! - [`Driver`]: `status`, `bootstrap` (with [`BootstrapEvent`] progress), `stop`, `rm`,
 //!   `dial` (a raw HTTP/2 stream) and `connect` (a
 //!   [`brix_solver_client::ControlClient`]).
-//! - [`docker_container`]: BuildKit in `brix_buildkit_<node>` with the volume
-//!   `brix_buildkit_<node>_state`. Driver option `privileged=auto|true|false` (default
+//! - [`docker_container`]: BuildKit in `buildx_buildkit_<node>` with the volume
+//!   `buildx_buildkit_<node>_state`. Driver option `privileged=auto|true|false` (default
 //!   `auto`): `auto` asks for a privileged container like buildx and, where the engine
 //!   refuses ("unable to apply caps"), recreates it with
 //!   [`docker_container::CAPABILITY_FALLBACK`] and says so; `true` never falls back;

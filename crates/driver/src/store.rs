@@ -1,7 +1,9 @@
 //! The builder store: named builders (node groups) on disk, in buildx's JSON shape.
 //!
-//! Layout under the store root (`$BRIX_CONFIG`, else `$DOCKER_CONFIG/brix`, else
-//! `~/.docker/brix`), the same as buildx keeps under its own root:
+//! The store is buildx's own (`$BUILDX_CONFIG`, else `$DOCKER_CONFIG/buildx`, else
+//! `~/.docker/buildx`; `$BRIX_CONFIG` overrides all three), so a builder created by either
+//! tool is listed, used and removed by the other. Its layout, which both tools read and
+//! write (under the same `flock` on `.lock`):
 //!
 //! | path | contents |
 //! |---|---|
@@ -36,7 +38,9 @@ const LOCK_FILE: &str = ".lock";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No home directory and no `BRIX_CONFIG`/`DOCKER_CONFIG` to place the store in.
-    #[error("cannot find the brix store: set BRIX_CONFIG (or DOCKER_CONFIG, or HOME)")]
+    #[error(
+        "cannot find the builder store: set BUILDX_CONFIG or BRIX_CONFIG (or DOCKER_CONFIG, or HOME)"
+    )]
     NoRoot,
     /// A file or directory of the store could not be read or written.
     #[error("builder store {path}: {source}")]
@@ -194,18 +198,18 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
     }
 }
 
-/// The directory that holds brix's builder store: `$BRIX_CONFIG`, else `$DOCKER_CONFIG/brix`,
-/// else `~/.docker/brix`.
+/// The directory that holds the builder store, shared with buildx: `$BRIX_CONFIG`, else
+/// buildx's `$BUILDX_CONFIG`, else `$DOCKER_CONFIG/buildx`, else `~/.docker/buildx`.
 pub fn default_root() -> Result<PathBuf, StoreError> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(p) = non_empty("BRIX_CONFIG") {
+    if let Some(p) = non_empty("BRIX_CONFIG").or_else(|| non_empty("BUILDX_CONFIG")) {
         return Ok(PathBuf::from(p));
     }
     if let Some(p) = non_empty("DOCKER_CONFIG") {
-        return Ok(PathBuf::from(p).join("brix"));
+        return Ok(PathBuf::from(p).join("buildx"));
     }
     non_empty("HOME")
-        .map(|h| PathBuf::from(h).join(".docker").join("brix"))
+        .map(|h| PathBuf::from(h).join(".docker").join("buildx"))
         .ok_or(StoreError::NoRoot)
 }
 

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The brix builder the bench creates (its one node's container is
-/// `brix_buildkit_brix-bench0`).
+/// `buildx_buildkit_brix-bench0`).
 pub const BRIX_BUILDER: &str = "brix-bench";
 /// The buildx builder, a remote-driver builder on the same daemon.
 pub const BUILDX_BUILDER: &str = "buildx-bench";
 /// The BuildKit container both builders use.
-pub const CONTAINER: &str = "brix_buildkit_brix-bench0";
+pub const CONTAINER: &str = "buildx_buildkit_brix-bench0";
 
 /// The Debian package that ships the buildx CLI plugin (0.29 in unstable).
 const BUILDX_PACKAGE: &str = "docker-buildx";

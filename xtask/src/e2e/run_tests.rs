@@ -5,7 +5,7 @@
 //! Several runs may share one engine (developers on one machine, or a run in another
 //! checkout), so each run has an id, xtask's own pid, passed as `BRIX_E2E_RUN_ID`. The tests'
 //! helpers (`tests/src/lib.rs`) name what they create `brix-e2e-<run id>-...` (brix builders
-//! too: their containers become `brix_buildkit_brix-e2e-<run id>-...`) and label it
+//! too: their containers become `buildx_buildkit_brix-e2e-<run id>-...`) and label it
 //! `dev.brix.e2e=<run id>`. After the tests, exactly this run's things are removed; before
 //! them, what runs that no longer exist (no such process) left behind, e.g. after a Ctrl-C.
 
@@ -62,7 +62,7 @@ pub fn run(
         .env("BRIX_E2E_DOCKER_HOST", &engines[0])
         .env("BRIX_E2E_DOCKER28_HOST", &engines[1])
         .env("BRIX_E2E_WORK_DIR", &work_dir)
-        // Builders the tests create live here, not in the user's ~/.docker/brix, and not in
+        // Builders the tests create live here, not in the user's ~/.docker/buildx, and not in
         // another run's store (`brix use` changes the store's current builder).
         .env("BRIX_CONFIG", &brix_config);
     // Real buildx for the side-by-side tests: present after the `buildx` setup step, or
@@ -173,7 +173,7 @@ fn clean_up(ws: &Workspace, engines: &[String], run_id: &str) -> Result<Removed>
 /// Removes the containers, volumes and images of run `run_id` on the engine at `host`.
 fn clean_up_engine(host: &str, run_id: &str) -> Result<Removed> {
     // Docker's name filter matches anywhere in the name, so this also catches the builders'
-    // `brix_buildkit_brix-e2e-<id>-...` containers and `..._state` volumes.
+    // `buildx_buildkit_brix-e2e-<id>-...` containers and `..._state` volumes.
     let name = format!("name={TEST_PREFIX}{run_id}-");
     let label = format!("label={TEST_LABEL}={run_id}");
     let containers = lines(
@@ -293,7 +293,7 @@ fn is_run_id(text: &str) -> bool {
 }
 
 /// The run id in a name made by the tests' `unique_name`, wherever it sits in the name
-/// (`brix-e2e-123-seed-456-0`, `brix_buildkit_brix-e2e-123-seed-456-00_state`).
+/// (`brix-e2e-123-seed-456-0`, `buildx_buildkit_brix-e2e-123-seed-456-00_state`).
 fn run_id_in_name(name: &str) -> Option<String> {
     let (_, rest) = name.split_once(TEST_PREFIX)?;
     let id = rest.split('-').next()?;
@@ -338,7 +338,7 @@ mod tests {
             Some("123")
         );
         assert_eq!(
-            run_id_in_name("brix_buildkit_brix-e2e-77-keep-9-1_state").as_deref(),
+            run_id_in_name("buildx_buildkit_brix-e2e-77-keep-9-1_state").as_deref(),
             Some("77")
         );
         // Names from before run ids, or not from the tests at all.

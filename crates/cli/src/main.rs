@@ -2,10 +2,12 @@
 
 mod commands;
 mod errors;
+mod plugin;
 mod progress;
 mod tabwriter;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Build multi-architecture container images with BuildKit.
@@ -57,7 +59,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let run = match plugin::prepare() {
+        Ok(plugin::Invocation::Run(run)) => run,
+        Ok(plugin::Invocation::Metadata(personality)) => {
+            println!("{}", plugin::metadata_json(personality));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {}", errors::one_line(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = match parse(&run) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if cli.debug {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
@@ -93,6 +109,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses brix's arguments with the name `run` shows in help (`docker buildx` as buildx); no
+/// command at all prints the help and succeeds, as buildx does.
+fn parse(run: &plugin::Run) -> Result<Cli, ExitCode> {
+    let matches = Cli::command()
+        .bin_name(&run.display_name)
+        .try_get_matches_from(&run.args);
+    let mut cli = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            // A closed pipe (`docker buildx | head`) is not an error.
+            let _ = write!(std::io::stdout(), "{}", err.render());
+            return Err(ExitCode::SUCCESS);
+        }
+        Err(err) => err.exit(),
+    };
+    if let Command::Version(args) = &mut cli.command {
+        args.as_buildx = run.personality == plugin::Personality::Buildx;
+    }
+    Ok(cli)
 }
 
 /// Applies the global `--builder` to the commands that act on a builder, where the command's

@@ -273,16 +273,8 @@ impl PluginCall {
                  reach the engine through a unix socket or plain tcp:// instead"
             );
         }
-        if let Some(context) = &self.context
-            && context != "default"
-            && !self.help
-            && !is_version(&self.args)
-        {
-            bail!(
-                "brix does not support Docker contexts yet (docker --context {context}): set \
-                 DOCKER_HOST to the context's endpoint instead, as printed by `docker context \
-                 inspect {context} --format '{{{{.Endpoints.docker.Host}}}}'`"
-            );
+        if self.context.is_some() && !self.hosts.is_empty() {
+            bail!("conflicting options: either specify --host or --context, not both");
         }
         let display_name = format!("docker {}", self.name);
         let mut args = vec![OsString::from(&display_name)];
@@ -299,6 +291,12 @@ impl PluginCall {
         }
         if let Some(config) = self.config {
             env.push(("DOCKER_CONFIG", config));
+        }
+        // `--context NAME` wins over DOCKER_HOST, as in the docker CLI: brix reads the context
+        // from DOCKER_CONTEXT, and an empty DOCKER_HOST counts as unset.
+        if let Some(context) = self.context {
+            env.push(("DOCKER_CONTEXT", context.into()));
+            env.push(("DOCKER_HOST", OsString::new()));
         }
         Ok(Run {
             personality: Personality::of_name(&self.name),
@@ -317,22 +315,6 @@ fn parse_bool(value: Option<&str>) -> Option<bool> {
         Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Some(false),
         Some(_) => None,
     }
-}
-
-/// Whether brix's arguments run `version`, which needs no engine (buildx prints its version
-/// whatever the context).
-fn is_version(args: &[OsString]) -> bool {
-    let mut args = args.iter().map(|a| a.to_str().unwrap_or_default());
-    while let Some(arg) = args.next() {
-        match arg {
-            "--builder" => {
-                args.next();
-            }
-            a if a.starts_with('-') => {}
-            a => return a == "version",
-        }
-    }
-    false
 }
 
 /// The plugin metadata the docker CLI asks for with `docker-cli-plugin-metadata`; as buildx,
@@ -498,16 +480,31 @@ mod tests {
     }
 
     #[test]
-    fn contexts_tls_and_two_hosts_are_refused_but_version_needs_no_context() {
+    fn contexts_become_docker_context_and_tls_and_two_hosts_are_refused() {
         let err = |args: &[&str]| {
             Invocation::parse(os(args), true)
                 .expect_err("refused")
                 .to_string()
         };
-        assert!(err(&["docker-brix", "--context", "remote", "brix", "ls"]).contains("contexts"));
-        assert!(err(&["docker-brix", "-c", "remote", "brix", "build", "."]).contains("contexts"));
         assert!(err(&["docker-brix", "--tlsverify=false", "brix", "ls"]).contains("TLS"));
         assert!(err(&["docker-brix", "-H", "a", "-H", "b", "brix", "ls"]).contains("only one"));
+        assert!(
+            err(&["docker-brix", "-c", "remote", "-H", "a", "brix", "ls"])
+                .contains("either specify --host or --context")
+        );
+        // The context reaches brix as DOCKER_CONTEXT, over any DOCKER_HOST.
+        let r = run(&["docker-brix", "--context", "remote", "brix", "ls"], true);
+        assert_eq!(r.args, os(&["docker brix", "ls"]));
+        assert!(
+            r.env.contains(&("DOCKER_CONTEXT", "remote".into())),
+            "{:?}",
+            r.env
+        );
+        assert!(
+            r.env.contains(&("DOCKER_HOST", OsString::new())),
+            "{:?}",
+            r.env
+        );
         let r = run(
             &[
                 "docker-buildx",

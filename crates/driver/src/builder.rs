@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::docker_api::current_docker_endpoint;
+use crate::docker_api::{current_docker_endpoint, current_store_key};
 use crate::docker_container::DockerContainerDriver;
-use crate::store::{Node, NodeGroup, Txn, validate_name};
+use crate::docker_context;
+use crate::store::{Node, NodeGroup, StoreError, Txn, validate_name};
 use crate::{Driver, DriverError};
 use brix_config::Platform;
 
@@ -141,15 +142,23 @@ pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, Driver
             crate::remote::validate_endpoint(&ep)?;
             ep
         }
+        // As buildx: a docker context is kept by name (its engine may move), the `default`
+        // context by its address.
         _ => match &opts.endpoint {
-            Some(ep) if ep == "default" => current_docker_endpoint(),
+            Some(ep) if ep == docker_context::DEFAULT_CONTEXT => current_docker_endpoint(),
             Some(ep) if ep.contains("://") => ep.clone(),
-            Some(ep) => {
-                return Err(DriverError::Invalid(format!(
-                    "invalid endpoint {ep:?}: give a Docker host such as unix:///var/run/docker.sock or tcp://host:2375"
-                )));
-            }
-            None => current_docker_endpoint(),
+            Some(ep) => match docker_context::get(ep) {
+                Ok(_) => ep.clone(),
+                Err(_) => {
+                    return Err(DriverError::Invalid(format!(
+                        "invalid endpoint {ep:?}: give a docker context (see `docker context ls`) or a Docker host such as unix:///var/run/docker.sock or tcp://host:2375"
+                    )));
+                }
+            },
+            None => match docker_context::current_name() {
+                name if name == docker_context::DEFAULT_CONTEXT => current_docker_endpoint(),
+                name => name,
+            },
         },
     };
 
@@ -489,26 +498,66 @@ pub fn builder_from_env() -> Option<String> {
 
 /// The builder a command means: `name` if given (`default` included), else the environment's
 /// ([`builder_from_env`]), else the current builder for this Docker endpoint, else `default`.
+///
+/// A docker context is a builder too (the `docker` driver on its engine): named directly, or
+/// as the current context when no builder is current. A current context that does not exist
+/// (`DOCKER_CONTEXT` misspelt) is an error, never a silent fallback to another engine.
 pub fn resolve(txn: &Txn<'_>, name: Option<&str>) -> Result<NodeGroup, DriverError> {
     let env = builder_from_env();
     let name = match name.map(str::to_string).or(env) {
         Some(n) => n,
-        None => match txn.current(&current_docker_endpoint())? {
+        None => match txn.current(&current_store_key())? {
             Some(n) => n,
-            None => return Ok(default_builder()),
+            None => match docker_context::current() {
+                Ok(ctx) => ctx.name,
+                Err(_) => {
+                    let name = docker_context::current_name();
+                    return Err(DriverError::Invalid(format!(
+                        "no builder {name:?} found: the current docker context (DOCKER_CONTEXT or `docker context use`) does not exist; see `docker context ls`"
+                    )));
+                }
+            },
         },
     };
     if name == DEFAULT_BUILDER {
         return Ok(default_builder());
     }
-    Ok(txn.node_group(&name)?)
+    match txn.node_group(&name) {
+        Err(StoreError::NotFound(missing)) => match docker_context::get(&name) {
+            Ok(ctx) => Ok(context_builder(&ctx.name)),
+            Err(_) => Err(StoreError::NotFound(missing).into()),
+        },
+        other => Ok(other?),
+    }
 }
 
-/// Every builder in the store, sorted by name, then `default`, in the order `brix ls` shows
-/// them (buildx lists Docker-context builders after the stored ones).
+/// The builder a docker context is: the `docker` driver on that context's engine, one node
+/// named after it.
+pub fn context_builder(context: &str) -> NodeGroup {
+    if context == DEFAULT_BUILDER {
+        return default_builder();
+    }
+    NodeGroup {
+        name: context.to_string(),
+        driver: "docker".to_string(),
+        nodes: vec![Node {
+            name: context.to_string(),
+            endpoint: context.to_string(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Every builder in the store, sorted by name, then one per docker context (sorted, `default`
+/// included) whose name no stored builder has, in the order `brix ls` shows them (buildx's).
 pub fn list_all(txn: &Txn<'_>) -> Result<Vec<NodeGroup>, DriverError> {
     let mut all = txn.list()?;
-    all.push(default_builder());
+    for ctx in docker_context::list() {
+        if !all.iter().any(|ng| ng.name == ctx.name) {
+            all.push(context_builder(&ctx.name));
+        }
+    }
     Ok(all)
 }
 
@@ -522,14 +571,9 @@ pub fn driver_for(ng: &NodeGroup, node: &Node) -> Result<Box<dyn Driver>, Driver
             node.buildkitd_flags.clone(),
             node.files.clone(),
         )?)),
-        "docker" => {
-            let ep = if node.endpoint == DEFAULT_BUILDER {
-                current_docker_endpoint()
-            } else {
-                node.endpoint.clone()
-            };
-            Ok(Box::new(crate::docker::DockerDriver::new(&ep)?))
-        }
+        // The endpoint is resolved by the driver: an address, or a docker context's name
+        // (`default`: the default context, DOCKER_HOST or the local socket).
+        "docker" => Ok(Box::new(crate::docker::DockerDriver::new(&node.endpoint)?)),
         "remote" => Ok(Box::new(crate::remote::RemoteDriver::new(
             &node.endpoint,
             &node.driver_opts,

@@ -2,7 +2,6 @@
 //! `/grpc` endpoint (an HTTP/1.1 upgrade to h2c, then gRPC on the raw socket).
 
 use futures_util::future::BoxFuture;
-use hyper_util::rt::TokioIo;
 
 use brix_solver_client::ControlClient;
 
@@ -12,15 +11,20 @@ use crate::driver::{BootstrapSink, BoxedDaemonIo, Driver, Features, RmOptions, S
 
 /// The engine's BuildKit.
 pub struct DockerDriver {
+    /// As the node stores it: an address, or a docker context's name (`default` included).
     endpoint: String,
+    /// The engine's address, for messages.
+    host: String,
     docker: bollard::Docker,
 }
 
 impl DockerDriver {
-    /// A driver for the engine at `endpoint` (`unix://…` or `tcp://…`).
+    /// A driver for the engine at `endpoint` (`unix://…`, `tcp://…`, or a docker context's
+    /// name).
     pub fn new(endpoint: &str) -> Result<Self, DriverError> {
         Ok(Self {
             endpoint: endpoint.to_string(),
+            host: crate::docker_api::resolve_endpoint(endpoint)?.host,
             docker: connect_docker(endpoint)?,
         })
     }
@@ -34,61 +38,7 @@ impl DockerDriver {
 /// `POST /grpc` with an h2c upgrade on the engine socket; the upgraded connection then
 /// carries gRPC with HTTP/2 prior knowledge.
 async fn upgrade_grpc(endpoint: &str) -> Result<BoxedDaemonIo, DriverError> {
-    let err = |reason: String| DriverError::Connect {
-        endpoint: endpoint.to_string(),
-        reason,
-    };
-    let unreachable = |e: std::io::Error| DriverError::DockerUnreachable {
-        endpoint: endpoint.to_string(),
-        source: bollard::errors::Error::IOError { err: e },
-    };
-    let (io, host): (BoxedDaemonIo, String) = match endpoint.split_once("://") {
-        Some(("unix", path)) => (
-            Box::pin(
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(unreachable)?,
-            ),
-            "docker".into(),
-        ),
-        Some(("tcp" | "http", hp)) => (
-            Box::pin(
-                tokio::net::TcpStream::connect(hp)
-                    .await
-                    .map_err(unreachable)?,
-            ),
-            hp.to_string(),
-        ),
-        _ => return Err(err("unsupported Docker endpoint scheme".into())),
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| err(format!("HTTP handshake: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!("docker /grpc connection ended: {e}");
-        }
-    });
-    let req = http::Request::post("/grpc")
-        .header(http::header::HOST, host)
-        .header(http::header::CONNECTION, "Upgrade")
-        .header(http::header::UPGRADE, "h2c")
-        .body(http_body_empty())
-        .map_err(|e| err(e.to_string()))?;
-    let res = sender
-        .send_request(req)
-        .await
-        .map_err(|e| err(format!("POST /grpc: {e}")))?;
-    if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-        return Err(err(format!(
-            "POST /grpc answered {} instead of 101 Switching Protocols (does this engine have BuildKit enabled?)",
-            res.status()
-        )));
-    }
-    let upgraded = hyper::upgrade::on(res)
-        .await
-        .map_err(|e| err(format!("upgrade: {e}")))?;
-    Ok(Box::pin(TokioIo::new(upgraded)))
+    crate::docker_api::upgrade_h2c(endpoint, "/grpc", &[]).await
 }
 
 /// The BuildKit version vendored in Docker engines whose BuildKit predates the `Info` call
@@ -105,10 +55,6 @@ pub fn engine_buildkit_version(engine: &str) -> Option<&'static str> {
     }
 }
 
-fn http_body_empty() -> http_body_util::Empty<bytes::Bytes> {
-    http_body_util::Empty::new()
-}
-
 impl Driver for DockerDriver {
     fn name(&self) -> &'static str {
         "docker"
@@ -119,7 +65,7 @@ impl Driver for DockerDriver {
             self.docker
                 .ping()
                 .await
-                .map_err(|e| docker_error(&self.endpoint, "pinging the Docker engine", e))?;
+                .map_err(|e| docker_error(&self.host, "pinging the Docker engine", e))?;
             Ok(Status::Running)
         })
     }
@@ -147,12 +93,14 @@ impl Driver for DockerDriver {
     fn connect(&self) -> BoxFuture<'_, Result<ControlClient, DriverError>> {
         let endpoint = self.endpoint.clone();
         Box::pin(async move {
-            let client =
-                ControlClient::from_connector(format!("docker /grpc at {endpoint}"), move || {
+            let client = ControlClient::from_connector(
+                format!("docker /grpc at {}", self.host),
+                move || {
                     let endpoint = endpoint.clone();
                     async move { upgrade_grpc(&endpoint).await.map_err(std::io::Error::other) }
-                })
-                .await?;
+                },
+            )
+            .await?;
             Ok(client)
         })
     }
@@ -175,7 +123,7 @@ impl Driver for DockerDriver {
     }
 
     fn describe(&self) -> String {
-        format!("the Docker engine at {}", self.endpoint)
+        format!("the Docker engine at {}", self.host)
     }
 }
 

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::DriverError;
+use crate::docker_context::{self, DockerContext};
 
 /// The Docker endpoint used when `DOCKER_HOST` is not set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -25,18 +26,59 @@ const API_VERSION: ClientVersion = ClientVersion {
 /// Request timeout in seconds for ordinary Docker API calls (pulls are streamed).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
-/// The current Docker endpoint: `$DOCKER_HOST`, else `unix:///var/run/docker.sock`.
-/// This is also the key under which the store records the current builder.
+/// The current Docker endpoint: the current docker context's (`$DOCKER_HOST`, else
+/// `$DOCKER_CONTEXT` or the CLI's current context, else `unix:///var/run/docker.sock`).
 pub fn current_docker_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_string())
+    docker_context::current()
+        .map(|c| c.host)
+        .unwrap_or_else(|_| DEFAULT_DOCKER_HOST.to_string())
 }
 
-/// Connects a bollard client to `endpoint` (`unix://…`, `tcp://…` or `http://…`).
-/// Nothing is sent yet; the first call reports an unreachable engine.
+/// The key under which the store records the current builder, as buildx keys it: the
+/// current context's name, or for the `default` context its engine address.
+pub fn current_store_key() -> String {
+    let name = docker_context::current_name();
+    if name == docker_context::DEFAULT_CONTEXT {
+        current_docker_endpoint()
+    } else {
+        name
+    }
+}
+
+/// An engine endpoint as nodes store it, resolved: an address as is, a docker context's name
+/// (`default` included) to its context.
+pub fn resolve_endpoint(endpoint: &str) -> Result<DockerContext, DriverError> {
+    if docker_context::is_context_name(endpoint) {
+        return docker_context::get(endpoint);
+    }
+    Ok(DockerContext {
+        name: String::new(),
+        host: endpoint.to_string(),
+        tls: None,
+        skip_tls_verify: false,
+    })
+}
+
+/// Connects a bollard client to `endpoint` (`unix://…`, `tcp://…`, `http://…`, or a docker
+/// context's name, TLS contexts included). Nothing is sent yet; the first call reports an
+/// unreachable engine.
 pub fn connect_docker(endpoint: &str) -> Result<Docker, DriverError> {
+    let ctx = resolve_endpoint(endpoint)?;
+    if let Some(tls) = &ctx.tls {
+        let (Some(key), Some(cert), Some(ca)) = (&tls.key, &tls.cert, &tls.ca) else {
+            return Err(DriverError::Invalid(format!(
+                "docker context {:?}: its TLS endpoint needs ca.pem, cert.pem and key.pem",
+                ctx.name
+            )));
+        };
+        let host = ctx.host.replacen("tcp://", "https://", 1);
+        return Docker::connect_with_ssl(&host, key, cert, ca, REQUEST_TIMEOUT_SECS, &API_VERSION)
+            .map_err(|source| DriverError::DockerUnreachable {
+                endpoint: ctx.host.clone(),
+                source,
+            });
+    }
+    let endpoint = ctx.host.as_str();
     let result = if endpoint.starts_with("unix://") {
         Docker::connect_with_unix(endpoint, REQUEST_TIMEOUT_SECS, &API_VERSION)
     } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
@@ -179,4 +221,86 @@ impl AsyncWrite for ExecIo {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.input.as_mut().poll_shutdown(cx)
     }
+}
+
+/// Opens `POST path` with an h2c upgrade on the engine at `endpoint` (an address or a docker
+/// context's name) and returns the upgraded connection: how the engine's own BuildKit is
+/// reached (`/grpc` for the control API, `/session` for a session, with its headers).
+pub async fn upgrade_h2c(
+    endpoint: &str,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<crate::BoxedDaemonIo, DriverError> {
+    use hyper_util::rt::TokioIo;
+    let ctx = resolve_endpoint(endpoint)?;
+    let host_url = ctx.host.as_str();
+    let err = |reason: String| DriverError::Connect {
+        endpoint: host_url.to_string(),
+        reason,
+    };
+    let unreachable = |e: io::Error| DriverError::DockerUnreachable {
+        endpoint: host_url.to_string(),
+        source: bollard::errors::Error::IOError { err: e },
+    };
+    if ctx.tls.is_some() {
+        return Err(err(
+            "the docker driver reaches the engine's BuildKit over plain connections only; for a TLS context use a docker-container builder (brix create --driver docker-container CONTEXT)".into(),
+        ));
+    }
+    let (io, host): (crate::BoxedDaemonIo, String) = match host_url.split_once("://") {
+        Some(("unix", p)) => (
+            Box::pin(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(unreachable)?,
+            ),
+            "docker".into(),
+        ),
+        Some(("tcp" | "http", hp)) => (
+            Box::pin(
+                tokio::net::TcpStream::connect(hp)
+                    .await
+                    .map_err(unreachable)?,
+            ),
+            hp.to_string(),
+        ),
+        _ => {
+            return Err(err(
+                "unsupported Docker endpoint scheme: use unix:// or tcp://".into(),
+            ));
+        }
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| err(format!("HTTP handshake: {e}")))?;
+    let what = path.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("docker {what} connection ended: {e}");
+        }
+    });
+    let mut req = http::Request::post(path)
+        .header(http::header::HOST, host)
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "h2c");
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|e| err(e.to_string()))?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| err(format!("POST {path}: {e}")))?;
+    if res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(err(format!(
+            "POST {path} answered {} instead of 101 Switching Protocols (does this engine have BuildKit enabled?)",
+            res.status()
+        )));
+    }
+    let upgraded = hyper::upgrade::on(res)
+        .await
+        .map_err(|e| err(format!("upgrade: {e}")))?;
+    Ok(Box::pin(TokioIo::new(upgraded)))
 }

@@ -4,6 +4,8 @@
 //! - [`store`]: named builders on disk, the store buildx keeps (`$BRIX_CONFIG`, else
 //!   `$BUILDX_CONFIG`, else `$DOCKER_CONFIG/buildx`, else `~/.docker/buildx`), shared with
 //!   it; every access is a locked [`Txn`].
+//! - [`docker_context`]: the docker CLI's contexts, each a `docker`-driver builder and a
+//!   possible endpoint (TLS included), and the current one as the docker CLI picks it.
 //! - [`builder`]: creating builders from `brix create` options, resolving the current one,
 //!   and making the [`Driver`] for each node.
 //! - [`Driver`]: `status`, `bootstrap` (with [`BootstrapEvent`] progress), `stop`, `rm`,
@@ -52,6 +54,7 @@ mod daemon_info;
 pub mod docker;
 pub mod docker_api;
 pub mod docker_container;
+pub mod docker_context;
 pub mod platforms;
 pub mod remote;
 pub use daemon_info::{DaemonInfo, daemon_info};

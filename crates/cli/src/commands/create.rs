@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use brix_driver::Store;
 use brix_driver::builder::{self, CreateOptions};
-use brix_driver::docker_api::current_docker_endpoint;
+use brix_driver::docker_api::current_store_key;
 
 use super::node_status::{boot, load_nodes, runtime};
 
@@ -102,7 +102,7 @@ pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if args.use_ {
-        txn.set_current(&current_docker_endpoint(), &ng.name, false, false)?;
+        txn.set_current(&current_store_key(), &ng.name, false, false)?;
     }
     // Booting can take long: do not hold the store lock meanwhile.
     drop(txn);

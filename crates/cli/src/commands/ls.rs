@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use brix_driver::builder::list_all;
-use brix_driver::docker_api::current_docker_endpoint;
+use brix_driver::docker_api::current_store_key;
 use brix_driver::{NodeGroup, Store, timefmt};
 use serde_json::{Value, json};
 
@@ -34,14 +34,25 @@ pub fn run(args: LsArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open_default()?;
     let (builders, current) = {
         let txn = store.txn()?;
-        let current = txn.current(&current_docker_endpoint())?;
+        let current = txn.current(&current_store_key())?;
         let env = args
             .builder
             .clone()
             .or_else(brix_driver::builder::builder_from_env);
         (
             list_all(&txn)?,
-            env.or(current).unwrap_or_else(|| "default".to_string()),
+            match env.or(current) {
+                Some(name) => name,
+                // As buildx: the current docker context must exist.
+                None => brix_driver::docker_context::current()
+                    .map(|c| c.name)
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "no builder {:?} found",
+                            brix_driver::docker_context::current_name()
+                        )
+                    })?,
+            },
         )
     };
     let rt = runtime()?;

@@ -133,7 +133,7 @@ pub(super) async fn finish(
             }
             Output::Image { push: true, .. } if !nodes[solved[0].node].features.direct_push => {
                 for name in output.names() {
-                    push_with_docker(&name, printer).await?;
+                    push_with_docker(&nodes[solved[0].node], &name, printer).await?;
                 }
             }
             _ => {}
@@ -293,9 +293,7 @@ async fn push_index_through_docker(
 ) -> anyhow::Result<AssembledIndex> {
     use brix_exporter::engine_image::{EngineImage, EngineImagePusher, remove_engine_images};
     let names = output.names();
-    let docker = brix_driver::docker_api::connect_docker(
-        &brix_driver::docker_api::current_docker_endpoint(),
-    )?;
+    let docker = engine_of(&nodes[solved[0].node])?;
     let images: Vec<EngineImage> = solved
         .iter()
         .filter_map(|s| s.platform.as_ref())
@@ -353,14 +351,26 @@ pub fn engine_temp_name(build_id: &str, platform: &brix_config::Platform) -> Str
     brix_exporter::engine_image::temporary_image_name(build_id, platform)
 }
 
+/// The engine a `docker` driver node is (its own endpoint: `--builder CONTEXT` may name
+/// another engine than the current one).
+fn engine_of(node: &BuildNode) -> anyhow::Result<bollard::Docker> {
+    let endpoint = node
+        .docker_endpoint
+        .as_deref()
+        .context("the engine's image store is only there on the docker driver")?;
+    Ok(brix_driver::docker_api::connect_docker(endpoint)?)
+}
+
 /// `docker push NAME` through the engine API (docker driver: the engine holds the image).
 /// Returns the pushed manifest's digest and size when the engine reports them.
-async fn push_with_docker(name: &str, printer: &Printer) -> anyhow::Result<Option<(String, u64)>> {
+async fn push_with_docker(
+    node: &BuildNode,
+    name: &str,
+    printer: &Printer,
+) -> anyhow::Result<Option<(String, u64)>> {
     let step = printer.client_step(format!("pushing {name} with docker"));
     let r = async {
-        let docker = brix_driver::docker_api::connect_docker(
-            &brix_driver::docker_api::current_docker_endpoint(),
-        )?;
+        let docker = engine_of(node)?;
         let r = ImageReference::parse(name)?;
         let image = match r.registry() {
             "docker.io" => r.repository().to_owned(),

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use brix_config::{Platform, RegistryConfig};
-use brix_driver::builder::{DEFAULT_BUILDER, driver_for};
-use brix_driver::docker_api::current_docker_endpoint;
+use brix_driver::builder::driver_for;
 use brix_driver::{Features, Node, NodeGroup, Status};
 use brix_solver_client::ControlClient;
 use brix_solver_client::workers::WorkerInfo;
@@ -147,13 +146,8 @@ async fn connect_node(
         .list_workers()
         .await
         .with_context(|| format!("listing the workers of {}", driver.describe()))?;
-    let docker_endpoint = (ng.driver == "docker").then(|| {
-        if node.endpoint == DEFAULT_BUILDER {
-            current_docker_endpoint()
-        } else {
-            node.endpoint.clone()
-        }
-    });
+    // As stored: an address or a docker context's name (`default`), resolved on use.
+    let docker_endpoint = (ng.driver == "docker").then(|| node.endpoint.clone());
     let registries = node
         .files
         .get("buildkitd.toml")

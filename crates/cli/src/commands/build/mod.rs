@@ -82,6 +82,10 @@ pub struct BuildArgs {
     /// provenance for image outputs, as buildx.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub provenance: Option<String>,
+    /// Attestation parameters (`type=provenance,mode=max,builder-id=…`): buildx's spelling of
+    /// `--provenance`.
+    #[arg(long = "attest")]
+    pub attests: Vec<String>,
     /// Suppress the build output and print the image ID on success.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -323,12 +327,15 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         secrets.insert(id, source);
     }
 
-    let provenance = match args.provenance.as_deref() {
+    let requested = provenance_request(args)?;
+    let provenance = match requested.as_deref() {
         Some("false" | "0") => None,
         None if no_default_attestations()? => None,
         Some("true" | "1") | None => Some("mode=min".to_owned()),
-        Some(v) if v.starts_with("mode=") => Some(v.to_owned()),
-        Some(v) => bail!("invalid --provenance value {v:?}: use true, false, mode=min or mode=max"),
+        Some(v) if v.split(',').all(|f| f.contains('=')) => Some(v.to_owned()),
+        Some(v) => bail!(
+            "invalid --provenance value {v:?}: use true, false, or key=value fields such as mode=min or mode=max"
+        ),
     };
     // Like buildx, provenance goes with image outputs only unless asked for explicitly. A
     // `docker` tarball with an attestation has no manifest.json, which engines without the
@@ -337,7 +344,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         && !outputs.iter().any(|o| matches!(o, Output::Docker { .. }));
     // The containerd image store loads images with attestations, and buildx adds its default
     // provenance there for `--load` too.
-    let engine_store_provenance = if args.provenance.is_none()
+    let engine_store_provenance = if requested.is_none()
         && !outputs
             .iter()
             .any(|o| o.is_image() || matches!(o, Output::Docker { dest: None, .. }))
@@ -346,7 +353,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     } else {
         provenance.clone()
     };
-    let provenance = if args.provenance.is_none() && !default_on {
+    let provenance = if requested.is_none() && !default_on {
         None
     } else {
         provenance
@@ -364,6 +371,45 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
     })
+}
+
+/// The provenance the command line asks for, as `--provenance` spells it (`true`, `false`,
+/// or its key=value fields), from `--provenance` or buildx's `--attest type=provenance,…`.
+/// Other attestation types are refused rather than dropped.
+fn provenance_request(args: &BuildArgs) -> anyhow::Result<Option<String>> {
+    let mut requested = args.provenance.clone();
+    for attest in &args.attests {
+        let mut kind = None;
+        let mut rest = Vec::new();
+        let mut disabled = false;
+        for field in attest.split(',').filter(|f| !f.is_empty()) {
+            match field.split_once('=') {
+                Some(("type", t)) => kind = Some(t),
+                Some(("disabled", v)) => disabled = parse_go_bool(v).unwrap_or(false),
+                Some(_) => rest.push(field),
+                None => bail!("invalid --attest {attest:?}: expected key=value fields"),
+            }
+        }
+        match kind {
+            Some("provenance") => {}
+            Some("sbom") => bail!(
+                "--attest {attest:?}: SBOM attestations are not supported by brix yet; leave it out or use buildx"
+            ),
+            Some(other) => bail!("invalid --attest {attest:?}: unknown type {other:?}"),
+            None => bail!("invalid --attest {attest:?}: type is required (type=provenance,…)"),
+        }
+        if requested.is_some() {
+            bail!("provenance is given twice (--provenance and --attest type=provenance): use one");
+        }
+        requested = Some(if disabled {
+            "false".to_owned()
+        } else if rest.is_empty() {
+            "true".to_owned()
+        } else {
+            rest.join(",")
+        });
+    }
+    Ok(requested)
 }
 
 /// `BUILDX_NO_DEFAULT_ATTESTATIONS`, read as buildx reads it (Go's `strconv.ParseBool`).
@@ -853,7 +899,64 @@ async fn run_one(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_go_bool;
+    use super::{BuildArgs, parse_go_bool, provenance_request};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        build: BuildArgs,
+    }
+
+    fn requested(args: &[&str]) -> anyhow::Result<Option<String>> {
+        let cmd = Cmd::try_parse_from(
+            std::iter::once("build")
+                .chain(args.iter().copied())
+                .chain(["."]),
+        )
+        .expect("parses");
+        provenance_request(&cmd.build)
+    }
+
+    #[test]
+    fn attest_is_provenance_under_buildx_s_spelling() {
+        assert_eq!(requested(&[]).expect("ok"), None);
+        assert_eq!(
+            requested(&[
+                "--attest",
+                "type=provenance,mode=max,builder-id=https://ci/run/1"
+            ])
+            .expect("ok")
+            .as_deref(),
+            Some("mode=max,builder-id=https://ci/run/1")
+        );
+        assert_eq!(
+            requested(&["--attest", "type=provenance"])
+                .expect("ok")
+                .as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            requested(&["--attest", "type=provenance,disabled=true"])
+                .expect("ok")
+                .as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            requested(&["--provenance", "mode=max"])
+                .expect("ok")
+                .as_deref(),
+            Some("mode=max")
+        );
+        for bad in [
+            &["--attest", "type=sbom"][..],
+            &["--attest", "mode=max"],
+            &["--attest", "type=nope"],
+            &["--provenance", "true", "--attest", "type=provenance"],
+        ] {
+            assert!(requested(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn booleans_read_as_go_reads_them() {

@@ -126,12 +126,38 @@ fn parse(run: &plugin::Run) -> Result<Cli, ExitCode> {
             let _ = write!(std::io::stdout(), "{}", err.render());
             return Err(ExitCode::SUCCESS);
         }
-        Err(err) => err.exit(),
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            eprint!("{}", usage_error(&err.to_string(), &run.display_name));
+            // The docker CLI's (and so buildx's) status for a usage error.
+            return Err(ExitCode::from(125));
+        }
     };
     if let Command::Version(args) = &mut cli.command {
         args.as_buildx = run.personality == plugin::Personality::Buildx;
     }
     Ok(cli)
+}
+
+/// clap's text for a usage error, its last line the error itself (CI tools show only the last
+/// line of stderr): clap's `For more information` line becomes `error: … (see '… --help')`.
+fn usage_error(clap_text: &str, display_name: &str) -> String {
+    let mut lines: Vec<&str> = clap_text.trim_end().lines().collect();
+    if lines
+        .last()
+        .is_some_and(|l| l.starts_with("For more information"))
+    {
+        lines.pop();
+    }
+    let first = lines.first().copied().unwrap_or("error: invalid arguments");
+    let mut out = String::new();
+    for l in &lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    out.push_str(&format!("error: {first} (see '{display_name} --help')\n"));
+    out
 }
 
 /// Applies the global `--builder` to the commands that act on a builder, where the command's
@@ -179,6 +205,16 @@ fn with_builder(command: Command, builder: String) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_usage_error_ends_with_the_error() {
+        let err = Cli::try_parse_from(["brix", "build", "--foo", "."]).expect_err("usage");
+        let text = usage_error(&err.to_string(), "brix");
+        let last = text.lines().last().unwrap_or_default();
+        assert_eq!(last, "error: unexpected argument '--foo' found (see 'brix --help')");
+        assert!(text.contains("Usage:"), "{text}");
+        assert!(!text.contains("For more information"), "{text}");
+    }
 
     fn parsed(args: &[&str]) -> Command {
         let cli = Cli::try_parse_from(args).expect("parses");

@@ -136,6 +136,20 @@ pub struct BuildWarning {
     pub url: String,
     /// Where in the source (e.g. the Dockerfile) it applies.
     pub location: Option<SourceLocation>,
+    /// The source's language as the frontend names it (`Dockerfile`), empty if none.
+    pub language: String,
+    /// The ranges as the daemon sent them, with their columns (0 where it sent none).
+    pub ranges: Vec<SourceRange>,
+}
+
+/// A range in a source file: 1-based line and column of its start and end, as BuildKit's
+/// `pb.Range` (0 where the daemon left a field out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceRange {
+    /// Start line and column.
+    pub start: (i32, i32),
+    /// End line and column.
+    pub end: (i32, i32),
 }
 
 /// A place in a build's source file, e.g. a Dockerfile line range.
@@ -254,6 +268,24 @@ pub fn events_from_status(response: pb_control::StatusResponse) -> Vec<ProgressE
                 .map(|d| String::from_utf8_lossy(d).into_owned())
                 .collect(),
             url: w.url,
+            language: w
+                .info
+                .as_ref()
+                .map(|i| i.language.clone())
+                .unwrap_or_default(),
+            ranges: w
+                .ranges
+                .iter()
+                .map(|r| {
+                    let pos = |p: Option<pb::Position>| {
+                        p.map(|p| (p.line, p.character)).unwrap_or_default()
+                    };
+                    SourceRange {
+                        start: pos(r.start),
+                        end: pos(r.end),
+                    }
+                })
+                .collect(),
             location,
         }));
     }

@@ -326,6 +326,22 @@ impl Printer {
         }
     }
 
+    /// The build's warnings so far, each once (several platforms' solves report the same
+    /// warning), in the order they came.
+    pub fn warnings(&self) -> Vec<BuildWarning> {
+        let st = self.lock();
+        let mut out: Vec<BuildWarning> = Vec::new();
+        for (_, w) in &st.warnings {
+            let seen = out
+                .iter()
+                .any(|o| o.short == w.short && o.detail == w.detail && o.ranges == w.ranges);
+            if !seen {
+                out.push(w.clone());
+            }
+        }
+        out
+    }
+
     /// The last log lines of the step with `digest` in solve `solve` (for error reports),
     /// with its display name.
     pub fn step_report(&self, solve: usize, digest: &str) -> Option<(String, Vec<String>)> {

@@ -163,6 +163,15 @@ pub(super) async fn finish(
             format!("{}/{}/{}", ng.name, node, s.result.build_ref).into(),
         );
     }
+    if args.metadata_file.is_some() && metadata_warnings_wanted()? {
+        let warnings = printer.warnings();
+        if !warnings.is_empty() {
+            metadata.insert(
+                "buildx.build.warnings".into(),
+                warnings.iter().map(warning_json).collect(),
+            );
+        }
+    }
     if let Some(path) = &args.metadata_file {
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))
             .context("encoding the metadata file")?;
@@ -174,6 +183,81 @@ pub(super) async fn finish(
             .with_context(|| format!("writing the image ID file {}", path.display()))?;
     }
     Ok(image_id)
+}
+
+/// `BUILDX_METADATA_WARNINGS`, as buildx reads it: a true value puts the build's warnings in
+/// the metadata file.
+fn metadata_warnings_wanted() -> anyhow::Result<bool> {
+    match std::env::var("BUILDX_METADATA_WARNINGS") {
+        Err(_) => Ok(false),
+        Ok(v) => super::parse_go_bool(&v).with_context(|| {
+            format!(
+                "invalid BUILDX_METADATA_WARNINGS: strconv.ParseBool: parsing {v:?}: invalid syntax"
+            )
+        }),
+    }
+}
+
+/// One warning as buildx writes it in the metadata file (BuildKit's `VertexWarning` in Go's
+/// JSON: byte fields base64, empty fields left out).
+fn warning_json(w: &brix_solver_client::progress::BuildWarning) -> serde_json::Value {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        out.insert(k.into(), v);
+    };
+    if !w.vertex.is_empty() {
+        put("vertex", w.vertex.clone().into());
+    }
+    if w.level != 0 {
+        put("level", w.level.into());
+    }
+    if !w.short.is_empty() {
+        put("short", b64(w.short.as_bytes()).into());
+    }
+    if !w.detail.is_empty() {
+        put(
+            "detail",
+            w.detail.iter().map(|d| b64(d.as_bytes())).collect(),
+        );
+    }
+    if !w.url.is_empty() {
+        put("url", w.url.clone().into());
+    }
+    if let Some(loc) = &w.location {
+        let mut info = serde_json::Map::new();
+        if !loc.filename.is_empty() {
+            info.insert("filename".into(), loc.filename.clone().into());
+        }
+        if !loc.data.is_empty() {
+            info.insert("data".into(), b64(&loc.data).into());
+        }
+        if !w.language.is_empty() {
+            info.insert("language".into(), w.language.clone().into());
+        }
+        put("sourceInfo", info.into());
+    }
+    if !w.ranges.is_empty() {
+        let position = |(line, character): (i32, i32)| {
+            let mut p = serde_json::Map::new();
+            if line != 0 {
+                p.insert("line".into(), line.into());
+            }
+            if character != 0 {
+                p.insert("character".into(), character.into());
+            }
+            serde_json::Value::Object(p)
+        };
+        put(
+            "range",
+            w.ranges
+                .iter()
+                .map(|r| serde_json::json!({"start": position(r.start), "end": position(r.end)}))
+                .collect(),
+        );
+    }
+    serde_json::Value::Object(out)
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it, renamed into place: a reader

@@ -426,7 +426,7 @@ fn no_default_attestations() -> anyhow::Result<bool> {
 }
 
 /// Go's `strconv.ParseBool`: `1 t T TRUE true True`, `0 f F FALSE false False`.
-fn parse_go_bool(v: &str) -> Option<bool> {
+pub(super) fn parse_go_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),

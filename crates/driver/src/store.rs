@@ -11,6 +11,7 @@
 //! | `current` | `{"Key":"<docker endpoint>","Name":"<builder>","Global":false}` |
 //! | `defaults/<first 20 hex of sha256(key)>` | builder name, written by `use --default` |
 //! | `activity/<name>` | RFC 3339 UTC time of the last save |
+//! | `refs/<builder>/<node>/<build ref>` | [`LocalState`]: what a build was started from |
 //!
 //! Every read and write happens inside a [`Txn`], which holds an exclusive lock on `.lock`
 //! for its lifetime, so two brix processes never interleave their updates. Each file is
@@ -32,6 +33,23 @@ const INSTANCES_DIR: &str = "instances";
 const DEFAULTS_DIR: &str = "defaults";
 const ACTIVITY_DIR: &str = "activity";
 const CURRENT_FILE: &str = "current";
+const REFS_DIR: &str = "refs";
+
+/// What one build was started from (`refs/<builder>/<node>/<ref>`), in buildx's
+/// `localstate.State` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LocalState {
+    /// The target stage, or `default`.
+    pub target: String,
+    /// The build context: an absolute path, or the remote context as given.
+    pub local_path: String,
+    /// The Dockerfile's absolute path when `-f` named one, else empty.
+    pub dockerfile_path: String,
+    /// The bake group the build belongs to, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group_ref: String,
+}
 const LOCK_FILE: &str = ".lock";
 
 /// An error reading or writing the builder store.
@@ -448,6 +466,25 @@ impl Txn<'_> {
         }
     }
 
+    /// Records what a build was started from, as buildx keeps it for `history` and Docker's
+    /// tooling: `refs/<builder>/<node>/<build ref>`.
+    pub fn save_local_state(
+        &mut self,
+        builder: &str,
+        node: &str,
+        build_ref: &str,
+        state: &LocalState,
+    ) -> Result<(), StoreError> {
+        let dir = Path::new(REFS_DIR).join(builder).join(node);
+        let abs = self.path(&dir);
+        create_dir_private(&abs).map_err(|source| StoreError::Io { path: abs, source })?;
+        let data = serde_json::to_vec(state).map_err(|source| StoreError::Corrupt {
+            path: self.path(dir.join(build_ref)),
+            source,
+        })?;
+        self.write(dir.join(build_ref), &data)
+    }
+
     /// Atomic write: temp file in the same directory, fsync, rename, fsync the directory.
     fn write(&self, rel: impl AsRef<Path>, data: &[u8]) -> Result<(), StoreError> {
         let path = self.path(rel);
@@ -591,6 +628,25 @@ mod tests {
         assert!(z.last_activity.is_some());
         t.remove("zeta").unwrap();
         assert!(matches!(t.node_group("zeta"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn local_state_is_buildx_s_refs_file() {
+        let (dir, store) = temp_store();
+        let mut t = store.txn().unwrap();
+        let state = LocalState {
+            target: "default".into(),
+            local_path: "/src/app".into(),
+            dockerfile_path: String::new(),
+            group_ref: String::new(),
+        };
+        t.save_local_state("b", "b0", "abc123", &state).unwrap();
+        let written = std::fs::read_to_string(dir.path().join("refs/b/b0/abc123")).unwrap();
+        // What buildx 0.29 wrote for the same build.
+        assert_eq!(
+            written,
+            r#"{"Target":"default","LocalPath":"/src/app","DockerfilePath":""}"#
+        );
     }
 
     #[test]

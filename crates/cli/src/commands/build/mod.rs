@@ -614,6 +614,8 @@ async fn build(
         );
     }
 
+    save_local_states(plan, args, ng, &nodes, &prepared);
+
     let runs = prepared.into_iter().enumerate().map(|(i, ps)| {
         let node = &nodes[ps.node];
         let prefix = if multi {
@@ -659,6 +661,48 @@ async fn build(
         &registry,
     )
     .await
+}
+
+/// Records each solve's local state in the builder store (`refs/<builder>/<node>/<ref>`), as
+/// buildx does before it builds: `history` and Docker's tooling read it. A failure to record
+/// it does not stop the build.
+fn save_local_states(
+    plan: &Plan,
+    args: &BuildArgs,
+    ng: &brix_driver::NodeGroup,
+    nodes: &[BuildNode],
+    prepared: &[PlatformSolve],
+) {
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let state = brix_driver::store::LocalState {
+        target: args.target.clone().unwrap_or_else(|| "default".to_owned()),
+        local_path: if args.context == "-" {
+            "-".to_owned()
+        } else {
+            absolute(&plan.context_dir)
+        },
+        dockerfile_path: match args.file.as_deref() {
+            Some("-") | None => String::new(),
+            Some(f) => absolute(Path::new(f)),
+        },
+        group_ref: String::new(),
+    };
+    let saved = Store::open_default().and_then(|store| {
+        let mut txn = store.txn()?;
+        for ps in prepared {
+            let node = &nodes[ps.node].node.name;
+            txn.save_local_state(&ng.name, node, &ps.spec.build_ref, &state)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "could not record the build's local state");
+    }
 }
 
 /// The registry hosts the pushed image outputs name.
@@ -715,6 +759,8 @@ fn prepare(
         session.add_secret(id.clone(), src.clone());
     }
     let mut spec = SolveSpec::dockerfile();
+    // Chosen here, so the build's local state can be recorded under it before it runs.
+    spec.build_ref = brix_solver_client::solve::new_build_ref();
     spec.frontend_attrs = plan.frontend_attrs.clone();
     if let Some(p) = &platform {
         spec.frontend_attrs.insert("platform".into(), p.to_string());

@@ -50,6 +50,8 @@ pub enum CaseKind {
     /// engine, dockerd 28 with the containerd image store, where buildx does it too.
     EngineWarmPush,
     WarmBuild,
+    /// The same build with brix on buildx's transport (`docker exec buildctl dial-stdio`).
+    WarmBuildDialStdio,
     /// A two-platform build of the large context, with the cache pruned first.
     ColdContext,
     /// The same build after one file of the context changed.
@@ -155,6 +157,20 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::WarmBuild,
+        },
+        Case {
+            name: "warm-build-dial-stdio",
+            scenario: "dial-stdio",
+            description: format!(
+                "the same fully cached `--platform {PLATFORMS}` build with brix on buildx's \
+                 transport (BRIX_DIAL=exec: `docker exec buildctl dial-stdio`)"
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(1.0),
+                ..Target::default()
+            },
+            kind: CaseKind::WarmBuildDialStdio,
         },
         Case {
             name: "cold-context",
@@ -276,7 +292,10 @@ impl Runner<'_> {
     /// Prepares the fixtures a case needs once (contexts, Dockerfiles).
     pub fn prepare_case(&self, case: &Case) -> Result<()> {
         match case.kind {
-            CaseKind::WarmPush | CaseKind::WarmBuild | CaseKind::EngineWarmPush => {
+            CaseKind::WarmPush
+            | CaseKind::WarmBuild
+            | CaseKind::WarmBuildDialStdio
+            | CaseKind::EngineWarmPush => {
                 let dir = self.dirs.root.join("warm");
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(
@@ -469,6 +488,14 @@ impl Runner<'_> {
             CaseKind::WarmBuild => {
                 let args = build_args(&["-o", "type=cacheonly"], &root.join("warm"));
                 self.build(side, &args, &args)
+            }
+            CaseKind::WarmBuildDialStdio => {
+                let args = build_args(&["-o", "type=cacheonly"], &root.join("warm"));
+                let inv = self.build(side, &args, &args);
+                match side {
+                    Side::Brix => inv.env("BRIX_DIAL", "exec"),
+                    Side::Baseline => inv,
+                }
             }
             CaseKind::ColdContext | CaseKind::QemuMultistage => {
                 setup::prune_cache()?;

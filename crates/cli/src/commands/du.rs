@@ -14,10 +14,53 @@ use brix_driver::builder::{driver_for, resolve};
 use brix_driver::{NodeGroup, Status, Store, timefmt};
 use brix_solver_client::ControlClient;
 use brix_solver_client::workers::CacheRecord;
-use serde_json::{Value, json};
 
 use super::node_status::{print_stdout, runtime};
+use crate::gotemplate::{CliFormat, Data, Struct};
 use crate::tabwriter;
+
+/// buildx's `duDefaultTableFormat`.
+const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Reclaimable}}\t{{.Size}}\t{{.LastUsedAt}}";
+
+/// buildx's `duDefaultPrettyTemplate` (`--verbose`, `--format pretty`).
+const PRETTY: &str = "ID:           {{.ID}}
+{{- if .Parents }}
+Parents:
+{{- range .Parents }}
+ - {{.}}
+{{- end }}
+{{- end }}
+Created at:   {{.CreatedAt}}
+Mutable:      {{.Mutable}}
+Reclaimable:  {{.Reclaimable}}
+Shared:       {{.Shared}}
+Size:         {{.Size}}
+{{- if .Description}}
+Description:  {{ .Description }}
+{{- end }}
+Usage count:  {{.UsageCount}}
+{{- if .LastUsedAt}}
+Last used:    {{ .LastUsedAt }}
+{{- end }}
+{{- if .Type}}
+Type:         {{ .Type }}
+{{- end }}
+";
+
+/// The column names of `table` formats, by field (buildx's `duCtx.Header`).
+const HEADER: &[(&str, &str)] = &[
+    ("ID", "ID"),
+    ("Parents", "PARENTS"),
+    ("CreatedAt", "CREATED AT"),
+    ("Mutable", "MUTABLE"),
+    ("Reclaimable", "RECLAIMABLE"),
+    ("Shared", "SHARED"),
+    ("Size", "SIZE"),
+    ("Description", "DESCRIPTION"),
+    ("UsageCount", "USAGE COUNT"),
+    ("LastUsedAt", "LAST ACCESSED"),
+    ("Type", "TYPE"),
+];
 
 /// Arguments of `brix du`.
 #[derive(Debug, clap::Args)]
@@ -32,31 +75,25 @@ pub struct DuArgs {
     /// Show every field of each record (shorthand for `--format pretty`).
     #[arg(long)]
     pub verbose: bool,
-    /// Output format: `table` (the default), `pretty`, or `json` (one record per line).
+    /// Output format: `table` (the default), `pretty`, `json` (one record per line), or a Go
+    /// template run once per record (`{{.ID}}`, `table {{.ID}}\t{{.Size}}`; fields `ID`,
+    /// `Parents`, `CreatedAt`, `Mutable`, `Reclaimable`, `Shared`, `Size`, `Description`,
+    /// `UsageCount`, `LastUsedAt`, `Type`).
     #[arg(long)]
     pub format: Option<String>,
 }
 
-/// How `du` prints the records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DuFormat {
-    Table,
-    Pretty,
-    Json,
-}
-
-/// Reads the cache records of every node and prints them, then (for `table` and `pretty`
-/// without filters) the `Shared:`/`Private:`/`Reclaimable:`/`Total:` summary.
+/// Reads the cache records of every node and prints them through the `--format` template
+/// (refused before any node is contacted if it does not parse), then, for the default table
+/// and `pretty` without filters, the `Shared:`/`Private:`/`Reclaimable:`/`Total:` summary.
 pub fn run(args: DuArgs) -> anyhow::Result<ExitCode> {
     let format = match (args.format.as_deref(), args.verbose) {
         (Some(_), true) => bail!("--format and --verbose cannot be used together"),
-        (None, false) | (Some("table"), false) => DuFormat::Table,
-        (None, true) | (Some("pretty"), false) => DuFormat::Pretty,
-        (Some("json"), false) => DuFormat::Json,
-        (Some(other), false) => {
-            bail!("unsupported --format {other:?}: use table, pretty or json")
-        }
+        (None, false) | (Some("table"), false) => DEFAULT_TABLE,
+        (None, true) | (Some("pretty"), false) => PRETTY,
+        (Some(other), false) => other,
     };
+    let template = CliFormat::parse(format)?;
     let filters = CacheFilters::parse(&args.filters)?;
     let ng = {
         let store = Store::open_default()?;
@@ -70,105 +107,70 @@ pub fn run(args: DuArgs) -> anyhow::Result<ExitCode> {
         let jobs = clients.iter().map(|(node, client)| {
             let wire_filters = &wire_filters;
             async move {
-                client
+                let mut records = client
                     .disk_usage(wire_filters)
                     .await
-                    .with_context(|| format!("reading the build cache of node {node}"))
+                    .with_context(|| format!("reading the build cache of node {node}"))?;
+                // BuildKit's Go client orders each node's records so: smallest first, then by ID.
+                records.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.id.cmp(&b.id)));
+                Ok::<_, anyhow::Error>(records)
             }
         });
         let per_node = futures_util::future::try_join_all(jobs).await?;
         Ok::<_, anyhow::Error>(per_node.into_iter().flatten().collect::<Vec<_>>())
     })?;
-    let now = SystemTime::now();
-    let mut out = match format {
-        DuFormat::Table => render_table(&records, now),
-        DuFormat::Pretty => render_pretty(&records, now),
-        DuFormat::Json => render_json(&records, now),
-    };
-    if format != DuFormat::Json && !filters.given {
+    let mut out = render(&template, &records, SystemTime::now())?;
+    if (format == DEFAULT_TABLE || format == PRETTY) && !filters.given {
         out.push_str(&render_summary(&records));
     }
     print_stdout(&out);
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `docker buildx du` table: docker's formatter columns (min width 10, padding 3).
-fn render_table(records: &[CacheRecord], now: SystemTime) -> String {
-    let mut text = String::from("ID\tRECLAIMABLE\tSIZE\tLAST ACCESSED\n");
-    for r in records {
-        let star = |yes: bool| if yes { "*" } else { "" };
-        let _ = writeln!(
-            text,
-            "{}{}\t{}\t{}{}\t{}",
-            r.id,
-            star(r.mutable),
-            !r.in_use,
-            human_size(r.size),
-            star(r.shared),
-            last_accessed(r, now)
-        );
-    }
-    tabwriter::align(&text, 10, 3)
+/// The records through `template`.
+fn render(
+    template: &CliFormat,
+    records: &[CacheRecord],
+    now: SystemTime,
+) -> anyhow::Result<String> {
+    let table = template.is_table();
+    let rows: Vec<Data> = records.iter().map(|r| record_data(r, now, table)).collect();
+    Ok(template.render(&rows, HEADER)?)
 }
 
-/// buildx's `du --verbose` (`--format pretty`) template, one block per record.
-fn render_pretty(records: &[CacheRecord], now: SystemTime) -> String {
-    let mut out = String::new();
-    for r in records {
-        let _ = writeln!(out, "ID:           {}", r.id);
-        if !r.parents.is_empty() {
-            out.push_str("Parents:\n");
-            for p in &r.parents {
-                let _ = writeln!(out, " - {p}");
-            }
-        }
-        let _ = writeln!(out, "Created at:   {}", go_time(r.created_at));
-        let _ = writeln!(out, "Mutable:      {}", r.mutable);
-        let _ = writeln!(out, "Reclaimable:  {}", !r.in_use);
-        let _ = writeln!(out, "Shared:       {}", r.shared);
-        let _ = writeln!(out, "Size:         {}", human_size(r.size));
-        if !r.description.is_empty() {
-            let _ = writeln!(out, "Description:  {}", r.description);
-        }
-        let _ = writeln!(out, "Usage count:  {}", r.usage_count);
-        if r.last_used_at.is_some() {
-            let _ = writeln!(out, "Last used:    {}", last_accessed(r, now));
-        }
-        if !r.record_type.is_empty() {
-            let _ = writeln!(out, "Type:         {}", r.record_type);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// One JSON object per record, with the keys and value shapes of buildx's `du --format json`
-/// (sorted keys, sizes as text, Go's HTML-safe escaping).
-fn render_json(records: &[CacheRecord], now: SystemTime) -> String {
-    let mut out = String::new();
-    for r in records {
-        // Inserted in sorted order so the text is the same whichever map serde_json uses.
-        let mut m = serde_json::Map::new();
-        m.insert("CreatedAt".into(), json!(go_time(r.created_at)));
-        m.insert("Description".into(), json!(r.description));
-        m.insert("ID".into(), json!(r.id));
-        m.insert("LastUsedAt".into(), json!(last_accessed(r, now)));
-        m.insert("Mutable".into(), json!(r.mutable));
-        let parents = if r.parents.is_empty() {
-            Value::Null
-        } else {
-            json!(r.parents)
-        };
-        m.insert("Parents".into(), parents);
-        m.insert("Reclaimable".into(), json!(!r.in_use));
-        m.insert("Shared".into(), json!(r.shared));
-        m.insert("Size".into(), json!(human_size(r.size)));
-        m.insert("Type".into(), json!(r.record_type));
-        m.insert("UsageCount".into(), json!(r.usage_count));
-        out.push_str(&go_json_escape(&Value::Object(m).to_string()));
-        out.push('\n');
-    }
-    out
+/// One record as buildx's `diskusageContext` shows it: in a table, a mutable record's ID and
+/// a shared record's size get a `*`.
+fn record_data(r: &CacheRecord, now: SystemTime, table: bool) -> Data {
+    let star = |yes: bool| if yes && table { "*" } else { "" };
+    let fields = [
+        ("ID", Data::from(format!("{}{}", r.id, star(r.mutable)))),
+        ("Parents", Data::strings(&r.parents)),
+        ("CreatedAt", Data::from(go_time(r.created_at))),
+        ("Mutable", Data::from(r.mutable)),
+        ("Reclaimable", Data::from(!r.in_use)),
+        ("Shared", Data::from(r.shared)),
+        (
+            "Size",
+            Data::from(format!("{}{}", human_size(r.size), star(r.shared))),
+        ),
+        ("Description", Data::from(&r.description)),
+        ("UsageCount", Data::from(r.usage_count)),
+        ("LastUsedAt", Data::from(last_accessed(r, now))),
+        ("Type", Data::from(&r.record_type)),
+    ];
+    // `{{json .}}` is docker's `formatter.MarshalJSON`: every method's value, by name.
+    let json: BTreeMap<String, Data> = fields
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
+    fields
+        .into_iter()
+        .fold(
+            Struct::new("*commands.diskusageContext"),
+            |s, (name, value)| s.method(name, value),
+        )
+        .marshal_json(json)
+        .into()
 }
 
 /// buildx's summary: `Shared:`/`Private:` (only when something is shared), `Reclaimable:`
@@ -264,16 +266,6 @@ pub(crate) fn go_time(t: Option<SystemTime>) -> String {
         frac.trim_end_matches('0'),
         &whole[19..]
     )
-}
-
-/// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's `json.Marshal` does. In serialized JSON
-/// these characters only occur inside strings, so replacing them everywhere is safe.
-fn go_json_escape(json: &str) -> String {
-    json.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
 }
 
 /// `--filter` values translated as buildx's `toBuildkitPruneInfo` does.
@@ -393,14 +385,21 @@ mod tests {
         }
     }
 
+    fn render_with(format: &str, records: &[CacheRecord], now: SystemTime) -> String {
+        render(&CliFormat::parse(format).unwrap(), records, now).unwrap()
+    }
+
     #[test]
     fn table_matches_buildx_layout() {
         let now = at(1_700_000_003);
-        let text = render_table(&[record("6jghbf8de4f5xgoks314draqr", 4096)], now)
-            + &render_summary(&[record("x", 4096)]);
+        let text = render_with(
+            DEFAULT_TABLE,
+            &[record("6jghbf8de4f5xgoks314draqr", 4096)],
+            now,
+        ) + &render_summary(&[record("x", 4096)]);
         let mut r = record("6jghbf8de4f5xgoks314draqr", 4096);
         r.mutable = true;
-        let text2 = render_table(&[r.clone()], now) + &render_summary(&[r]);
+        let text2 = render_with(DEFAULT_TABLE, &[r.clone()], now) + &render_summary(&[r]);
         // The layout captured from buildx 0.29.1 (buildx-outputs.md).
         assert_eq!(
             text2,
@@ -431,7 +430,7 @@ mod tests {
         let mut r = record("abc", 1234);
         r.parents = vec!["p1".into()];
         r.description = "mount / from exec /bin/sh -c echo > /x".into();
-        let pretty = render_pretty(std::slice::from_ref(&r), now);
+        let pretty = render_with(PRETTY, std::slice::from_ref(&r), now);
         assert_eq!(
             pretty,
             "ID:           abc\nParents:\n - p1\nCreated at:   2023-11-14 22:13:20.25 +0000 UTC\n\
@@ -439,12 +438,31 @@ mod tests {
              Description:  mount / from exec /bin/sh -c echo > /x\nUsage count:  1\n\
              Last used:    2 minutes ago\nType:         regular\n\n"
         );
-        let json = render_json(&[r], now);
+        let json = render_with("json", std::slice::from_ref(&r), now);
         assert_eq!(
             json,
             "{\"CreatedAt\":\"2023-11-14 22:13:20.25 +0000 UTC\",\"Description\":\"mount / from exec /bin/sh -c echo \\u003e /x\",\
              \"ID\":\"abc\",\"LastUsedAt\":\"2 minutes ago\",\"Mutable\":false,\"Parents\":[\"p1\"],\
              \"Reclaimable\":true,\"Shared\":false,\"Size\":\"1.234kB\",\"Type\":\"regular\",\"UsageCount\":1}\n"
+        );
+        // Templates see buildx's fields; a table marks mutable IDs and shared sizes.
+        r.mutable = true;
+        r.shared = true;
+        assert_eq!(
+            render_with(
+                "{{.ID}} {{.Parents}} {{json .Parents}} {{.UsageCount}} {{.Size}}",
+                &[r.clone()],
+                now
+            ),
+            "abc [p1] [\"p1\"] 1 1.234kB\n"
+        );
+        assert_eq!(
+            render_with("table {{.ID}}\\t{{.Size}}\\t{{.Type}}", &[r], now),
+            "ID        SIZE       TYPE\nabc*      1.234kB*   regular\n"
+        );
+        assert_eq!(
+            render_with("{{.Parents}}|{{json .Parents}}", &[record("x", 1)], now),
+            "[]|null\n"
         );
     }
 

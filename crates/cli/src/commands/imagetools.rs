@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use brix_exporter::descriptor::media_type;
 use brix_exporter::registry::{FetchedManifest, ImageReference, Registry, RegistryOptions};
+use brix_exporter::{Descriptor, Platform};
 use serde_json::json;
 
+use crate::gotemplate::{Data, Funcs, Struct, Template};
 use crate::tabwriter::align;
 
 /// Arguments of `brix imagetools`.
@@ -35,7 +37,9 @@ struct InspectArgs {
     /// Print the manifest or index exactly as the registry serves it.
     #[arg(long)]
     raw: bool,
-    /// Output format: `json` for a machine-readable summary (the default is buildx's layout).
+    /// Format the output with a Go template, as buildx: `{{json .Manifest}}`, `{{.Name}}`,
+    /// `{{range .Manifest.Manifests}}…{{end}}` (`.Image`, `.Provenance` and `.SBOM` are not
+    /// available yet). `json` prints brix's own summary; the default is buildx's layout.
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
 }
@@ -71,27 +75,170 @@ pub fn run(args: ImagetoolsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn inspect(registry: &Registry, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let format = args.format.as_deref().filter(|f| !f.is_empty());
+    if format.is_some() && args.raw {
+        anyhow::bail!("format and raw cannot be used together");
+    }
+    // Checked before the registry is asked anything.
+    let template = match format {
+        None | Some("json") => None,
+        Some(text) => Some(Template::parse(text, Funcs::Imagetools)?),
+    };
     let reference = ImageReference::parse(&args.name)?;
     let fetched = registry.fetch_manifest(&reference).await?;
     let mut stdout = std::io::stdout().lock();
     if args.raw {
         // Byte for byte, no newline added, so the output hashes to the digest.
         stdout.write_all(&fetched.bytes)?;
-    } else {
-        match args.format.as_deref() {
-            None | Some("") => {
-                stdout.write_all(render_inspect(&reference, &fetched)?.as_bytes())?
-            }
-            Some("json") => {
-                let mut text = serde_json::to_string_pretty(&inspect_json(&reference, &fetched)?)?;
-                text.push('\n');
-                stdout.write_all(text.as_bytes())?;
-            }
-            Some(other) => anyhow::bail!("unknown --format {other:?}: use json, or leave it out"),
+    } else if let Some(template) = template {
+        // As buildx: a template that starts with `{{.Manifest…` shows the default layout.
+        if template.starts_with_field("Manifest") {
+            stdout.write_all(render_inspect(&reference, &fetched)?.as_bytes())?;
+        } else {
+            let data = template_input(&args.name, &fetched)?;
+            let mut text = String::new();
+            let result = template.execute_into(&data, &mut text);
+            // What was written before an error stays, and no newline is added: buildx's
+            // `tpl.Execute(out, …)`.
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+            result?;
         }
+    } else if format == Some("json") {
+        let mut text = serde_json::to_string_pretty(&inspect_json(&reference, &fetched)?)?;
+        text.push('\n');
+        stdout.write_all(text.as_bytes())?;
+    } else {
+        stdout.write_all(render_inspect(&reference, &fetched)?.as_bytes())?;
     }
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an `imagetools inspect` template sees, as buildx's `tplInput` (one platform) or
+/// `tplInputs` (several): `Name` as given, `Manifest` (the index with its own digest and size,
+/// or the manifest's descriptor), and `Image`, `Provenance`, `SBOM`, which brix does not read
+/// yet (they need the image configs and attestation blobs).
+fn template_input(name: &str, fetched: &FetchedManifest) -> anyhow::Result<Data> {
+    let (manifest, platforms) = match fetched.index()? {
+        Some(index) => {
+            let platforms: std::collections::BTreeSet<String> = index
+                .manifests
+                .iter()
+                .filter(|m| !m.is_attestation())
+                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                .collect();
+            let manifests: Vec<Data> = index
+                .manifests
+                .iter()
+                .map(|d| descriptor_data(d, "v1.Descriptor"))
+                .collect();
+            let manifest = Struct::new(MANIFEST_TYPE)
+                .tagged(
+                    "SchemaVersion",
+                    "schemaVersion",
+                    false,
+                    u64::from(index.schema_version),
+                )
+                .tagged("MediaType", "mediaType", true, index.media_type.as_str())
+                .tagged(
+                    "Digest",
+                    "digest",
+                    false,
+                    fetched.descriptor.digest.as_str(),
+                )
+                .tagged("Size", "size", false, fetched.descriptor.size)
+                .tagged("Manifests", "manifests", false, Data::List(manifests))
+                .tagged(
+                    "Annotations",
+                    "annotations",
+                    true,
+                    Data::string_map(&index.annotations),
+                );
+            (Data::from(manifest), platforms.len())
+        }
+        None => (descriptor_data(&fetched.descriptor, MANIFEST_TYPE), 1),
+    };
+    let missing = |field: &str, what: &str| {
+        Data::Unavailable(format!(
+            "brix does not read {what} yet, so .{field} is not available; \
+             {{{{json .Manifest}}}} shows the manifests"
+        ))
+    };
+    let type_name = if platforms > 1 {
+        "imagetools.tplInputs"
+    } else {
+        "imagetools.tplInput"
+    };
+    Ok(Struct::new(type_name)
+        .tagged("Name", "name", true, name)
+        .tagged("Manifest", "manifest", true, manifest)
+        .tagged("Image", "image", true, missing("Image", "image configs"))
+        .method("Provenance", missing("Provenance", "attestations"))
+        .method("SBOM", missing("SBOM", "attestations"))
+        .into())
+}
+
+/// The type Go names in messages about `.Manifest`: buildx's field is an `interface{}`.
+const MANIFEST_TYPE: &str = "interface {}";
+
+/// An OCI descriptor as a template sees it (`ocispecs.Descriptor`), named `type_name` in
+/// messages.
+fn descriptor_data(d: &Descriptor, type_name: &str) -> Data {
+    Struct::new(type_name)
+        .tagged("MediaType", "mediaType", false, d.media_type.as_str())
+        .tagged("Digest", "digest", false, d.digest.as_str())
+        .tagged("Size", "size", false, d.size)
+        .tagged("URLs", "urls", true, Data::strings(&d.urls))
+        .tagged(
+            "Annotations",
+            "annotations",
+            true,
+            Data::string_map(&d.annotations),
+        )
+        .tagged("Data", "data", true, Data::NilList)
+        .tagged(
+            "Platform",
+            "platform",
+            true,
+            d.platform
+                .as_ref()
+                .map_or(Data::Nil, |p| platform_data(p, "*v1.Platform")),
+        )
+        .tagged(
+            "ArtifactType",
+            "artifactType",
+            true,
+            d.artifact_type.as_deref().unwrap_or(""),
+        )
+        .into()
+}
+
+/// An OCI platform as a template sees it (`ocispecs.Platform`, named `type_name` in messages;
+/// `{{.}}` prints `{arm64 linux  [] v8}`).
+pub(crate) fn platform_data(p: &Platform, type_name: &str) -> Data {
+    Struct::new(type_name)
+        .tagged(
+            "Architecture",
+            "architecture",
+            false,
+            p.architecture.as_str(),
+        )
+        .tagged("OS", "os", false, p.os.as_str())
+        .tagged(
+            "OSVersion",
+            "os.version",
+            true,
+            p.os_version.as_deref().unwrap_or(""),
+        )
+        .tagged(
+            "OSFeatures",
+            "os.features",
+            true,
+            Data::strings(&p.os_features),
+        )
+        .tagged("Variant", "variant", true, p.variant.as_str())
+        .into()
 }
 
 /// The reference as buildx prints it: a tag is always shown (`latest` by default).

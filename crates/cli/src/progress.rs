@@ -3,4 +3,5 @@
 //! [`printer::Printer`]; a booting node is one client-side step (`[internal] booting
 //! buildkit`) whose driver's bootstrap events become its sub-steps.
 
+pub mod colors;
 pub mod printer;

@@ -11,6 +11,7 @@
 //! - rawjson: one JSON status object per line on stderr.
 //! - quiet: nothing.
 
+use super::colors::paint;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -645,7 +646,18 @@ impl State {
             } else {
                 String::new()
             };
-            lines.push(fit(&format!(" => {prefix}{}", v.name), &timer, width));
+            let colors = super::colors::TermColors::get();
+            // As BuildKit's display: finished lines in colour, by how they ended.
+            let step_color = match state {
+                VertexState::Failed => colors.error.as_deref(),
+                VertexState::Canceled => colors.cancel.as_deref(),
+                _ if v.record.completed.is_some() => colors.run.as_deref(),
+                _ => None,
+            };
+            lines.push(paint(
+                fit(&format!(" => {prefix}{}", v.name), &timer, width),
+                step_color,
+            ));
             for s in &v.statuses {
                 let u = &s.update;
                 let d = match u.started {
@@ -658,17 +670,28 @@ impl State {
                         .as_secs_f64(),
                     None => 0.0,
                 };
-                lines.push(fit(
-                    &format!(" => => {}", status_body(u)),
-                    &format!("{d:.1}s"),
-                    width,
+                let done = u.completed.is_some() || v.record.completed.is_some();
+                lines.push(paint(
+                    fit(
+                        &format!(" => => {}", status_body(u)),
+                        &format!("{d:.1}s"),
+                        width,
+                    ),
+                    if done {
+                        step_color.or(colors.run.as_deref())
+                    } else {
+                        None
+                    },
                 ));
             }
             let show_logs = matches!(state, VertexState::Running | VertexState::Failed);
             if show_logs {
                 let skip = v.tail.len().saturating_sub(TTY_LOG_LINES);
                 for (_, l) in v.tail.iter().skip(skip) {
-                    lines.push(fit(&format!(" => => # {l}"), "", width));
+                    lines.push(paint(
+                        fit(&format!(" => => # {l}"), "", width),
+                        Some(super::colors::FAINT),
+                    ));
                 }
             }
             groups.push((v.record.completed.is_some(), lines));

@@ -264,6 +264,17 @@ fn warning_json(w: &brix_solver_client::progress::BuildWarning) -> serde_json::V
 /// sees the old file or the whole new one, and a link at `path` is replaced, not written
 /// through (as buildx's `AtomicWriteFile`).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or FIFO the user named (`--metadata-file /dev/null`, `/dev/stdout`) is written
+    // to, never replaced by a file.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(bytes);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -704,6 +715,13 @@ mod tests {
             .expect_err(name);
             assert!(format!("{err:#}").contains("refusing entry"), "{err:#}");
         }
+    }
+
+    #[test]
+    fn metadata_to_a_device_is_written_to_it_not_over_it() {
+        write_atomically(Path::new("/dev/null"), b"{}").expect("write");
+        let meta = std::fs::metadata("/dev/null").expect("meta");
+        assert!(!meta.is_file(), "/dev/null was replaced by a file");
     }
 
     #[test]

@@ -57,6 +57,8 @@ enum Command {
     Prune(commands::prune::PruneArgs),
     /// Proxy stdin and stdout to a node's BuildKit daemon.
     DialStdio(commands::dial_stdio::DialStdioArgs),
+    /// Commands to work on build records.
+    History(commands::history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Du(args) => commands::du::run(args),
         Command::Prune(args) => commands::prune::run(args),
         Command::DialStdio(args) => commands::dial_stdio::run(args),
+        Command::History(args) => commands::history::run(args),
     };
     match result {
         Ok(code) => code,
@@ -194,6 +197,10 @@ fn with_builder(command: Command, builder: String) -> Command {
         Command::DialStdio(mut a) => {
             a.builder.get_or_insert(builder);
             Command::DialStdio(a)
+        }
+        Command::History(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::History(a)
         }
         Command::Ls(mut a) => {
             a.builder = Some(builder);

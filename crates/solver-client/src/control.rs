@@ -1,8 +1,10 @@
 //! [`ControlClient`]: the BuildKit `moby.buildkit.v1.Control` API over any transport, with
 //! typed calls for `info`, `list_workers`, `disk_usage` and `prune`, and raw access to
-//! `solve`, `status` and `session` for the solve and session layers.
+//! `solve`, `status` and `session` for the solve and session layers (build history and the
+//! content store: [`crate::history`]).
 
 use crate::connect::{self, DaemonAddress, TlsConfig};
+use crate::proto::containerd::services::content::v1::content_client::ContentClient as GeneratedContentClient;
 use crate::proto::moby::buildkit::v1 as pb_control;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient as GeneratedControlClient;
 use crate::workers::{CacheRecord, DaemonVersion, PruneOptions, WorkerInfo};
@@ -20,6 +22,10 @@ pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
 
 /// The generated tonic client, already configured with [`MAX_MESSAGE_SIZE`].
 pub type RawControlClient = GeneratedControlClient<Channel>;
+
+/// The generated client of the daemon's content store (containerd's `Content` service, which
+/// buildkitd serves on the same connection), configured with [`MAX_MESSAGE_SIZE`].
+pub type RawContentClient = GeneratedContentClient<Channel>;
 
 /// Errors from connecting to or calling a BuildKit daemon.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +123,17 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// True when the daemon does not know the call (`Unimplemented`): an older daemon.
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Rpc {
+                code: tonic::Code::Unimplemented,
+                ..
+            }
+        )
+    }
 }
 
 /// True when the status was made by the client's transport (connection refused, reset,
@@ -162,6 +179,7 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Clone, Debug)]
 pub struct ControlClient {
     inner: RawControlClient,
+    channel: Channel,
     endpoint: String,
 }
 
@@ -245,9 +263,10 @@ impl ControlClient {
     /// Wraps an already connected tonic channel; `endpoint` names it in errors.
     pub fn from_channel(channel: Channel, endpoint: impl Into<String>) -> Self {
         ControlClient {
-            inner: GeneratedControlClient::new(channel)
+            inner: GeneratedControlClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            channel,
             endpoint: endpoint.into(),
         }
     }
@@ -260,6 +279,14 @@ impl ControlClient {
     /// The generated client (with the 16 MiB limits), for calls this type does not wrap.
     pub fn raw(&self) -> RawControlClient {
         self.inner.clone()
+    }
+
+    /// A client of the daemon's content store on the same connection (build history blobs:
+    /// logs, traces, attestations, error details).
+    pub fn content(&self) -> RawContentClient {
+        GeneratedContentClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     fn error(&self, call: &'static str) -> impl FnOnce(tonic::Status) -> ClientError + '_ {

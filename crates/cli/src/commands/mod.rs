@@ -6,6 +6,7 @@ pub mod config;
 pub mod create;
 pub mod dial_stdio;
 pub mod du;
+pub mod history;
 pub mod imagetools;
 pub mod inspect;
 pub mod ls;

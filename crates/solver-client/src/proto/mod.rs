@@ -11,6 +11,20 @@
     rustdoc::invalid_html_tags
 )]
 
+/// Protobuf packages under `containerd`.
+pub mod containerd {
+    /// Protobuf packages under `containerd.services`.
+    pub mod services {
+        /// Protobuf packages under `containerd.services.content`.
+        pub mod content {
+            /// Protobuf package `containerd.services.content.v1`.
+            pub mod v1 {
+                include!("containerd.services.content.v1.rs");
+            }
+        }
+    }
+}
+
 /// Protobuf package `errdefs`.
 pub mod errdefs {
     include!("errdefs.rs");

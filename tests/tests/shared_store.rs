@@ -129,12 +129,12 @@ fn builders_cross_between_brix_and_buildx() {
     buildx(&env, &store, &["use", &ours]).ok();
     assert_eq!(
         current(&brix(&env, &store, &["ls"]).ok().stdout),
-        [ours.clone()]
+        std::slice::from_ref(&ours)
     );
     brix(&env, &store, &["use", "--global", &theirs]).ok();
     assert_eq!(
         current(&buildx(&env, &store, &["ls"]).ok().stdout),
-        [theirs.clone()]
+        std::slice::from_ref(&theirs)
     );
 
     buildx(&env, &store, &["stop", &ours]).ok();

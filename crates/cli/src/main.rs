@@ -219,7 +219,10 @@ mod tests {
         let err = Cli::try_parse_from(["brix", "build", "--foo", "."]).expect_err("usage");
         let text = usage_error(&err.to_string(), "brix");
         let last = text.lines().last().unwrap_or_default();
-        assert_eq!(last, "error: unexpected argument '--foo' found (see 'brix --help')");
+        assert_eq!(
+            last,
+            "error: unexpected argument '--foo' found (see 'brix --help')"
+        );
         assert!(text.contains("Usage:"), "{text}");
         assert!(!text.contains("For more information"), "{text}");
     }

@@ -273,7 +273,9 @@ impl PluginCall {
                  reach the engine through a unix socket or plain tcp:// instead"
             );
         }
-        if self.context.is_some() && !self.hosts.is_empty() {
+        // `default` is what -H/DOCKER_HOST already mean.
+        let context = self.context.filter(|c| c != "default");
+        if context.is_some() && !self.hosts.is_empty() {
             bail!("conflicting options: either specify --host or --context, not both");
         }
         let display_name = format!("docker {}", self.name);
@@ -294,7 +296,7 @@ impl PluginCall {
         }
         // `--context NAME` wins over DOCKER_HOST, as in the docker CLI: brix reads the context
         // from DOCKER_CONTEXT, and an empty DOCKER_HOST counts as unset.
-        if let Some(context) = self.context {
+        if let Some(context) = context {
             env.push(("DOCKER_CONTEXT", context.into()));
             env.push(("DOCKER_HOST", OsString::new()));
         }

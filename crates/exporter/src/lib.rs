@@ -38,4 +38,4 @@ pub use descriptor::{Descriptor, ImageIndex, ImageManifest, Platform};
 pub use error::{Error, Result};
 pub use index::{AssembledIndex, assemble_index, assemble_index_with_annotations};
 pub use layout::{OciLayout, merge_layout_tarballs, merge_layouts};
-pub use registry::{ImageReference, Registry, RegistryOptions};
+pub use registry::{ImageReference, IndexEdits, Registry, RegistryOptions};

@@ -824,6 +824,21 @@ impl Registry {
         append: bool,
         dry_run: bool,
     ) -> Result<AssembledIndex> {
+        self.create_index_with(sources, targets, append, dry_run, &IndexEdits::default())
+            .await
+    }
+
+    /// [`Registry::create_index`] with buildx's `imagetools create` options: source
+    /// descriptors that live in the target's repository (`-f FILE`), a platform filter and
+    /// annotations ([`IndexEdits`]).
+    pub async fn create_index_with(
+        &self,
+        sources: &[ImageReference],
+        targets: &[ImageReference],
+        append: bool,
+        dry_run: bool,
+        edits: &IndexEdits,
+    ) -> Result<AssembledIndex> {
         let first = targets.first().ok_or_else(|| Error::InvalidReference {
             reference: String::new(),
             reason: "at least one target tag is needed".into(),
@@ -841,8 +856,18 @@ impl Registry {
         for source in sources {
             parts.push((source.clone(), self.image_manifests(source).await?));
         }
+        if !edits.descriptors.is_empty() {
+            parts.push((
+                first.clone(),
+                self.resolve_descriptors(first, &edits.descriptors).await?,
+            ));
+        }
+        for (_, manifests) in &mut parts {
+            *manifests = edits.apply(std::mem::take(manifests));
+        }
         let all: Vec<Descriptor> = parts.iter().flat_map(|(_, d)| d.iter().cloned()).collect();
-        let index = assemble_index(&all)?;
+        let index =
+            crate::index::assemble_index_with_annotations(&all, edits.index_annotations.clone())?;
         if dry_run {
             return Ok(index);
         }
@@ -856,6 +881,66 @@ impl Registry {
         self.push_manifest_and_tags(first, &index.descriptor, &index.bytes, &tags)
             .await?;
         Ok(index)
+    }
+}
+
+/// What `imagetools create` changes on the way from the sources to the new index.
+#[derive(Debug, Clone, Default)]
+pub struct IndexEdits {
+    /// Sources given as descriptors (`-f FILE`), found in the target's repository.
+    pub descriptors: Vec<Descriptor>,
+    /// Keep only the manifests for these platforms (and the attestations of those); none:
+    /// keep all.
+    pub platforms: Vec<crate::Platform>,
+    /// Annotations of the index itself (`index:KEY=VALUE`).
+    pub index_annotations: std::collections::BTreeMap<String, String>,
+    /// Annotations put on the index's manifest descriptors (`manifest-descriptor:KEY=VALUE`,
+    /// or for one platform `manifest-descriptor[os/arch]:KEY=VALUE`).
+    pub descriptor_annotations: Vec<(Option<crate::Platform>, String, String)>,
+}
+
+impl IndexEdits {
+    fn apply(&self, manifests: Vec<Descriptor>) -> Vec<Descriptor> {
+        let same = |a: &crate::Platform, b: &crate::Platform| {
+            a.os == b.os && a.architecture == b.architecture && a.variant == b.variant
+        };
+        let kept: Vec<Descriptor> = if self.platforms.is_empty() {
+            manifests
+        } else {
+            let images: Vec<String> = manifests
+                .iter()
+                .filter(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| self.platforms.iter().any(|w| same(w, p)))
+                })
+                .map(|d| d.digest.clone())
+                .collect();
+            manifests
+                .into_iter()
+                .filter(|d| {
+                    images.contains(&d.digest)
+                        || d.annotations
+                            .get(crate::descriptor::annotation::REFERENCE_DIGEST)
+                            .is_some_and(|r| images.contains(r))
+                })
+                .collect()
+        };
+        kept.into_iter()
+            .map(|mut d| {
+                for (platform, key, value) in &self.descriptor_annotations {
+                    let applies = match (platform, &d.platform) {
+                        (None, _) => true,
+                        (Some(want), Some(have)) => same(want, have),
+                        (Some(_), None) => false,
+                    };
+                    if applies {
+                        d.annotations.insert(key.clone(), value.clone());
+                    }
+                }
+                d
+            })
+            .collect()
     }
 }
 

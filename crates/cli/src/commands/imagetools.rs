@@ -59,6 +59,76 @@ struct CreateArgs {
     /// Print the index that would be pushed, and push nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Add an annotation: `index:KEY=VALUE` on the index, `manifest-descriptor:KEY=VALUE` (or
+    /// `manifest-descriptor[os/arch]:KEY=VALUE`) on its manifests' descriptors.
+    #[arg(long = "annotation", value_name = "TYPE:KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Read a source descriptor (JSON) from a file; it names a manifest in the target's
+    /// repository (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<std::path::PathBuf>,
+    /// Keep only these platforms of the sources (repeatable, comma-separated).
+    #[arg(short = 'p', long = "platform")]
+    platforms: Vec<String>,
+    /// With a single source that is one manifest, make an index over it (the default) rather
+    /// than copying the manifest itself.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    prefer_index: bool,
+    /// Progress output (accepted for buildx's scripts; imagetools prints no progress).
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Override the configured builder (accepted for buildx's scripts; unused here).
+    #[arg(long)]
+    builder: Option<String>,
+}
+
+/// `--annotation` values as buildx reads them for `imagetools create`.
+fn index_edits(args: &CreateArgs) -> anyhow::Result<brix_exporter::IndexEdits> {
+    let mut edits = brix_exporter::IndexEdits::default();
+    for value in &args.platforms {
+        for p in brix_config::Platform::parse_list(value)? {
+            edits.platforms.push(p);
+        }
+    }
+    for a in &args.annotations {
+        let (key, value) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid annotation {a:?}: expected TYPE:KEY=VALUE"))?;
+        let (kind, key) = key.split_once(':').unwrap_or(("", key));
+        let (kind, platform) = match kind.split_once('[') {
+            Some((k, rest)) => {
+                let p = rest.strip_suffix(']').ok_or_else(|| {
+                    anyhow::anyhow!("invalid annotation {a:?}: unclosed [platform]")
+                })?;
+                (k, Some(brix_config::Platform::parse(p)?))
+            }
+            None => (kind, None),
+        };
+        match kind {
+            "index" => {
+                edits
+                    .index_annotations
+                    .insert(key.to_owned(), value.to_owned());
+            }
+            "manifest-descriptor" => {
+                edits
+                    .descriptor_annotations
+                    .push((platform, key.to_owned(), value.to_owned()));
+            }
+            "index-descriptor" => {
+                anyhow::bail!("{kind:?} annotations are invalid while creating an image")
+            }
+            other => anyhow::bail!("{other:?} annotations are not supported yet"),
+        }
+    }
+    for file in &args.files {
+        let bytes = std::fs::read(file)
+            .with_context(|| format!("reading the source descriptor {}", file.display()))?;
+        let descriptor: brix_exporter::Descriptor = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not an OCI descriptor", file.display()))?;
+        edits.descriptors.push(descriptor);
+    }
+    Ok(edits)
 }
 
 /// Runs `brix imagetools …`.
@@ -332,7 +402,13 @@ fn inspect_json(
 }
 
 async fn create(registry: &Registry, args: CreateArgs) -> anyhow::Result<ExitCode> {
-    if args.sources.is_empty() && !args.append {
+    let edits = index_edits(&args)?;
+    if !args.prefer_index {
+        anyhow::bail!(
+            "--prefer-index=false (copying a single manifest instead of making an index) is not supported by brix yet"
+        );
+    }
+    if args.sources.is_empty() && args.files.is_empty() && !args.append {
         anyhow::bail!(
             "no source images: name at least one SOURCE (or use --append to re-push the existing index)"
         );
@@ -348,7 +424,7 @@ async fn create(registry: &Registry, args: CreateArgs) -> anyhow::Result<ExitCod
         .map(|t| ImageReference::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
     let index = registry
-        .create_index(&sources, &targets, args.append, args.dry_run)
+        .create_index_with(&sources, &targets, args.append, args.dry_run, &edits)
         .await?;
     let mut stdout = std::io::stdout().lock();
     if args.dry_run {

@@ -2,6 +2,7 @@
 
 mod commands;
 mod errors;
+mod files;
 mod gotemplate;
 mod plugin;
 mod progress;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -139,7 +139,7 @@ pub(super) async fn run(ng: &NodeGroup, args: ExportArgs) -> anyhow::Result<Exit
         .archive(&top)
         .context("failed to create dockerbuild archive")?;
     match &args.output {
-        Some(path) => write_file(path, &archive).with_context(|| {
+        Some(path) => crate::files::write_atomically(path, &archive).with_context(|| {
             format!(
                 "failed to create output file {:?}",
                 path.display().to_string()
@@ -497,23 +497,6 @@ fn mask_secrets(value: &str) -> String {
     }
     masked.push_str(rest);
     masked
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, renamed into place.
-fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new().prefix(".brix-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// An OCI descriptor as Go's image-spec types encode it.

@@ -3,13 +3,14 @@
 //! The steps follow `docs/environment.md` (what was verified by hand on these machines) and are
 //! idempotent: each one first checks whether its piece is already in place and only then does
 //! work, so a warm run costs a few seconds. Every step prints one line,
-//! `[e2e] 8/10 binfmt: ... (0.1s)`. Daemons (both dockerds, the registry) are started detached
+//! `[e2e] 8/11 binfmt: ... (0.1s)`. Daemons (both dockerds, the registry) are started detached
 //! and are left running for the next run; what the tests start is removed afterwards.
 
 mod binfmt;
 mod buildkit;
 mod buildx;
 mod busybox;
+mod ci_client;
 pub(crate) mod docker28;
 mod dockerd;
 mod go_toolchain;
@@ -35,8 +36,8 @@ pub const BUILDKIT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
 /// Options of `cargo xtask e2e`.
 #[derive(Debug, clap::Args)]
 pub struct E2eArgs {
-    /// Set up the environment (packages, both dockerds, binfmt, registry, images) and stop
-    /// there.
+    /// Set up the environment (packages, both dockerds, binfmt, registry, images, the CI
+    /// client's npm packages) and stop there.
     #[arg(long, conflicts_with = "no_setup")]
     setup_only: bool,
     /// Skip the setup and only run the tests against what is already running.
@@ -124,7 +125,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 9 };
+    let setup_steps = if args.no_setup { 0 } else { 10 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -145,6 +146,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         // registration.
         progress.step("binfmt", || binfmt::ensure(&ws, &mut brix))?;
         progress.step("buildx", || buildx::ensure(&ws))?;
+        progress.step("ci-client", || ci_client::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

@@ -70,6 +70,13 @@ pub fn run(
     if super::buildx::available() {
         cmd.env("BRIX_E2E_BUILDX", "1");
     }
+    // The CI client's packages (`tests/tests/ci_client.rs`), after the `ci-client` step.
+    if super::ci_client::installed(ws) {
+        cmd.env(
+            "BRIX_E2E_CI_CLIENT_MODULES",
+            super::ci_client::node_modules(ws),
+        );
+    }
     if !binary_args
         .iter()
         .any(|arg| arg.starts_with("--test-threads"))

@@ -18,10 +18,10 @@ use std::process::ExitCode;
 struct Cli {
     /// Override the configured builder, for every command that acts on one (as
     /// `docker buildx --builder NAME …`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     builder: Option<String>,
     /// Enable debug logging (to stderr).
-    #[arg(short = 'D', long)]
+    #[arg(short = 'D', long, global = true)]
     debug: bool,
     #[command(subcommand)]
     command: Command,

@@ -81,10 +81,31 @@ pub fn assemble_index(descriptors: &[Descriptor]) -> Result<AssembledIndex> {
     assemble_index_with_annotations(descriptors, BTreeMap::new())
 }
 
+/// How an assembled index orders its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexOrder {
+    /// Images in the order given, then attestations in the order of the images they attest:
+    /// what BuildKit itself writes for a multi-platform push.
+    #[default]
+    ImagesThenAttestations,
+    /// Exactly the order given (each source's entries as they were): what buildx's
+    /// `imagetools create` writes.
+    AsGiven,
+}
+
 /// [`assemble_index`] with index-level annotations.
 pub fn assemble_index_with_annotations(
     descriptors: &[Descriptor],
     annotations: BTreeMap<String, String>,
+) -> Result<AssembledIndex> {
+    assemble_index_ordered(descriptors, annotations, IndexOrder::default())
+}
+
+/// [`assemble_index_with_annotations`] with the entries ordered as `order` says.
+pub fn assemble_index_ordered(
+    descriptors: &[Descriptor],
+    annotations: BTreeMap<String, String>,
+    order: IndexOrder,
 ) -> Result<AssembledIndex> {
     if descriptors.is_empty() {
         return Err(Error::EmptyIndex);
@@ -132,6 +153,7 @@ pub fn assemble_index_with_annotations(
         }
     }
 
+    let given = merged.clone();
     let (attestations, images): (Vec<Descriptor>, Vec<Descriptor>) =
         merged.into_iter().partition(Descriptor::is_attestation);
 
@@ -152,16 +174,30 @@ pub fn assemble_index_with_annotations(
         }
     }
 
-    let mut entries = images.clone();
-    for image in &images {
-        for attestation in &attestations {
-            if attestation.attestation_subject() == Some(image.digest.as_str()) {
-                let mut attestation = attestation.clone();
-                attestation.platform = Some(unknown_platform());
-                entries.push(attestation);
+    let entries = match order {
+        IndexOrder::ImagesThenAttestations => {
+            let mut entries = images.clone();
+            for image in &images {
+                for attestation in &attestations {
+                    if attestation.attestation_subject() == Some(image.digest.as_str()) {
+                        let mut attestation = attestation.clone();
+                        attestation.platform = Some(unknown_platform());
+                        entries.push(attestation);
+                    }
+                }
             }
+            entries
         }
-    }
+        IndexOrder::AsGiven => given
+            .into_iter()
+            .map(|mut d| {
+                if d.is_attestation() {
+                    d.platform = Some(unknown_platform());
+                }
+                d
+            })
+            .collect(),
+    };
     if let Some(dangling) = attestations.iter().find(|a| {
         !images
             .iter()
@@ -220,6 +256,30 @@ mod tests {
     }
 
     #[test]
+    fn the_two_orders_are_buildkit_s_and_imagetools_create_s() {
+        let (amd, arm) = (image(1, "linux/amd64"), image(2, "linux/arm64"));
+        let (att_amd, att_arm) = (attestation(3, &amd), attestation(4, &arm));
+        let given = [amd.clone(), att_amd.clone(), arm.clone(), att_arm.clone()];
+        let digests = |order| {
+            assemble_index_ordered(&given, BTreeMap::new(), order)
+                .unwrap()
+                .index
+                .manifests
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            digests(IndexOrder::ImagesThenAttestations),
+            [&amd.digest, &arm.digest, &att_amd.digest, &att_arm.digest].map(String::clone)
+        );
+        assert_eq!(
+            digests(IndexOrder::AsGiven),
+            [&amd.digest, &att_amd.digest, &arm.digest, &att_arm.digest].map(String::clone)
+        );
+    }
+
+    #[test]
     fn every_entry_has_a_platform_and_the_digest_is_of_the_exact_bytes() {
         let amd = image(1, "linux/amd64");
         let arm = image(2, "linux/arm64");
@@ -253,7 +313,7 @@ mod tests {
             .collect();
         assert_eq!(
             digests,
-            [&amd.digest, &arm.digest, &att_amd.digest, &att_arm.digest]
+            [&amd.digest, &arm.digest, &att_amd.digest, &att_arm.digest].map(String::clone)
         );
         let att = &a.index.manifests[2];
         assert_eq!(att.platform, Some(unknown_platform()));

@@ -36,6 +36,9 @@ pub mod registry;
 
 pub use descriptor::{Descriptor, ImageIndex, ImageManifest, Platform};
 pub use error::{Error, Result};
-pub use index::{AssembledIndex, assemble_index, assemble_index_with_annotations};
+pub use index::{
+    AssembledIndex, IndexOrder, assemble_index, assemble_index_ordered,
+    assemble_index_with_annotations,
+};
 pub use layout::{OciLayout, merge_layout_tarballs, merge_layouts};
 pub use registry::{ImageReference, IndexEdits, Registry, RegistryOptions};

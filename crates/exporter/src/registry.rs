@@ -866,8 +866,12 @@ impl Registry {
             *manifests = edits.apply(std::mem::take(manifests));
         }
         let all: Vec<Descriptor> = parts.iter().flat_map(|(_, d)| d.iter().cloned()).collect();
-        let index =
-            crate::index::assemble_index_with_annotations(&all, edits.index_annotations.clone())?;
+        // buildx keeps the sources' order (each source's entries as they were).
+        let index = crate::index::assemble_index_ordered(
+            &all,
+            edits.index_annotations.clone(),
+            crate::index::IndexOrder::AsGiven,
+        )?;
         if dry_run {
             return Ok(index);
         }

@@ -20,7 +20,8 @@ use crate::progress::printer::{Printer, ProgressMode};
 #[derive(Debug, clap::Args)]
 pub struct DialStdioArgs {
     /// Override the configured builder.
-    #[arg(long)]
+    /// (The global `--builder`, before or after the subcommand, as in buildx.)
+    #[arg(skip)]
     pub builder: Option<String>,
     /// Target platform: picks the node that builds it.
     #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]

@@ -66,7 +66,8 @@ const HEADER: &[(&str, &str)] = &[
 #[derive(Debug, clap::Args)]
 pub struct DuArgs {
     /// Builder to read (the current builder if omitted).
-    #[arg(long)]
+    /// (The global `--builder`, before or after the subcommand, as in buildx.)
+    #[arg(skip)]
     pub builder: Option<String>,
     /// Filter records, `key=value` (repeatable): `id`, `parents`, `description`, `inuse`,
     /// `mutable`, `immutable`, `shared`, `private`, `type`, `until`; `key!=value` negates.

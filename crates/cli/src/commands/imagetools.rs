@@ -77,9 +77,6 @@ struct CreateArgs {
     /// Progress output (accepted for buildx's scripts; imagetools prints no progress).
     #[arg(long, default_value = "auto")]
     progress: String,
-    /// Override the configured builder (accepted for buildx's scripts; unused here).
-    #[arg(long)]
-    builder: Option<String>,
 }
 
 /// `--annotation` values as buildx reads them for `imagetools create`.

@@ -24,7 +24,8 @@ const ALL_CACHE_WARNING: &str =
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
     /// Builder to prune (the current builder if omitted).
-    #[arg(long)]
+    /// (The global `--builder`, before or after the subcommand, as in buildx.)
+    #[arg(skip)]
     pub builder: Option<String>,
     /// Also remove internal and frontend records.
     #[arg(short = 'a', long)]

@@ -73,7 +73,8 @@ pub struct BuildArgs {
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
     /// Override the configured builder.
-    #[arg(long)]
+    /// (The global `--builder`, before or after the subcommand, as in buildx.)
+    #[arg(skip)]
     pub builder: Option<String>,
     /// Type of progress output.
     #[arg(long, value_enum, default_value = "auto")]

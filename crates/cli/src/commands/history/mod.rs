@@ -31,7 +31,8 @@ const RECORDS_LIMIT: i32 = 50;
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
     /// Builder whose records to use (the current builder if omitted).
-    #[arg(long, global = true)]
+    /// (The global `--builder`, before or after the subcommand, as in buildx.)
+    #[arg(skip)]
     pub builder: Option<String>,
     #[command(subcommand)]
     command: HistoryCommand,

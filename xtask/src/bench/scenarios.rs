@@ -39,6 +39,10 @@ pub struct Target {
 pub enum CaseKind {
     /// `ls`.
     Ls,
+    /// `ls --format '{{.Name}}'`.
+    LsFormat,
+    /// `history ls` of the bench builder.
+    HistoryLs,
     /// `inspect NAME`.
     Inspect,
     /// `inspect NAME` with brix forced onto buildx's transport (`docker exec buildctl
@@ -94,6 +98,31 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::Ls,
+        },
+        Case {
+            name: "ls-format",
+            scenario: "ls-inspect",
+            description: "`ls --format '{{.Name}}'` (a Go template, as scripts use it)".into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.3),
+                rss_max: Some(0.3),
+                ..Target::default()
+            },
+            kind: CaseKind::LsFormat,
+        },
+        Case {
+            name: "history-ls",
+            scenario: "history",
+            description: "`history ls` of the bench builder (its records of the earlier cases)"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.3),
+                rss_max: Some(0.3),
+                ..Target::default()
+            },
+            kind: CaseKind::HistoryLs,
         },
         Case {
             name: "inspect",
@@ -323,6 +352,8 @@ impl Runner<'_> {
                 )?;
             }
             CaseKind::Ls
+            | CaseKind::LsFormat
+            | CaseKind::HistoryLs
             | CaseKind::Inspect
             | CaseKind::InspectDialStdio
             | CaseKind::PushLayout => {}
@@ -448,6 +479,15 @@ impl Runner<'_> {
         };
         let invocation = match case.kind {
             CaseKind::Ls => self.tool(side, &["ls"], &["ls"]),
+            CaseKind::LsFormat => {
+                let args = ["ls", "--format", "{{.Name}}"];
+                self.tool(side, &args, &args)
+            }
+            CaseKind::HistoryLs => self.tool(
+                side,
+                &["history", "ls", "--builder", BRIX_BUILDER],
+                &["history", "ls", "--builder", BUILDX_BUILDER],
+            ),
             CaseKind::Inspect => self.tool(
                 side,
                 &["inspect", BRIX_BUILDER],

@@ -5,6 +5,7 @@
 
 mod docker_session;
 mod finish;
+mod git_info;
 pub(crate) mod nodes;
 mod outputs;
 
@@ -287,6 +288,9 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
 
     let mut attrs = BTreeMap::new();
     attrs.insert("filename".to_owned(), dockerfile_name.clone());
+    if args.context != "-" {
+        attrs.extend(git_info::git_attributes(&context_dir, &dockerfile_dir));
+    }
     if let Some(t) = &args.target {
         attrs.insert("target".to_owned(), t.clone());
     }

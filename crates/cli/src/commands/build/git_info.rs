@@ -1,0 +1,167 @@
+//! What buildx tells the build about the git checkout its context is in (BUILDX_GIT_INFO,
+//! on by default): the frontend attributes `vcs:source` (the remote, credentials redacted),
+//! `vcs:revision` (the commit, `-dirty` when BUILDX_GIT_CHECK_DIRTY asks and the tree is
+//! modified), `vcs:localdir:context` and `vcs:localdir:dockerfile` (both relative to the
+//! checkout's root). They land in the provenance and the build record (`VCSRepository`,
+//! `VCSRevision`), where CI tools read them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::parse_go_bool;
+
+/// The attributes for a build of `context` with the Dockerfile in `dockerfile_dir`; empty
+/// when the context is not in a git checkout, git is missing, or BUILDX_GIT_INFO is false.
+pub fn git_attributes(context: &Path, dockerfile_dir: &Path) -> BTreeMap<String, String> {
+    let mut attrs = BTreeMap::new();
+    let wanted = std::env::var("BUILDX_GIT_INFO")
+        .ok()
+        .and_then(|v| parse_go_bool(&v))
+        .unwrap_or(true);
+    if !wanted {
+        return attrs;
+    }
+    let Ok(context) = std::path::absolute(context) else {
+        return attrs;
+    };
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&context)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
+        return attrs;
+    }
+    if let Some(mut sha) = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty()) {
+        let check_dirty = std::env::var("BUILDX_GIT_CHECK_DIRTY")
+            .ok()
+            .and_then(|v| parse_go_bool(&v))
+            .unwrap_or(false);
+        if check_dirty && git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) {
+            sha.push_str("-dirty");
+        }
+        attrs.insert("vcs:revision".into(), sha);
+    }
+    let remote = git(&["remote", "get-url", "origin"]).or_else(|| {
+        let first = git(&["remote"])?.lines().next()?.to_owned();
+        git(&["remote", "get-url", &first])
+    });
+    if let Some(url) = remote.filter(|u| !u.is_empty()) {
+        attrs.insert("vcs:source".into(), redact_credentials(&url));
+    }
+    if let Some(root) = git(&["rev-parse", "--show-toplevel"]).map(PathBuf::from) {
+        let relative = |dir: &Path| -> String {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            match canon(&dir).strip_prefix(canon(&root)) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".to_owned(),
+                Ok(rel) => rel.display().to_string(),
+                Err(_) => dir.display().to_string(),
+            }
+        };
+        attrs.insert("vcs:localdir:context".into(), relative(&context));
+        attrs.insert("vcs:localdir:dockerfile".into(), relative(dockerfile_dir));
+    }
+    attrs
+}
+
+/// buildx's `urlutil.RedactCredentials`: `https://user:pass@host` → `https://xxxxx:xxxxx@host`.
+fn redact_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) if !user.is_empty() => "xxxxx:xxxxx",
+        Some(_) => ":xxxxx",
+        None if !userinfo.is_empty() => "xxxxx",
+        None => return url.to_owned(),
+    };
+    format!("{scheme}://{masked}@{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_as_buildx_does() {
+        assert_eq!(
+            redact_credentials("https://user:token@github.com/o/r.git"),
+            "https://xxxxx:xxxxx@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_credentials("https://token@github.com/o/r.git"),
+            "https://xxxxx@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_credentials("https://github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
+    }
+
+    #[test]
+    fn a_checkout_gives_its_remote_revision_and_folders() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(repo)
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir_all(repo.join("app/docker")).expect("mkdir");
+        std::fs::write(repo.join("app/docker/Dockerfile"), "FROM scratch\n").expect("write");
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "x"]);
+        git(&[
+            "remote",
+            "add",
+            "origin",
+            "https://u:secret@example.invalid/o/r.git",
+        ]);
+        let attrs = git_attributes(&repo.join("app"), &repo.join("app/docker"));
+        assert_eq!(
+            attrs.get("vcs:source").map(String::as_str),
+            Some("https://xxxxx:xxxxx@example.invalid/o/r.git")
+        );
+        assert_eq!(attrs.get("vcs:revision").map(String::len), Some(40));
+        assert_eq!(
+            attrs.get("vcs:localdir:context").map(String::as_str),
+            Some("app")
+        );
+        assert_eq!(
+            attrs.get("vcs:localdir:dockerfile").map(String::as_str),
+            Some("app/docker")
+        );
+        // Outside a checkout: nothing.
+        let other = tempfile::tempdir().expect("tempdir");
+        assert!(git_attributes(other.path(), other.path()).is_empty());
+    }
+}

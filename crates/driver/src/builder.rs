@@ -20,7 +20,7 @@ pub const DEFAULT_BUILDER: &str = "default";
 /// What `brix create` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
-    /// Builder name; generated (`builder_<random>`) when absent.
+    /// Builder name; generated (`adjective_surname`, as buildx) when absent.
     pub name: Option<String>,
     /// Driver; `docker-container` when absent (or the existing builder's with `--append`).
     pub driver: Option<String>,
@@ -257,9 +257,91 @@ pub fn leave(txn: &mut Txn<'_>, name: &str, node: &str) -> Result<NodeGroup, Dri
     Ok(ng)
 }
 
+/// Adjectives and surnames for generated builder names: `adjective_surname`, the shape
+/// buildx's generated names have (the docker CLI's names generator), so scripts that match
+/// on it keep working.
+const NAME_ADJECTIVES: &[&str] = &[
+    "agile",
+    "amazing",
+    "bold",
+    "brave",
+    "calm",
+    "clever",
+    "cool",
+    "crisp",
+    "eager",
+    "elastic",
+    "epic",
+    "fervent",
+    "focused",
+    "gallant",
+    "gifted",
+    "happy",
+    "hopeful",
+    "jolly",
+    "keen",
+    "kind",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "patient",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "trusting",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "zealous",
+];
+const NAME_SURNAMES: &[&str] = &[
+    "babbage",
+    "bartik",
+    "bell",
+    "booth",
+    "brattain",
+    "cerf",
+    "clarke",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euler",
+    "faraday",
+    "fermi",
+    "franklin",
+    "gauss",
+    "goldberg",
+    "hamilton",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "maxwell",
+    "meitner",
+    "morse",
+    "newton",
+    "noether",
+    "pascal",
+    "ramanujan",
+    "ritchie",
+    "shannon",
+    "thompson",
+    "turing",
+    "wozniak",
+    "yalow",
+];
+
 fn generate_name(txn: &Txn<'_>) -> Result<String, DriverError> {
     use std::hash::{BuildHasher, Hasher};
-    for _ in 0..6 {
+    for attempt in 0..12u32 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(
             std::time::SystemTime::now()
@@ -268,13 +350,14 @@ fn generate_name(txn: &Txn<'_>) -> Result<String, DriverError> {
                 .unwrap_or(0),
         );
         let n = h.finish();
-        let id: String = (0..12)
-            .map(|i| {
-                let d = ((n >> (i * 5)) & 31) as u8 % 36;
-                (if d < 10 { b'0' + d } else { b'a' + d - 10 }) as char
-            })
-            .collect();
-        let name = format!("builder_{id}");
+        let adjective = NAME_ADJECTIVES[(n % NAME_ADJECTIVES.len() as u64) as usize];
+        let surname = NAME_SURNAMES[((n >> 32) % NAME_SURNAMES.len() as u64) as usize];
+        // As the docker generator does on a clash: a digit after the name.
+        let name = if attempt < 6 {
+            format!("{adjective}_{surname}")
+        } else {
+            format!("{adjective}_{surname}{}", n % 10)
+        };
         if !txn.exists(&name)? {
             return Ok(name);
         }

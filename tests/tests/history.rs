@@ -346,6 +346,17 @@ fn side_by_side_with_buildx(
         records(&theirs),
         "history ls --format json differs"
     );
+    // A Go template, as scripts pass one: the same lines.
+    let format = [
+        "ls",
+        "--format",
+        "{{.Ref}} {{.Name}} {{.Status}} {{json .Ref}}",
+    ];
+    let ours_t = history(env, store, name, &format).ok().stdout;
+    let theirs_t = buildx(&[&["history"][..], &format[..]].concat())
+        .ok()
+        .stdout;
+    assert_eq!(ours_t, theirs_t, "history ls --format TEMPLATE differs");
     let buildx_id = records(&ours)
         .into_keys()
         .find(|id| id != fail_id && id != ok_id)

@@ -36,11 +36,13 @@ pub struct LsArgs {
 
 /// Lists the records of every node, running builds first, then the newest first.
 pub(super) async fn run(ng: &NodeGroup, args: LsArgs) -> anyhow::Result<ExitCode> {
-    let json = match args.format.as_str() {
-        "table" => false,
-        "json" => true,
-        other => bail!("unsupported --format {other:?}: use table or json"),
+    // `table` and `json` are buildx's fixed layouts; anything else is a Go template over
+    // buildx's `lsContext` (parsed before any daemon is asked).
+    let template = match args.format.as_str() {
+        "table" | "json" => None,
+        other => Some(crate::gotemplate::CliFormat::parse(other)?),
     };
+    let json = args.format == "json";
     let mut filters = Vec::new();
     if args.local {
         filters.push(format!("repository={}", local_repository()?));
@@ -64,7 +66,9 @@ pub(super) async fn run(ng: &NodeGroup, args: LsArgs) -> anyhow::Result<ExitCode
         )
     });
     let now = SystemTime::now();
-    let out = if json {
+    let out = if let Some(template) = &template {
+        render_template(template, &records, now, !args.no_trunc)?
+    } else if json {
         render_json(&records)
     } else {
         use std::io::IsTerminal;
@@ -179,10 +183,70 @@ fn render_table(records: &[Record<'_>], now: SystemTime, trunc: bool, term: bool
     tabwriter::align(&text, 10, 3)
 }
 
+/// The records through a `--format` template: buildx's `lsContext` methods (`Ref`,
+/// `FullRef`, `Name`, `Status`, `CreatedAt`, `Duration`, `Link`) and its `{{json .}}`.
+fn render_template(
+    template: &crate::gotemplate::CliFormat,
+    records: &[Record<'_>],
+    now: SystemTime,
+    trunc: bool,
+) -> anyhow::Result<String> {
+    use crate::gotemplate::{Data, Struct};
+    let table = template.is_table();
+    let rows: Vec<Data> = records
+        .iter()
+        .map(|r| {
+            let name = build_name(&r.entry.record.frontend_attrs, r.local_state().as_ref());
+            let name = if trunc && table {
+                trim_beginning(&name, 36)
+            } else {
+                name
+            };
+            let created = format!(
+                "{} ago",
+                human_duration(now.duration_since(r.created_at()).unwrap_or_default())
+            );
+            let link = if table {
+                String::new()
+            } else {
+                desktop_url(&r.full_ref())
+            };
+            let json: serde_json::Value =
+                serde_json::from_str(record_json(r).trim()).unwrap_or(Value::Null);
+            Struct::new("*history.lsContext")
+                .method("Ref", r.build_ref().to_owned())
+                .method("FullRef", r.full_ref())
+                .method("Name", name)
+                .method("Status", status_word(r))
+                .method("CreatedAt", created)
+                .method("Duration", duration_text(r))
+                .method("Link", link)
+                .marshal_json(Data::from(&json))
+                .into()
+        })
+        .collect();
+    Ok(template.render(
+        &rows,
+        &[
+            ("Ref", "BUILD ID"),
+            ("Name", "NAME"),
+            ("Status", "STATUS"),
+            ("CreatedAt", "CREATED AT"),
+            ("Duration", "DURATION"),
+            ("Link", ""),
+        ],
+    )?)
+}
+
 /// One JSON object per record with buildx's keys (sorted, as Go encodes a map).
 fn render_json(records: &[Record<'_>]) -> String {
+    records.iter().map(record_json).collect()
+}
+
+/// One record's `--format json` line.
+fn record_json(r: &Record<'_>) -> String {
     let mut out = String::new();
-    for r in records {
+    {
         let rec = &r.entry.record;
         let name = build_name(&rec.frontend_attrs, r.local_state().as_ref());
         let mut m = serde_json::Map::new();

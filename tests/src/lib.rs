@@ -113,6 +113,27 @@ impl E2eEnv {
             .env_remove("BRIX_PROGRESS")
     }
 
+    /// `create`s a docker-container builder named `name` in the store `store` on the
+    /// system engine, with host networking and a buildkitd.toml that reaches the e2e
+    /// registry over plain HTTP (plus `extra_toml`).
+    #[track_caller]
+    pub fn create_builder(&self, store: &std::path::Path, name: &str, extra_toml: &str) {
+        let config = store.join(format!("{name}.buildkitd.toml"));
+        let toml = format!(
+            "{extra_toml}[registry.\"{}\"]\n  http = true\n",
+            self.registry
+        );
+        if let Err(err) = std::fs::write(&config, toml) {
+            panic!("writing {}: {err}", config.display());
+        }
+        run(self
+            .brix_in(store)
+            .args(["create", "--name", name, "--driver-opt", "network=host"])
+            .arg("--config")
+            .arg(&config))
+        .ok();
+    }
+
     /// A fresh scratch folder under [`E2eEnv::work_dir`] named after `purpose`.
     #[track_caller]
     pub fn scratch_dir(&self, purpose: &str) -> PathBuf {

@@ -11,20 +11,9 @@ use brix_e2e::{E2eEnv, path, run, unique_name};
 fn per_platform_pushes_by_digest_merge_into_the_index_buildx_makes() {
     let Some(env) = E2eEnv::get() else { return };
     let store = env.scratch_dir("merge-store");
-    let config = store.join("buildkitd.toml");
-    std::fs::write(&config, "[registry.\"localhost:5000\"]\n  http = true\n").expect("toml");
     let name = unique_name("merge");
     let brix = |args: &[&str]| run(env.brix_in(&store).args(args));
-    brix(&[
-        "create",
-        "--name",
-        &name,
-        "--driver-opt",
-        "network=host",
-        "--config",
-        path(&config),
-    ])
-    .ok();
+    env.create_builder(&store, &name, "");
     let ctx = env.scratch_dir("merge-ctx");
     std::fs::write(
         ctx.join("Dockerfile"),

@@ -20,19 +20,8 @@ fn tmux(socket: &Path, args: &[&str]) -> String {
 fn two_platform_build_frames_in_a_real_terminal() {
     let Some(env) = E2eEnv::get() else { return };
     let store = env.scratch_dir("tty-store");
-    let config = store.join("buildkitd.toml");
-    std::fs::write(&config, "[registry.\"localhost:5000\"]\n  http = true\n").expect("toml");
     let name = unique_name("tty");
-    run(env.brix_in(&store).args([
-        "create",
-        "--name",
-        &name,
-        "--driver-opt",
-        "network=host",
-        "--config",
-        path(&config),
-    ]))
-    .ok();
+    env.create_builder(&store, &name, "");
     run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
 
     let ctx = env.scratch_dir("tty-ctx");

@@ -149,21 +149,31 @@ fn trim_beginning(s: &str, n: usize) -> String {
     format!("..{}", &s[start..])
 }
 
+/// The record's build name, as buildx names it; `trunc`: its last 36 bytes, as in tables.
+fn display_name(r: &Record<'_>, trunc: bool) -> String {
+    let name = build_name(&r.entry.record.frontend_attrs, r.local_state().as_ref());
+    if trunc {
+        trim_beginning(&name, 36)
+    } else {
+        name
+    }
+}
+
+/// `5 minutes ago`, as buildx's `CreatedAt`.
+fn created_ago(r: &Record<'_>, now: SystemTime) -> String {
+    format!(
+        "{} ago",
+        human_duration(now.duration_since(r.created_at()).unwrap_or_default())
+    )
+}
+
 /// The table: docker's formatter columns (min width 10, padding 3); the last column is
 /// Docker Desktop's link, shown only on a terminal.
 fn render_table(records: &[Record<'_>], now: SystemTime, trunc: bool, term: bool) -> String {
     let mut text = String::from("BUILD ID\tNAME\tSTATUS\tCREATED AT\tDURATION\t\n");
     for r in records {
-        let name = build_name(&r.entry.record.frontend_attrs, r.local_state().as_ref());
-        let name = if trunc {
-            trim_beginning(&name, 36)
-        } else {
-            name
-        };
-        let created = format!(
-            "{} ago",
-            human_duration(now.duration_since(r.created_at()).unwrap_or_default())
-        );
+        let name = display_name(r, trunc);
+        let created = created_ago(r, now);
         let link = if term {
             format!(
                 "\x1b]8;;{}\x1b\\Open\x1b]8;;\x1b\\",
@@ -196,16 +206,8 @@ fn render_template(
     let rows: Vec<Data> = records
         .iter()
         .map(|r| {
-            let name = build_name(&r.entry.record.frontend_attrs, r.local_state().as_ref());
-            let name = if trunc && table {
-                trim_beginning(&name, 36)
-            } else {
-                name
-            };
-            let created = format!(
-                "{} ago",
-                human_duration(now.duration_since(r.created_at()).unwrap_or_default())
-            );
+            let name = display_name(r, trunc && table);
+            let created = created_ago(r, now);
             let link = if table {
                 String::new()
             } else {

@@ -33,12 +33,20 @@ pub fn bin_dir(ws: &Workspace) -> PathBuf {
 }
 
 pub fn ensure(ws: &Workspace) -> Result<String> {
+    let bin_dir = bin_dir(ws);
     if image_is_current() {
+        // The tests run the host's buildctl too; an engine that kept the image while
+        // `target/` was cleaned has none, so take the image's own.
+        let copied = if bin_dir.join("buildctl").is_file() {
+            String::new()
+        } else {
+            copy_binaries_out_of_image(&bin_dir)?;
+            format!("; copied its buildctl to {}", ws.display(&bin_dir))
+        };
         return Ok(format!(
-            "{BUILDKIT_IMAGE} already has BuildKit {BUILDKIT_VERSION}"
+            "{BUILDKIT_IMAGE} already has BuildKit {BUILDKIT_VERSION}{copied}"
         ));
     }
-    let bin_dir = bin_dir(ws);
     let built_binaries =
         !(bin_dir.join("buildkitd").is_file() && bin_dir.join("buildctl").is_file());
     if built_binaries {
@@ -80,6 +88,37 @@ fn image_is_current() -> bool {
     );
     output(Command::new("docker").args(["image", "inspect", "--format", &format, BUILDKIT_IMAGE]))
         .is_ok_and(|labels| labels.trim() == format!("{BUILDKIT_VERSION} {RECIPE}"))
+}
+
+/// Copies `buildkitd` and `buildctl` out of the current image into `bin_dir` (through a
+/// created, never started, container), so the host's binaries match the daemon's.
+fn copy_binaries_out_of_image(bin_dir: &Path) -> Result<()> {
+    let scratch = bin_dir.with_extension("partial");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    std::fs::create_dir_all(&scratch)?;
+    let container = output(Command::new("docker").args(["create", BUILDKIT_IMAGE]))
+        .context("creating a container of the BuildKit image to copy buildctl out of it")?;
+    let container = container.trim().to_string();
+    let copied = ["buildkitd", "buildctl"].iter().try_for_each(|name| {
+        output(
+            Command::new("docker")
+                .arg("cp")
+                .arg(format!("{container}:/usr/bin/{name}"))
+                .arg(scratch.join(name)),
+        )
+        .map(drop)
+        .with_context(|| format!("copying /usr/bin/{name} out of {BUILDKIT_IMAGE}"))
+    });
+    let _ = output(Command::new("docker").args(["rm", "-f", &container]));
+    copied?;
+    if bin_dir.exists() {
+        std::fs::remove_dir_all(bin_dir)?;
+    }
+    std::fs::rename(&scratch, bin_dir)
+        .with_context(|| format!("moving {} to {}", scratch.display(), bin_dir.display()))?;
+    Ok(())
 }
 
 /// `go build` buildkitd and buildctl from the wrapper module, statically (CGO_ENABLED=0).

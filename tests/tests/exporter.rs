@@ -305,7 +305,7 @@ fn a_registry_that_is_down_gives_one_clear_error() {
         let run = brix_e2e::run(env.brix().args(&args));
         assert!(!run.success, "{args:?} succeeded against a closed port");
         let expected = format!(
-            "error: registry 127.0.0.1:{port} is not reachable: connection refused — is it running?\n"
+            "ERROR: registry 127.0.0.1:{port} is not reachable: connection refused — is it running?\n"
         );
         // `create` reads its source first, from the working registry, so it fails on the target.
         assert_eq!(run.stderr, expected, "{args:?}");

@@ -22,8 +22,8 @@ fn buildx(env: &E2eEnv, store: &Path, args: &[&str]) -> Option<Run> {
 /// The message of a failed run, without the tool's own prefix (`error: `, `ERROR: `).
 fn message(r: &Run) -> String {
     let text = r.stderr.trim();
-    text.strip_prefix("error: ")
-        .or_else(|| text.strip_prefix("ERROR: "))
+    text.strip_prefix("ERROR: ")
+        .or_else(|| text.strip_prefix("error: "))
         .unwrap_or(text)
         .to_owned()
 }

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            eprintln!("error: {}", errors::one_line(&err));
+            eprintln!("ERROR: {}", errors::one_line(&err));
             return ExitCode::FAILURE;
         }
     };
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", errors::one_line(&err));
+            eprintln!("ERROR: {}", errors::one_line(&err));
             ExitCode::FAILURE
         }
     }

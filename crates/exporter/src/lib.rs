@@ -25,6 +25,7 @@
 //! ```
 
 pub mod auth;
+pub mod cache;
 pub mod descriptor;
 pub mod docker_archive;
 pub mod engine_image;

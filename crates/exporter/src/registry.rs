@@ -406,7 +406,11 @@ impl Registry {
     }
 
     /// Fetches a small blob (a config) whole, verified against its digest.
-    async fn fetch_blob(&self, reference: &ImageReference, digest: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn fetch_blob(
+        &self,
+        reference: &ImageReference,
+        digest: &str,
+    ) -> Result<Vec<u8>> {
         validate_digest(digest)?;
         let client = self.client(reference.registry()).await?;
         let what = || format!("fetching blob {digest} from {}", reference.name());
@@ -495,7 +499,43 @@ impl Registry {
         Ok(vec![descriptor])
     }
 
-    async fn push_manifest_bytes(
+    /// Uploads a small blob held in memory (a cache config) to `target`'s repository, unless
+    /// the repository already has it.
+    pub(crate) async fn push_blob_bytes(
+        &self,
+        target: &ImageReference,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        validate_digest(digest)?;
+        let actual = sha256_digest(bytes);
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob for {}", target.name()),
+                expected: digest.into(),
+                actual,
+            });
+        }
+        let registry = target.registry();
+        let client = self.client(registry).await?;
+        let what = || format!("checking blob {digest} in {}", target.name());
+        if !self
+            .retry(registry, &what, || client.blob_exists(&target.0, digest))
+            .await?
+        {
+            let what = || format!("pushing blob {digest} to {}", target.name());
+            let body = bytes::Bytes::copy_from_slice(bytes);
+            self.retry(registry, &what, || {
+                client.push_blob(&target.0, body.clone(), digest)
+            })
+            .await?;
+        }
+        self.remember(target, digest);
+        Ok(())
+    }
+
+    /// Pushes manifest or index bytes to `target` (a tag or a digest).
+    pub(crate) async fn push_manifest_bytes(
         &self,
         target: &ImageReference,
         media_type: &str,

@@ -52,6 +52,10 @@ pub struct SolveSpec {
     pub exporters: Vec<ExporterSpec>,
     /// Entitlements asked for (`network.host`, `security.insecure`).
     pub entitlements: Vec<String>,
+    /// Remote caches to import from (`--cache-from`).
+    pub cache_imports: Vec<CacheOption>,
+    /// Remote caches to export to (`--cache-to`).
+    pub cache_exports: Vec<CacheOption>,
 }
 
 impl SolveSpec {
@@ -89,11 +93,53 @@ impl SolveSpec {
             .first()
             .map(|e| (e.r#type.clone(), e.attrs.clone()))
             .unwrap_or_default();
+        let entries = |options: &[CacheOption]| -> Vec<pb_control::CacheOptionsEntry> {
+            options
+                .iter()
+                .map(|c| pb_control::CacheOptionsEntry {
+                    r#type: c.kind.clone(),
+                    attrs: c.attrs.clone(),
+                })
+                .collect()
+        };
+        let mut frontend_attrs = self.frontend_attrs.clone();
+        // A frontend resolves its cache imports itself, from this attribute (the JSON of the
+        // protobuf entries, as BuildKit's Go client writes it).
+        if !self.frontend.is_empty() && !self.cache_imports.is_empty() {
+            #[derive(serde::Serialize)]
+            struct Entry<'a> {
+                #[serde(rename = "Type")]
+                kind: &'a str,
+                #[serde(rename = "Attrs", skip_serializing_if = "BTreeMap::is_empty")]
+                attrs: &'a BTreeMap<String, String>,
+            }
+            let json: Vec<Entry<'_>> = self
+                .cache_imports
+                .iter()
+                .map(|c| Entry {
+                    kind: &c.kind,
+                    attrs: &c.attrs,
+                })
+                .collect();
+            if let Ok(json) = serde_json::to_string(&json) {
+                frontend_attrs
+                    .entry("cache-imports".to_owned())
+                    .or_insert(json);
+            }
+        }
+        let cache = (!self.cache_imports.is_empty() || !self.cache_exports.is_empty()).then(|| {
+            pb_control::CacheOptions {
+                exports: entries(&self.cache_exports),
+                imports: entries(&self.cache_imports),
+                ..Default::default()
+            }
+        });
         pb_control::SolveRequest {
             r#ref: build_ref.to_owned(),
             session: session_id.to_owned(),
             frontend: self.frontend.clone(),
-            frontend_attrs: self.frontend_attrs.clone(),
+            frontend_attrs,
+            cache,
             entitlements: self.entitlements.clone(),
             exporters,
             exporter_deprecated,
@@ -127,6 +173,16 @@ impl ExporterSpec {
         self.attrs.insert(key.into(), value.into());
         self
     }
+}
+
+/// One remote cache import or export (`SolveRequest.Cache`): a backend (`registry`, `local`,
+/// `inline`, `gha`, `s3`, `azblob`) and its attributes (`ref`, `mode`, `dest`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheOption {
+    /// The backend.
+    pub kind: String,
+    /// Its attributes.
+    pub attrs: BTreeMap<String, String>,
 }
 
 /// What a successful solve returned.
@@ -467,5 +523,30 @@ mod tests {
                 .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
         );
         assert_ne!(a, new_build_ref());
+    }
+
+    #[test]
+    fn caches_go_in_the_request_and_imports_in_the_frontend_s_attribute() {
+        let mut spec = SolveSpec::dockerfile();
+        spec.cache_imports.push(CacheOption {
+            kind: "local".into(),
+            attrs: BTreeMap::from([
+                ("src".into(), "/c".into()),
+                ("digest".into(), "sha256:ab".into()),
+            ]),
+        });
+        spec.cache_exports.push(CacheOption {
+            kind: "registry".into(),
+            attrs: BTreeMap::from([("ref".into(), "r/x:c".into())]),
+        });
+        let request = spec.to_request("ref", "session");
+        let cache = request.cache.expect("cache options");
+        assert_eq!(cache.imports[0].r#type, "local");
+        assert_eq!(cache.exports[0].attrs["ref"], "r/x:c");
+        assert_eq!(
+            request.frontend_attrs["cache-imports"],
+            r#"[{"Type":"local","Attrs":{"digest":"sha256:ab","src":"/c"}}]"#
+        );
+        assert!(SolveSpec::dockerfile().to_request("r", "s").cache.is_none());
     }
 }

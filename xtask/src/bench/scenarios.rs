@@ -64,6 +64,15 @@ pub enum CaseKind {
     PushLayout,
     /// A multi-stage build with RUN steps on both platforms, cache pruned first.
     QemuMultistage,
+    /// The cold large-context build exporting `--cache-to type=local,mode=max` (the client
+    /// receives every blob through its session content store).
+    LocalCacheExport,
+    /// The same build, cache pruned, importing that local cache (the client serves it).
+    LocalCacheImport,
+    /// The cold large-context build exporting `--cache-to type=registry,mode=max`.
+    RegistryCacheExport,
+    /// The same build, cache pruned, importing that registry cache.
+    RegistryCacheImport,
 }
 
 /// One row of the report.
@@ -254,6 +263,62 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
             },
             kind: CaseKind::QemuMultistage,
         },
+        Case {
+            name: "local-cache-export",
+            scenario: "cache",
+            description: "the cold-context build, cache pruned, \
+                          `--cache-to type=local,dest=DIR,mode=max` (every blob written by the \
+                          client), `-o type=cacheonly`"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.8),
+                cpu_max: Some(0.5),
+                rss_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::LocalCacheExport,
+        },
+        Case {
+            name: "local-cache-import",
+            scenario: "cache",
+            description: "the same build, cache pruned, `--cache-from type=local,src=DIR` of the \
+                          tool's own export (every blob served by the client)"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.8),
+                cpu_max: Some(0.5),
+                rss_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::LocalCacheImport,
+        },
+        Case {
+            name: "registry-cache-export",
+            scenario: "cache",
+            description: "the cold-context build, cache pruned, \
+                          `--cache-to type=registry,ref=…,mode=max`"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(1.0),
+                ..Target::default()
+            },
+            kind: CaseKind::RegistryCacheExport,
+        },
+        Case {
+            name: "registry-cache-import",
+            scenario: "cache",
+            description: "the same build, cache pruned, `--cache-from` the tool's registry cache"
+                .into(),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(1.0),
+                ..Target::default()
+            },
+            kind: CaseKind::RegistryCacheImport,
+        },
     ]
 }
 
@@ -332,7 +397,12 @@ impl Runner<'_> {
                     format!("FROM {BUSYBOX_IMAGE}\nRUN echo hi > /x\n"),
                 )?;
             }
-            CaseKind::ColdContext | CaseKind::OneFileChanged => {
+            CaseKind::ColdContext
+            | CaseKind::OneFileChanged
+            | CaseKind::LocalCacheExport
+            | CaseKind::LocalCacheImport
+            | CaseKind::RegistryCacheExport
+            | CaseKind::RegistryCacheImport => {
                 let dir = self.context_dir();
                 let started = std::time::Instant::now();
                 if fixtures::ensure_context(&dir, self.sizes.context, BUSYBOX_IMAGE)? {
@@ -553,6 +623,43 @@ impl Runner<'_> {
                 let args = build_args(&["-o", "type=cacheonly"], &dir);
                 self.build(side, &args, &args)
             }
+            CaseKind::LocalCacheExport
+            | CaseKind::LocalCacheImport
+            | CaseKind::RegistryCacheExport
+            | CaseKind::RegistryCacheImport => {
+                setup::prune_cache()?;
+                let tool = match side {
+                    Side::Brix => "brix",
+                    Side::Baseline => "buildx",
+                };
+                let local = root.join(format!("cache-local-{tool}"));
+                let reference = format!("{REGISTRY_HOST}/bench-cache-{tool}:cache");
+                let cache = match case.kind {
+                    CaseKind::LocalCacheExport => {
+                        // Each export starts from an empty folder, so every blob is written.
+                        if local.exists() {
+                            std::fs::remove_dir_all(&local)?;
+                        }
+                        vec![
+                            "--cache-to".to_owned(),
+                            format!("type=local,dest={},mode=max", local.display()),
+                        ]
+                    }
+                    CaseKind::LocalCacheImport => vec![
+                        "--cache-from".to_owned(),
+                        format!("type=local,src={}", local.display()),
+                    ],
+                    CaseKind::RegistryCacheExport => vec![
+                        "--cache-to".to_owned(),
+                        format!("type=registry,ref={reference},mode=max"),
+                    ],
+                    _ => vec!["--cache-from".to_owned(), reference],
+                };
+                let mut extra: Vec<&str> = cache.iter().map(String::as_str).collect();
+                extra.extend(["-o", "type=cacheonly"]);
+                let args = build_args(&extra, &self.context_dir());
+                self.build(side, &args, &args)
+            }
             CaseKind::PushLayout => {
                 let tool = match side {
                     Side::Brix => "brix",
@@ -683,6 +790,7 @@ mod tests {
             "push",
             "qemu",
             "current-engine",
+            "cache",
         ] {
             assert!(cases.iter().any(|c| c.scenario == scenario), "{scenario}");
         }

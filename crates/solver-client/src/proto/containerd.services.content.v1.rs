@@ -27,6 +27,37 @@ pub struct InfoResponse {
     #[prost(message, optional, tag = "1")]
     pub info: ::core::option::Option<Info>,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateRequest {
+    /// The blob (by digest) and its new labels; digest, size and times cannot change.
+    #[prost(message, optional, tag = "1")]
+    pub info: ::core::option::Option<Info>,
+    /// Which fields to update (`labels`, `labels.<key>`); empty: every mutable field.
+    #[prost(message, optional, tag = "2")]
+    pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateResponse {
+    #[prost(message, optional, tag = "1")]
+    pub info: ::core::option::Option<Info>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListContentRequest {
+    /// containerd filter expressions (`digest==sha256:…`, `labels."k"==v`); a blob is listed
+    /// when it matches any of them. Empty: every blob.
+    #[prost(string, repeated, tag = "1")]
+    pub filters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListContentResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub info: ::prost::alloc::vec::Vec<Info>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteContentRequest {
+    #[prost(string, tag = "1")]
+    pub digest: ::prost::alloc::string::String,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReadContentRequest {
     #[prost(string, tag = "1")]
@@ -45,6 +76,134 @@ pub struct ReadContentResponse {
     pub offset: i64,
     #[prost(bytes = "vec", tag = "2")]
     pub data: ::prost::alloc::vec::Vec<u8>,
+}
+/// A write in progress.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Status {
+    #[prost(message, optional, tag = "1")]
+    pub started_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "2")]
+    pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(string, tag = "3")]
+    pub r#ref: ::prost::alloc::string::String,
+    /// Bytes written so far.
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    /// The size the writer announced (zero: not announced).
+    #[prost(int64, tag = "5")]
+    pub total: i64,
+    /// The digest the writer announced (empty: not announced).
+    #[prost(string, tag = "6")]
+    pub expected: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StatusRequest {
+    #[prost(string, tag = "1")]
+    pub r#ref: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StatusResponse {
+    #[prost(message, optional, tag = "1")]
+    pub status: ::core::option::Option<Status>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListStatusesRequest {
+    /// containerd filter expressions on `ref` (`ref==x`, `ref~=regexp`); a write is listed
+    /// when it matches any of them. Empty: every write.
+    #[prost(string, repeated, tag = "1")]
+    pub filters: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListStatusesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub statuses: ::prost::alloc::vec::Vec<Status>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WriteContentRequest {
+    #[prost(enumeration = "WriteAction", tag = "1")]
+    pub action: i32,
+    /// Names the write; required on the first message of the stream, ignored after it.
+    #[prost(string, tag = "2")]
+    pub r#ref: ::prost::alloc::string::String,
+    /// The blob's size, checked at COMMIT (zero or less: not checked). The latest value wins.
+    #[prost(int64, tag = "3")]
+    pub total: i64,
+    /// The blob's digest, checked at COMMIT (empty: not checked). The latest value wins; when
+    /// the store already has it, the write ends with AlreadyExists.
+    #[prost(string, tag = "4")]
+    pub expected: ::prost::alloc::string::String,
+    /// Where `data` goes: zero restarts the write from the start, any other value must be the
+    /// current offset (OutOfRange otherwise).
+    #[prost(int64, tag = "5")]
+    pub offset: i64,
+    #[prost(bytes = "vec", tag = "6")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+    /// Labels for the committed blob.
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WriteContentResponse {
+    /// The action of the request this answers.
+    #[prost(enumeration = "WriteAction", tag = "1")]
+    pub action: i32,
+    /// When the write began (set on STAT and COMMIT answers).
+    #[prost(message, optional, tag = "2")]
+    pub started_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the write last received data (set on STAT and COMMIT answers).
+    #[prost(message, optional, tag = "3")]
+    pub updated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Bytes written so far.
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    /// The size the writer announced (set on STAT and COMMIT answers).
+    #[prost(int64, tag = "5")]
+    pub total: i64,
+    /// `sha256:<hex>` of the bytes written so far; on COMMIT, of the stored blob.
+    #[prost(string, tag = "6")]
+    pub digest: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AbortRequest {
+    #[prost(string, tag = "1")]
+    pub r#ref: ::prost::alloc::string::String,
+}
+/// What one WriteContentRequest asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum WriteAction {
+    /// Report the write's state (offset, digest so far, total) without changing it.
+    Stat = 0,
+    /// Append `data` at `offset`; the write stays open.
+    Write = 1,
+    /// Append any `data`, check size and digest, store the blob under its digest and end the
+    /// write.
+    Commit = 2,
+}
+impl WriteAction {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Stat => "STAT",
+            Self::Write => "WRITE",
+            Self::Commit => "COMMIT",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "STAT" => Some(Self::Stat),
+            "WRITE" => Some(Self::Write),
+            "COMMIT" => Some(Self::Commit),
+            _ => None,
+        }
+    }
 }
 /// Generated client implementations.
 pub mod content_client {
@@ -163,6 +322,81 @@ pub mod content_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Changes a committed blob's mutable metadata (its labels) and returns the result.
+        pub async fn update(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateRequest>,
+        ) -> std::result::Result<tonic::Response<super::UpdateResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/Update",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "Update"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Every committed blob (or those matching a filter), in batches, then the end of the stream.
+        pub async fn list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListContentRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::ListContentResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/List",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "List"),
+                );
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Removes a committed blob; NotFound when the store does not have it.
+        pub async fn delete(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DeleteContentRequest>,
+        ) -> std::result::Result<tonic::Response<()>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/Delete",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "Delete"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
         /// A blob's bytes from an offset, in one or more messages.
         pub async fn read(
             &mut self,
@@ -190,6 +424,116 @@ pub mod content_client {
                 );
             self.inner.server_streaming(req, path, codec).await
         }
+        /// The state of one write in progress, by its ref.
+        pub async fn status(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StatusRequest>,
+        ) -> std::result::Result<tonic::Response<super::StatusResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/Status",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "Status"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// The state of every write in progress (or those matching a filter).
+        pub async fn list_statuses(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListStatusesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListStatusesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/ListStatuses",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "containerd.services.content.v1.Content",
+                        "ListStatuses",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// One write, identified by a ref the writer chooses: the first message names the ref, and
+        /// every message answers with one response. A blob appears under its digest only on
+        /// COMMIT, after its size and digest were checked. AlreadyExists when the expected digest
+        /// is already stored (writers treat that as success).
+        pub async fn write(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<
+                Message = super::WriteContentRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::WriteContentResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/Write",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "Write"),
+                );
+            self.inner.streaming(req, path, codec).await
+        }
+        /// Cancels the write in progress under a ref and discards what it wrote.
+        pub async fn abort(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AbortRequest>,
+        ) -> std::result::Result<tonic::Response<()>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/containerd.services.content.v1.Content/Abort",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("containerd.services.content.v1.Content", "Abort"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -211,6 +555,27 @@ pub mod content_server {
             &self,
             request: tonic::Request<super::InfoRequest>,
         ) -> std::result::Result<tonic::Response<super::InfoResponse>, tonic::Status>;
+        /// Changes a committed blob's mutable metadata (its labels) and returns the result.
+        async fn update(
+            &self,
+            request: tonic::Request<super::UpdateRequest>,
+        ) -> std::result::Result<tonic::Response<super::UpdateResponse>, tonic::Status>;
+        /// Server streaming response type for the List method.
+        type ListStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::ListContentResponse, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Every committed blob (or those matching a filter), in batches, then the end of the stream.
+        async fn list(
+            &self,
+            request: tonic::Request<super::ListContentRequest>,
+        ) -> std::result::Result<tonic::Response<Self::ListStream>, tonic::Status>;
+        /// Removes a committed blob; NotFound when the store does not have it.
+        async fn delete(
+            &self,
+            request: tonic::Request<super::DeleteContentRequest>,
+        ) -> std::result::Result<tonic::Response<()>, tonic::Status>;
         /// Server streaming response type for the Read method.
         type ReadStream: tonic::codegen::tokio_stream::Stream<
                 Item = std::result::Result<super::ReadContentResponse, tonic::Status>,
@@ -222,6 +587,38 @@ pub mod content_server {
             &self,
             request: tonic::Request<super::ReadContentRequest>,
         ) -> std::result::Result<tonic::Response<Self::ReadStream>, tonic::Status>;
+        /// The state of one write in progress, by its ref.
+        async fn status(
+            &self,
+            request: tonic::Request<super::StatusRequest>,
+        ) -> std::result::Result<tonic::Response<super::StatusResponse>, tonic::Status>;
+        /// The state of every write in progress (or those matching a filter).
+        async fn list_statuses(
+            &self,
+            request: tonic::Request<super::ListStatusesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListStatusesResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the Write method.
+        type WriteStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::WriteContentResponse, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// One write, identified by a ref the writer chooses: the first message names the ref, and
+        /// every message answers with one response. A blob appears under its digest only on
+        /// COMMIT, after its size and digest were checked. AlreadyExists when the expected digest
+        /// is already stored (writers treat that as success).
+        async fn write(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::WriteContentRequest>>,
+        ) -> std::result::Result<tonic::Response<Self::WriteStream>, tonic::Status>;
+        /// Cancels the write in progress under a ref and discards what it wrote.
+        async fn abort(
+            &self,
+            request: tonic::Request<super::AbortRequest>,
+        ) -> std::result::Result<tonic::Response<()>, tonic::Status>;
     }
     /// A content-addressed blob store.
     #[derive(Debug)]
@@ -343,6 +740,140 @@ pub mod content_server {
                     };
                     Box::pin(fut)
                 }
+                "/containerd.services.content.v1.Content/Update" => {
+                    #[allow(non_camel_case_types)]
+                    struct UpdateSvc<T: Content>(pub Arc<T>);
+                    impl<T: Content> tonic::server::UnaryService<super::UpdateRequest>
+                    for UpdateSvc<T> {
+                        type Response = super::UpdateResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UpdateRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::update(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UpdateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/List" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListSvc<T: Content>(pub Arc<T>);
+                    impl<
+                        T: Content,
+                    > tonic::server::ServerStreamingService<super::ListContentRequest>
+                    for ListSvc<T> {
+                        type Response = super::ListContentResponse;
+                        type ResponseStream = T::ListStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListContentRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::list(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/Delete" => {
+                    #[allow(non_camel_case_types)]
+                    struct DeleteSvc<T: Content>(pub Arc<T>);
+                    impl<
+                        T: Content,
+                    > tonic::server::UnaryService<super::DeleteContentRequest>
+                    for DeleteSvc<T> {
+                        type Response = ();
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::DeleteContentRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::delete(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DeleteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 "/containerd.services.content.v1.Content/Read" => {
                     #[allow(non_camel_case_types)]
                     struct ReadSvc<T: Content>(pub Arc<T>);
@@ -385,6 +916,185 @@ pub mod content_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/Status" => {
+                    #[allow(non_camel_case_types)]
+                    struct StatusSvc<T: Content>(pub Arc<T>);
+                    impl<T: Content> tonic::server::UnaryService<super::StatusRequest>
+                    for StatusSvc<T> {
+                        type Response = super::StatusResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StatusRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::status(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StatusSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/ListStatuses" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListStatusesSvc<T: Content>(pub Arc<T>);
+                    impl<
+                        T: Content,
+                    > tonic::server::UnaryService<super::ListStatusesRequest>
+                    for ListStatusesSvc<T> {
+                        type Response = super::ListStatusesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListStatusesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::list_statuses(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListStatusesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/Write" => {
+                    #[allow(non_camel_case_types)]
+                    struct WriteSvc<T: Content>(pub Arc<T>);
+                    impl<
+                        T: Content,
+                    > tonic::server::StreamingService<super::WriteContentRequest>
+                    for WriteSvc<T> {
+                        type Response = super::WriteContentResponse;
+                        type ResponseStream = T::WriteStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::WriteContentRequest>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::write(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WriteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/containerd.services.content.v1.Content/Abort" => {
+                    #[allow(non_camel_case_types)]
+                    struct AbortSvc<T: Content>(pub Arc<T>);
+                    impl<T: Content> tonic::server::UnaryService<super::AbortRequest>
+                    for AbortSvc<T> {
+                        type Response = ();
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AbortRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Content>::abort(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AbortSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

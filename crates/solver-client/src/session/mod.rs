@@ -1,7 +1,8 @@
 //! A BuildKit session: the gRPC server the client runs *inside* a connection the daemon
 //! dials back through (`Control.Session`, or dockerd's `/session` upgrade). It serves the
 //! client's local directories (FileSync), receives outputs (FileSend), answers registry
-//! credential and secret requests (Auth, Secrets) and the mandatory health check.
+//! credential and secret requests (Auth, Secrets), serves local content stores (Content:
+//! `type=local` caches) and the mandatory health check.
 //!
 //! ```no_run
 //! # async fn demo(control: &mut brix_solver_client::proto::moby::buildkit::v1::control_client::ControlClient<tonic::transport::Channel>) -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +18,7 @@
 //! ```
 
 mod auth;
+mod content;
 mod filesend;
 mod filesync;
 mod grpc;
@@ -40,12 +42,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 
 pub use auth::{AuthError, DockerConfigAuth, RegistryCredentials};
+pub use content::{ContentStoreError, LocalContentStore};
 pub use filesend::OutputTarget;
 pub use filesync::SyncedDir;
 pub use grpc::MAX_MESSAGE_SIZE;
 pub use secrets::{SecretSource, SecretStore};
 pub use tunnel::{IncomingChunks, StreamTunnel};
 
+use crate::proto::containerd::services::content::v1::content_server::ContentServer;
 use crate::proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
 use crate::proto::moby::buildkit::v1::BytesMessage;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
@@ -85,6 +89,7 @@ pub struct Session {
     secrets: BTreeMap<String, SecretSource>,
     auth: Option<DockerConfigAuth>,
     peer_name: Option<String>,
+    content_stores: BTreeMap<String, LocalContentStore>,
 }
 
 impl Session {
@@ -100,6 +105,7 @@ impl Session {
             secrets: BTreeMap::new(),
             auth: None,
             peer_name: None,
+            content_stores: BTreeMap::new(),
         }
     }
 
@@ -139,6 +145,18 @@ impl Session {
         self
     }
 
+    /// Lets the daemon read and write `store` under `id`, the store ID it names in each call:
+    /// `local:<dir>` for `--cache-to`/`--cache-from type=local` (the `dest`/`src` attribute
+    /// exactly as sent in the solve request), `oci:<id>` for OCI layout contexts.
+    pub fn add_content_store(
+        &mut self,
+        id: impl Into<String>,
+        store: LocalContentStore,
+    ) -> &mut Self {
+        self.content_stores.insert(id.into(), store);
+        self
+    }
+
     /// Uses these registry credentials instead of the default Docker config file.
     pub fn set_auth(&mut self, auth: DockerConfigAuth) -> &mut Self {
         self.auth = Some(auth);
@@ -156,6 +174,9 @@ impl Session {
         }
         if !self.outputs.is_empty() {
             methods.push(filesend::DIFF_COPY);
+        }
+        if !self.content_stores.is_empty() {
+            methods.extend(content::METHODS);
         }
         methods.extend([
             "/moby.filesync.v1.Auth/Credentials",
@@ -208,6 +229,13 @@ impl Session {
         if !self.outputs.is_empty() {
             routes = routes.add_service(
                 filesend::FileSendService::new(self.outputs).with_peer_name(self.peer_name),
+            );
+        }
+        if !self.content_stores.is_empty() {
+            routes = routes.add_service(
+                ContentServer::new(content::ContentService::new(self.content_stores))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
             );
         }
         routes.prepare()

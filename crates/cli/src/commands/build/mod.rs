@@ -3,6 +3,7 @@
 //! together (a multi-platform index pushed under every tag, one OCI tarball, per-platform
 //! directories) the way buildx lays them out.
 
+mod cache;
 mod docker_session;
 mod finish;
 mod git_info;
@@ -73,6 +74,12 @@ pub struct BuildArgs {
     /// Secret to expose to the build (`id=mysecret[,src=/local/secret]` or `id=x,env=VAR`).
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
+    /// External cache sources (e.g., `user/app:cache`, `type=local,src=path/to/dir`).
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (e.g., `user/app:cache`, `type=local,dest=path/to/dir`).
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
     /// Override the configured builder.
     /// (The global `--builder`, before or after the subcommand, as in buildx.)
     #[arg(skip)]
@@ -103,6 +110,10 @@ struct Plan {
     frontend_attrs: BTreeMap<String, String>,
     outputs: Vec<Output>,
     secrets: BTreeMap<String, SecretSource>,
+    /// `--cache-from`, local tags resolved to digests.
+    cache_imports: Vec<cache::CacheEntry>,
+    /// `--cache-to` (and `BUILDKIT_INLINE_CACHE`).
+    cache_exports: Vec<cache::CacheEntry>,
     provenance: Option<String>,
     /// The provenance for the engine's BuildKit on the containerd image store, which also
     /// loads images with attestations.
@@ -218,7 +229,13 @@ fn report_failure(printer: &Printer, failure: &BuildFailure) {
             }
         }
     }
-    eprintln!("ERROR: {}", crate::errors::one_line(&failure.error));
+    // buildx 0.29 says which phase failed: a failed solve is a failed build.
+    let prefix = if solve_failure.is_some() {
+        "failed to build: "
+    } else {
+        ""
+    };
+    eprintln!("ERROR: {prefix}{}", crate::errors::one_line(&failure.error));
 }
 
 fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
@@ -332,6 +349,26 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         secrets.insert(id, source);
     }
 
+    let env = |name: &str| std::env::var(name).ok();
+    let mut cache_exports = cache::parse_entries(&args.cache_to, cache::Direction::Export, &env)?;
+    // As buildx: a true BUILDKIT_INLINE_CACHE build argument asks for the inline cache.
+    if attrs
+        .get("build-arg:BUILDKIT_INLINE_CACHE")
+        .and_then(|v| parse_go_bool(v))
+        == Some(true)
+        && !cache_exports.iter().any(|e| e.kind == "inline")
+    {
+        cache_exports.push(cache::CacheEntry {
+            kind: "inline".to_owned(),
+            attrs: BTreeMap::new(),
+        });
+    }
+    let cache_imports = cache::resolve_local_imports(cache::parse_entries(
+        &args.cache_from,
+        cache::Direction::Import,
+        &env,
+    )?)?;
+
     let requested = provenance_request(args)?;
     let provenance = match requested.as_deref() {
         Some("false" | "0") => None,
@@ -372,6 +409,8 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         frontend_attrs: attrs,
         outputs,
         secrets,
+        cache_imports,
+        cache_exports,
         provenance,
         engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
@@ -504,6 +543,7 @@ async fn build(
     printer: &Printer,
 ) -> Result<Option<String>, BuildFailure> {
     let nodes = nodes::connect_nodes(ng, printer).await?;
+    cache::check_nodes(&plan.cache_exports, &nodes)?;
     let assignment = if plan.platforms.is_empty() {
         vec![0]
     } else {
@@ -652,6 +692,7 @@ async fn build(
     let solved = futures_util::future::try_join_all(runs).await?;
     // Every solve is done with the context: end the shared sessions.
     drop(context_sessions);
+    cache::finish_exports(&plan.cache_exports, &solved, &registry, printer).await?;
     if let Some(warm_up) = warm_up {
         let _ = warm_up.await;
     }
@@ -764,6 +805,12 @@ fn prepare(
         session.add_secret(id.clone(), src.clone());
     }
     let mut spec = SolveSpec::dockerfile();
+    cache::add_to_solve(
+        &plan.cache_imports,
+        &plan.cache_exports,
+        &mut spec,
+        &mut session,
+    )?;
     // Chosen here, so the build's local state can be recorded under it before it runs.
     spec.build_ref = brix_solver_client::solve::new_build_ref();
     spec.frontend_attrs = plan.frontend_attrs.clone();

@@ -655,3 +655,50 @@ fn docker_driver_refuses_what_the_engine_cannot_export_as_buildx_does() {
         r.stderr
     );
 }
+
+/// `s3` against a real S3-compatible server (gofakes3, started by `cargo xtask e2e`), with the
+/// credentials taken from the AWS environment as buildx takes them: both platforms restored
+/// after a prune (each platform's solve also writes and reads `NAME-<platform>`).
+#[test]
+fn s3_cache_restores_both_platforms_with_credentials_from_the_environment() {
+    let Some(b) = Builder::create("rcache-s3", false) else {
+        return;
+    };
+    let endpoint = std::env::var("BRIX_E2E_S3")
+        .expect("BRIX_E2E_S3: the S3 server of `cargo xtask e2e` (its `s3` set-up step)");
+    let ctx = context(&b.env, "rcache-s3-ctx");
+    let s3 = format!(
+        "type=s3,endpoint_url={endpoint},bucket=brix-e2e,region=us-east-1,use_path_style=true,name={}",
+        unique_name("s3")
+    );
+    let to = format!("{s3},mode=max");
+    let with_aws = |args: &[&str]| -> (PathBuf, Run) {
+        let out = b.env.scratch_dir("rcache-s3-out");
+        let dest = format!("type=local,dest={}", out.display());
+        let r = run(b
+            .env
+            .brix_in(&b.store)
+            .env("AWS_ACCESS_KEY_ID", "brix-e2e")
+            .env("AWS_SECRET_ACCESS_KEY", "brix-e2e-secret")
+            .args(["build", "--builder", &b.name, "--progress", "plain"])
+            .args(["--platform", PLATFORMS, "-o", &dest])
+            .args(args)
+            .arg(&ctx))
+        .ok();
+        (out, r)
+    };
+    let (first, r) = with_aws(&["--cache-to", &to]);
+    assert!(
+        r.stderr.contains("exporting cache to Amazon S3"),
+        "{}",
+        r.stderr
+    );
+    b.prune();
+    let (second, r) = with_aws(&["--cache-from", &s3]);
+    assert_eq!(
+        restored(&first, &second, "second"),
+        PLATFORM_DIRS,
+        "both platforms from the s3 cache\n{}",
+        r.stderr
+    );
+}

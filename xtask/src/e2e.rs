@@ -18,6 +18,7 @@ pub(crate) mod packages;
 pub(crate) mod process;
 mod registry;
 mod run_tests;
+mod s3;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -125,7 +126,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 10 };
+    let setup_steps = if args.no_setup { 0 } else { 11 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -147,6 +148,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         progress.step("binfmt", || binfmt::ensure(&ws, &mut brix))?;
         progress.step("buildx", || buildx::ensure(&ws))?;
         progress.step("ci-client", || ci_client::ensure(&ws))?;
+        progress.step("s3", || s3::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

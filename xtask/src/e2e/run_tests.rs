@@ -70,6 +70,10 @@ pub fn run(
     if super::buildx::available() {
         cmd.env("BRIX_E2E_BUILDX", "1");
     }
+    // The S3-compatible server of the `s3` cache tests, after the `s3` step.
+    if super::s3::running() {
+        cmd.env("BRIX_E2E_S3", format!("http://{}", super::s3::S3_ADDR));
+    }
     // The CI client's packages (`tests/tests/ci_client.rs`), after the `ci-client` step.
     if super::ci_client::installed(ws) {
         cmd.env(

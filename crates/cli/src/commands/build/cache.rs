@@ -180,14 +180,55 @@ pub fn check_nodes(exports: &[CacheEntry], nodes: &[BuildNode]) -> anyhow::Resul
 
 /// Puts the caches into one solve: the entries into the request, and each local folder as a
 /// content store on the solve's session (created for an export, as BuildKit's client does).
+///
+/// `platform` names the solve's platform (`linux_arm64`) when the build has one solve per
+/// platform. Then an `s3` or `azblob` export also writes the manifest under
+/// `NAME-<platform>` (BuildKit writes every `;`-separated name), and the import of `NAME`
+/// reads that platform's manifest first: these backends keep one manifest per name that the
+/// client cannot merge, so without it the last platform's export would replace the others'.
 pub fn add_to_solve(
     imports: &[CacheEntry],
     exports: &[CacheEntry],
     spec: &mut SolveSpec,
     session: &mut Session,
+    platform: Option<&str>,
 ) -> anyhow::Result<()> {
-    spec.cache_imports = imports.iter().map(CacheEntry::to_option).collect();
-    spec.cache_exports = exports.iter().map(CacheEntry::to_option).collect();
+    let per_platform = |entry: &CacheEntry| -> Option<Vec<String>> {
+        let platform = platform?;
+        matches!(entry.kind.as_str(), "s3" | "azblob").then(|| {
+            entry
+                .attrs
+                .get("name")
+                .map_or("buildkit", String::as_str)
+                .split(';')
+                .map(|name| format!("{name}-{platform}"))
+                .collect()
+        })
+    };
+    spec.cache_imports = Vec::new();
+    for entry in imports {
+        if let Some(names) = per_platform(entry) {
+            for name in names {
+                let mut own = entry.to_option();
+                own.attrs.insert("name".into(), name);
+                spec.cache_imports.push(own);
+            }
+        }
+        spec.cache_imports.push(entry.to_option());
+    }
+    spec.cache_exports = exports
+        .iter()
+        .map(|entry| {
+            let mut option = entry.to_option();
+            if let Some(names) = per_platform(entry) {
+                let all = entry.attrs.get("name").map_or("buildkit", String::as_str);
+                option
+                    .attrs
+                    .insert("name".into(), format!("{all};{}", names.join(";")));
+            }
+            option
+        })
+        .collect();
     for (entry, export) in imports
         .iter()
         .map(|e| (e, false))
@@ -742,5 +783,41 @@ mod tests {
         let got = parse_entries(&values, Direction::Export, &aws).expect("parsed");
         assert!(!got[0].attrs.contains_key("session_token"));
         assert_eq!(got[0].attrs["access_key_id"], "k");
+    }
+
+    #[test]
+    fn s3_names_get_a_per_platform_manifest_when_each_platform_has_its_solve() {
+        let s3 = entry("s3", &[("bucket", "b"), ("name", "main;v1")]);
+        let mut spec = SolveSpec::dockerfile();
+        let mut session = Session::new("k");
+        add_to_solve(
+            std::slice::from_ref(&s3),
+            std::slice::from_ref(&s3),
+            &mut spec,
+            &mut session,
+            Some("linux_arm64"),
+        )
+        .expect("added");
+        assert_eq!(
+            spec.cache_exports[0].attrs["name"],
+            "main;v1;main-linux_arm64;v1-linux_arm64"
+        );
+        let imported: Vec<&str> = spec
+            .cache_imports
+            .iter()
+            .map(|c| c.attrs["name"].as_str())
+            .collect();
+        assert_eq!(imported, ["main-linux_arm64", "v1-linux_arm64", "main;v1"]);
+        // One solve for the build: the entries go as given.
+        add_to_solve(
+            std::slice::from_ref(&s3),
+            &[],
+            &mut spec,
+            &mut session,
+            None,
+        )
+        .expect("added");
+        assert_eq!(spec.cache_imports.len(), 1);
+        assert_eq!(spec.cache_imports[0].attrs["name"], "main;v1");
     }
 }

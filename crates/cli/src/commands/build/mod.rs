@@ -805,11 +805,13 @@ fn prepare(
         session.add_secret(id.clone(), src.clone());
     }
     let mut spec = SolveSpec::dockerfile();
+    let platform_name = platform.as_ref().filter(|_| multi).map(platform_dir);
     cache::add_to_solve(
         &plan.cache_imports,
         &plan.cache_exports,
         &mut spec,
         &mut session,
+        platform_name.as_deref(),
     )?;
     // Chosen here, so the build's local state can be recorded under it before it runs.
     spec.build_ref = brix_solver_client::solve::new_build_ref();

@@ -8,6 +8,7 @@ mod docker_session;
 mod finish;
 mod git_info;
 pub(crate) mod nodes;
+mod options;
 mod outputs;
 
 use std::collections::BTreeMap;
@@ -80,6 +81,10 @@ pub struct BuildArgs {
     /// Cache export destinations (e.g., `user/app:cache`, `type=local,dest=path/to/dir`).
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
+    /// `--network`, `--add-host`, `--allow`, `--shm-size`, `--ulimit`, `--cgroup-parent`,
+    /// `--no-cache-filter`.
+    #[command(flatten)]
+    pub run_options: options::RunOptions,
     /// Override the configured builder.
     /// (The global `--builder`, before or after the subcommand, as in buildx.)
     #[arg(skip)]
@@ -110,10 +115,14 @@ struct Plan {
     frontend_attrs: BTreeMap<String, String>,
     outputs: Vec<Output>,
     secrets: BTreeMap<String, SecretSource>,
+    /// `--add-host` and the other run options, for what needs the node (`host-gateway`).
+    run_options: options::RunOptions,
     /// `--cache-from`, local tags resolved to digests.
     cache_imports: Vec<cache::CacheEntry>,
     /// `--cache-to` (and `BUILDKIT_INLINE_CACHE`).
     cache_exports: Vec<cache::CacheEntry>,
+    /// Entitlements asked for (`--allow`, `--network host`).
+    entitlements: Vec<String>,
     provenance: Option<String>,
     /// The provenance for the engine's BuildKit on the containerd image store, which also
     /// loads images with attestations.
@@ -311,6 +320,9 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     if let Some(t) = &args.target {
         attrs.insert("target".to_owned(), t.clone());
     }
+    for a in args.build_args.iter().chain(&args.labels) {
+        options::check_key_value(a)?;
+    }
     for a in &args.build_args {
         match a.split_once('=') {
             Some((k, v)) => {
@@ -341,11 +353,16 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         attrs.insert("image-resolve-mode".to_owned(), "pull".to_owned());
     }
 
+    let entitlements = args.run_options.apply(&mut attrs)?;
+    options::check_tags(&args.tags)?;
     let outputs = outputs::resolve_outputs(&args.outputs, args.push, args.load, &args.tags)?;
 
     let mut secrets = BTreeMap::new();
     for s in &args.secrets {
         let (id, source) = parse_secret(s)?;
+        if let SecretSource::File(path) = &source {
+            options::check_secret_file(path)?;
+        }
         secrets.insert(id, source);
     }
 
@@ -411,6 +428,8 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         secrets,
         cache_imports,
         cache_exports,
+        entitlements,
+        run_options: args.run_options.clone(),
         provenance,
         engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
@@ -816,6 +835,10 @@ fn prepare(
     // Chosen here, so the build's local state can be recorded under it before it runs.
     spec.build_ref = brix_solver_client::solve::new_build_ref();
     spec.frontend_attrs = plan.frontend_attrs.clone();
+    spec.entitlements = plan.entitlements.clone();
+    if let Some(hosts) = plan.run_options.extra_hosts(&|| node.host_gateway_ip())? {
+        spec.frontend_attrs.insert("add-hosts".into(), hosts);
+    }
     if let Some(p) = &platform {
         spec.frontend_attrs.insert("platform".into(), p.to_string());
     }

@@ -27,12 +27,36 @@ pub struct BuildNode {
     pub registries: BTreeMap<String, RegistryConfig>,
     /// What the node can do (for the docker driver, decided from the engine's workers).
     pub features: Features,
+    /// The builder's driver name (`docker`, `docker-container`, `remote`, ...).
+    pub driver: String,
 }
 
 impl BuildNode {
     /// Whether the node's driver is the Docker engine's own BuildKit.
     pub fn is_docker(&self) -> bool {
         self.docker_endpoint.is_some()
+    }
+
+    /// The address `--add-host NAME:host-gateway` means, as buildx finds it: the docker
+    /// driver's engine reports it as a worker label; other drivers have none.
+    pub fn host_gateway_ip(&self) -> Result<String, String> {
+        if !self.is_docker() {
+            return Err(format!(
+                "host-gateway is not supported by the {} driver",
+                self.driver
+            ));
+        }
+        self.workers
+            .iter()
+            .filter_map(|w| {
+                w.labels
+                    .get("org.mobyproject.buildkit.worker.moby.host-gateway-ips")
+            })
+            .flat_map(|ips| ips.split(','))
+            .map(str::trim)
+            .find(|ip| !ip.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| "host-gateway IP not found".to_owned())
     }
 
     /// Whether the node is the engine's own BuildKit on an image store that holds
@@ -166,6 +190,7 @@ async fn connect_node(
         docker_endpoint,
         registries,
         features,
+        driver: ng.driver.clone(),
     })
 }
 

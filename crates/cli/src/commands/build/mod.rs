@@ -4,6 +4,7 @@
 //! directories) the way buildx lays them out.
 
 mod cache;
+mod contexts;
 mod docker_session;
 mod finish;
 mod git_info;
@@ -81,6 +82,10 @@ pub struct BuildArgs {
     /// Cache export destinations (e.g., `user/app:cache`, `type=local,dest=path/to/dir`).
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
+    /// Additional build contexts (`NAME=PATH`, `NAME=docker-image://REF`,
+    /// `NAME=oci-layout://PATH[:TAG][@DIGEST]`, a git or https URL).
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
     /// `--network`, `--add-host`, `--allow`, `--shm-size`, `--ulimit`, `--cgroup-parent`,
     /// `--no-cache-filter`.
     #[command(flatten)]
@@ -123,6 +128,8 @@ struct Plan {
     cache_exports: Vec<cache::CacheEntry>,
     /// Entitlements asked for (`--allow`, `--network host`).
     entitlements: Vec<String>,
+    /// `--build-context`, resolved.
+    named_contexts: Vec<(String, contexts::NamedContext)>,
     provenance: Option<String>,
     /// The provenance for the engine's BuildKit on the containerd image store, which also
     /// loads images with attestations.
@@ -354,6 +361,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     }
 
     let entitlements = args.run_options.apply(&mut attrs)?;
+    let named_contexts = contexts::parse(&args.build_contexts)?;
     options::check_tags(&args.tags)?;
     let outputs = outputs::resolve_outputs(&args.outputs, args.push, args.load, &args.tags)?;
 
@@ -429,6 +437,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         cache_imports,
         cache_exports,
         entitlements,
+        named_contexts,
         run_options: args.run_options.clone(),
         provenance,
         engine_store_provenance,
@@ -836,6 +845,7 @@ fn prepare(
     spec.build_ref = brix_solver_client::solve::new_build_ref();
     spec.frontend_attrs = plan.frontend_attrs.clone();
     spec.entitlements = plan.entitlements.clone();
+    contexts::add_to_solve(&plan.named_contexts, &mut spec.frontend_attrs, &mut session)?;
     if let Some(hosts) = plan.run_options.extra_hosts(&|| node.host_gateway_ip())? {
         spec.frontend_attrs.insert("add-hosts".into(), hosts);
     }

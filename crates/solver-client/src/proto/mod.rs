@@ -81,6 +81,14 @@ pub mod moby {
             include!("moby.filesync.v1.rs");
         }
     }
+
+    /// Protobuf packages under `moby.sshforward`.
+    pub mod sshforward {
+        /// Protobuf package `moby.sshforward.v1`.
+        pub mod v1 {
+            include!("moby.sshforward.v1.rs");
+        }
+    }
 }
 
 /// Protobuf package `pb`.

@@ -2,7 +2,7 @@
 //! dials back through (`Control.Session`, or dockerd's `/session` upgrade). It serves the
 //! client's local directories (FileSync), receives outputs (FileSend), answers registry
 //! credential and secret requests (Auth, Secrets), serves local content stores (Content:
-//! `type=local` caches) and the mandatory health check.
+//! `type=local` caches), forwards SSH agents (SSH: `--ssh`) and the mandatory health check.
 //!
 //! ```no_run
 //! # async fn demo(control: &mut brix_solver_client::proto::moby::buildkit::v1::control_client::ControlClient<tonic::transport::Channel>) -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +23,7 @@ mod filesend;
 mod filesync;
 mod grpc;
 mod secrets;
+mod sshforward;
 mod tunnel;
 
 #[cfg(test)]
@@ -47,6 +48,7 @@ pub use filesend::OutputTarget;
 pub use filesync::SyncedDir;
 pub use grpc::MAX_MESSAGE_SIZE;
 pub use secrets::{SecretSource, SecretStore};
+pub use sshforward::{KeyProblem, SshKey, SshSource, SshSourceError};
 pub use tunnel::{IncomingChunks, StreamTunnel};
 
 use crate::proto::containerd::services::content::v1::content_server::ContentServer;
@@ -54,6 +56,7 @@ use crate::proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
 use crate::proto::moby::buildkit::v1::BytesMessage;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::filesync::v1::auth_server::AuthServer;
+use crate::proto::moby::sshforward::v1::ssh_server::SshServer;
 
 /// Metadata / header carrying the session ID.
 pub const HEADER_SESSION_ID: &str = "x-docker-expose-session-uuid";
@@ -90,6 +93,7 @@ pub struct Session {
     auth: Option<DockerConfigAuth>,
     peer_name: Option<String>,
     content_stores: BTreeMap<String, LocalContentStore>,
+    ssh: BTreeMap<String, SshSource>,
 }
 
 impl Session {
@@ -106,6 +110,7 @@ impl Session {
             auth: None,
             peer_name: None,
             content_stores: BTreeMap::new(),
+            ssh: BTreeMap::new(),
         }
     }
 
@@ -157,6 +162,20 @@ impl Session {
         self
     }
 
+    /// Forwards an SSH agent under `id` (the ID a `RUN --mount=type=ssh,id=…` names; an
+    /// empty `id` is `default`, as in BuildKit). A later source for the same ID replaces the
+    /// earlier one.
+    pub fn add_ssh(&mut self, id: impl Into<String>, source: SshSource) -> &mut Self {
+        let id = id.into();
+        let id = if id.is_empty() {
+            sshforward::DEFAULT_ID.to_owned()
+        } else {
+            id
+        };
+        self.ssh.insert(id, source);
+        self
+    }
+
     /// Uses these registry credentials instead of the default Docker config file.
     pub fn set_auth(&mut self, auth: DockerConfigAuth) -> &mut Self {
         self.auth = Some(auth);
@@ -177,6 +196,9 @@ impl Session {
         }
         if !self.content_stores.is_empty() {
             methods.extend(content::METHODS);
+        }
+        if !self.ssh.is_empty() {
+            methods.extend(sshforward::METHODS);
         }
         methods.extend([
             "/moby.filesync.v1.Auth/Credentials",
@@ -234,6 +256,13 @@ impl Session {
         if !self.content_stores.is_empty() {
             routes = routes.add_service(
                 ContentServer::new(content::ContentService::new(self.content_stores))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            );
+        }
+        if !self.ssh.is_empty() {
+            routes = routes.add_service(
+                SshServer::new(sshforward::SshForwardService::new(self.ssh))
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE),
             );

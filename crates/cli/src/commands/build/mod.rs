@@ -11,6 +11,7 @@ mod git_info;
 pub(crate) mod nodes;
 mod options;
 mod outputs;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use anyhow::{Context, bail};
 use brix_config::Platform;
 use brix_driver::Store;
 use brix_driver::builder::resolve;
+use brix_solver_client::fsutil::PlatformFolder;
 use brix_solver_client::session::{OutputTarget, SecretSource, Session, SyncedDir};
 use brix_solver_client::solve::{ExporterSpec, SolveError, SolveResult, SolveSpec, solve};
 
@@ -82,6 +84,10 @@ pub struct BuildArgs {
     /// Cache export destinations (e.g., `user/app:cache`, `type=local,dest=path/to/dir`).
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
+    /// SSH agent socket or keys to expose to the build (format:
+    /// `default|<id>[=<socket>|<key>[,<key>]]`).
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
     /// Additional build contexts (`NAME=PATH`, `NAME=docker-image://REF`,
     /// `NAME=oci-layout://PATH[:TAG][@DIGEST]`, a git or https URL).
     #[arg(long = "build-context")]
@@ -128,6 +134,8 @@ struct Plan {
     cache_exports: Vec<cache::CacheEntry>,
     /// Entitlements asked for (`--allow`, `--network host`).
     entitlements: Vec<String>,
+    /// `--ssh` agents by ID.
+    ssh: Vec<(String, brix_solver_client::session::SshSource)>,
     /// `--build-context`, resolved.
     named_contexts: Vec<(String, contexts::NamedContext)>,
     provenance: Option<String>,
@@ -373,6 +381,8 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         }
         secrets.insert(id, source);
     }
+    // After the secrets, as buildx checks them.
+    let ssh = ssh::parse_ssh_flags(&args.ssh)?;
 
     let env = |name: &str| std::env::var(name).ok();
     let mut cache_exports = cache::parse_entries(&args.cache_to, cache::Direction::Export, &env)?;
@@ -437,6 +447,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         cache_imports,
         cache_exports,
         entitlements,
+        ssh,
         named_contexts,
         run_options: args.run_options.clone(),
         provenance,
@@ -832,6 +843,9 @@ fn prepare(
     for (id, src) in &plan.secrets {
         session.add_secret(id.clone(), src.clone());
     }
+    for (id, source) in &plan.ssh {
+        session.add_ssh(id.clone(), source.clone());
+    }
     let mut spec = SolveSpec::dockerfile();
     let platform_name = platform.as_ref().filter(|_| multi).map(platform_dir);
     cache::add_to_solve(
@@ -872,12 +886,21 @@ fn prepare(
         let per_platform_file = |ext: &str| scratch.join(format!("{oi}-{solve_index}.{ext}"));
         match output {
             Output::Local { dest } => {
-                let dir = match (&pdir, multi) {
-                    (Some(d), true) => dest.join(d),
-                    _ => dest.clone(),
+                let target = match (&pdir, multi) {
+                    // One platform of a multi-platform output: its own folder, laid out
+                    // as BuildKit's multi-platform export lays it out.
+                    (Some(d), true) => OutputTarget::PlatformDirectory {
+                        dest: dest.clone(),
+                        folder: PlatformFolder::new(d.clone())?.with_source_date_epoch(
+                            spec.frontend_attrs
+                                .get("build-arg:SOURCE_DATE_EPOCH")
+                                .and_then(|v| v.parse().ok()),
+                        ),
+                    },
+                    _ => OutputTarget::Directory(dest.clone()),
                 };
                 spec.exporters.push(ExporterSpec::new("local"));
-                session.add_output(exporter_index, OutputTarget::Directory(dir));
+                session.add_output(exporter_index, target);
             }
             Output::Tar { dest } => {
                 spec.exporters.push(ExporterSpec::new("tar"));

@@ -1,4 +1,5 @@
-//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux)
+//! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux,
+//! openssh-client)
 //! and the busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
@@ -9,8 +10,10 @@ use std::process::Command;
 
 /// Packages installed system-wide. runc and containerd come with docker.io.
 /// socat: `buildctl` reaches `brix dial-stdio` through a socket socat serves; tmux: the tty
-/// progress display is checked in a real terminal.
+/// progress display is checked in a real terminal; openssh-client: `--ssh` runs ssh-agent over
+/// key files, and its tests make keys and an agent of their own.
 const PACKAGES: &[&str] = &[
+    "openssh-client",
     "docker.io",
     "docker-registry",
     "qemu-user-static",

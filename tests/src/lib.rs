@@ -102,6 +102,28 @@ impl E2eEnv {
         c
     }
 
+    /// Real buildx (`docker buildx`) on the builder store `store` (`BUILDX_CONFIG`) and the
+    /// e2e engine, for side-by-side runs on builders brix made (and booted: buildx cannot
+    /// boot a node on these machines, it asks for a privileged container).
+    pub fn buildx_in(&self, store: &std::path::Path) -> Command {
+        let mut c = Command::new("docker");
+        c.env("BUILDX_CONFIG", store)
+            .env("DOCKER_HOST", &self.docker_host)
+            .env_remove("BUILDX_BUILDER")
+            .env_remove("BUILDKIT_PROGRESS")
+            .arg("buildx");
+        c
+    }
+
+    /// `brix` or real buildx (`tool` is `"brix"` or `"buildx"`) on the builder store `store`.
+    pub fn tool_in(&self, tool: &str, store: &std::path::Path) -> Command {
+        if tool == "buildx" {
+            self.buildx_in(store)
+        } else {
+            self.brix_in(store)
+        }
+    }
+
     /// Gives `c` (brix, or a wrapper that runs it) the builder store `store` (`BRIX_CONFIG`)
     /// and the e2e engine, and drops a builder or progress mode inherited from the caller's
     /// environment.

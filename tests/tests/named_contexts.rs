@@ -4,7 +4,6 @@
 //! uses them (`FROM NAME`, `COPY --from=NAME`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use brix_e2e::{E2eEnv, Run, path, remove_node_container, run, skopeo, unique_name};
 
@@ -78,16 +77,7 @@ fn named_contexts_reach_the_dockerfile_as_with_buildx() {
     for tool in ["brix", "buildx"] {
         let out: PathBuf = env.scratch_dir(&format!("named-{tool}-out"));
         let dest = format!("type=local,dest={}", out.display());
-        let mut c = if tool == "brix" {
-            env.brix_in(&store)
-        } else {
-            let mut c = Command::new("docker");
-            c.env("BUILDX_CONFIG", &store)
-                .env("DOCKER_HOST", &env.docker_host)
-                .env_remove("BUILDX_BUILDER")
-                .arg("buildx");
-            c
-        };
+        let mut c = env.tool_in(tool, &store);
         c.args([
             "build",
             "--builder",

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use brix_e2e::{E2eEnv, Run, docker, path, remove_node_container, run, unique_name};
 
@@ -87,12 +86,7 @@ impl Builder {
 
     /// Real buildx on the same store (it uses the nodes brix booted).
     fn buildx(&self, args: &[&str]) -> Run {
-        run(Command::new("docker")
-            .env("BUILDX_CONFIG", &self.store)
-            .env("DOCKER_HOST", &self.env.docker_host)
-            .env_remove("BUILDX_BUILDER")
-            .arg("buildx")
-            .args(args))
+        run(self.env.buildx_in(&self.store).args(args))
     }
 
     /// The nodes whose daemon holds build records (after a prune: the nodes a build used).
@@ -599,13 +593,7 @@ fn docker_driver_refuses_what_the_engine_cannot_export_as_buildx_does() {
     let local = env.scratch_dir("rcache-docker-local");
     let to_local = format!("type=local,dest={}", local.display());
     let on = |engine: &brix_e2e::Engine, tool: &str, args: &[&str]| -> Run {
-        let mut c = if tool == "brix" {
-            env.brix_in(&store)
-        } else {
-            let mut c = Command::new("docker");
-            c.arg("buildx").env_remove("BUILDX_BUILDER");
-            c
-        };
+        let mut c = env.tool_in(tool, &store);
         c.env("DOCKER_HOST", &engine.host)
             .args(["build", "--builder", "default", "--progress", "plain"])
             .args(args)

@@ -4,7 +4,6 @@
 //! that stage only; and buildx's input checks refuse bad values with buildx's words.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use brix_e2e::{E2eEnv, Run, path, remove_node_container, run, unique_name};
 
@@ -29,16 +28,7 @@ impl Builder {
     fn build(&self, tool: &str, ctx: &Path, args: &[&str]) -> (PathBuf, Run) {
         let out = self.env.scratch_dir(&format!("{tool}-out"));
         let dest = format!("type=local,dest={}", out.display());
-        let mut c = if tool == "brix" {
-            self.env.brix_in(&self.store)
-        } else {
-            let mut c = Command::new("docker");
-            c.env("BUILDX_CONFIG", &self.store)
-                .env("DOCKER_HOST", &self.env.docker_host)
-                .env_remove("BUILDX_BUILDER")
-                .arg("buildx");
-            c
-        };
+        let mut c = self.env.tool_in(tool, &self.store);
         c.args([
             "build",
             "--builder",

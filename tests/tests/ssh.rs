@@ -116,16 +116,7 @@ fn ssh_agents_are_forwarded_to_run_steps_as_with_buildx() {
     for tool in ["brix", "buildx"] {
         let out = env.scratch_dir(&format!("ssh-{tool}-out"));
         let dest = format!("type=local,dest={}", out.display());
-        let mut c = if tool == "brix" {
-            env.brix_in(&store)
-        } else {
-            let mut c = Command::new("docker");
-            c.env("BUILDX_CONFIG", &store)
-                .env("DOCKER_HOST", &env.docker_host)
-                .env_remove("BUILDX_BUILDER")
-                .arg("buildx");
-            c
-        };
+        let mut c = env.tool_in(tool, &store);
         c.args(["build", "--builder", &name, "--progress", "plain"])
             .args(["--platform", "linux/amd64", "-o", &dest])
             .args(["--ssh", &default, "--ssh", &mine])
@@ -147,10 +138,9 @@ fn ssh_agents_are_forwarded_to_run_steps_as_with_buildx() {
         .brix_in(&store)
         .args(["build", "--builder", &name, "--ssh", &missing])
         .arg(&ctx));
-    let theirs = run(Command::new("docker")
-        .env("BUILDX_CONFIG", &store)
-        .env("DOCKER_HOST", &env.docker_host)
-        .args(["buildx", "build", "--builder", &name, "--ssh", &missing])
+    let theirs = run(env
+        .buildx_in(&store)
+        .args(["build", "--builder", &name, "--ssh", &missing])
         .arg(&ctx));
     let error = |r: &Run| {
         r.stderr

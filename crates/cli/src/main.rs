@@ -27,6 +27,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run and matched at once: the size of the largest variant (`build`'s many
+// flags) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show or manage QEMU emulators (binfmt_misc) for foreign architectures.

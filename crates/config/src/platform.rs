@@ -201,6 +201,14 @@ impl Platform {
         Platform::new(&os, arch, variant)
     }
 
+    /// containerd's `Normalize` over parts that need not be known (`foo/bar` stays as it is):
+    /// `aarch64` becomes `arm64`, `arm` gets `v7`, `arm64/v8` drops its variant, `macOS`
+    /// becomes `darwin`, as in [`Platform::parse`].
+    pub fn normalized(os: &str, architecture: &str, variant: &str) -> Self {
+        let (architecture, variant) = normalize_arch(architecture, variant);
+        Platform::new(&normalize_os(os), &architecture, &variant)
+    }
+
     /// The same platform with its variant dropped (`linux/arm/v7` -> `linux/arm`).
     pub fn without_variant(&self) -> Self {
         Platform::new(&self.os, &self.architecture, "")
@@ -325,6 +333,18 @@ mod tests {
         assert!(p("linux/amd64/v2/x").starts_with("error: invalid platform"));
         assert!(p("linux//amd64").starts_with("error: invalid platform"));
         assert!(p("linux/am d64").starts_with("error: invalid platform"));
+    }
+
+    #[test]
+    fn normalized_keeps_unknown_parts() {
+        for ((os, arch, variant), want) in [
+            (("Linux", "AArch64", "8"), "linux/arm64"),
+            (("linux", "arm", ""), "linux/arm/v7"),
+            (("macos", "amd64", "v1"), "darwin/amd64"),
+            (("foo", "bar", ""), "foo/bar"),
+        ] {
+            assert_eq!(Platform::normalized(os, arch, variant).to_string(), want);
+        }
     }
 
     #[test]

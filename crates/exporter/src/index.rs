@@ -46,21 +46,22 @@ impl AssembledIndex {
 
     /// The `--metadata-file` entries buildx writes for a pushed index:
     /// `containerimage.digest` and `containerimage.descriptor` (the descriptor as a JSON
-    /// object, not base64).
+    /// object, not base64, with its annotations if it has any).
     pub fn metadata(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         map.insert(
             "containerimage.digest".into(),
             json!(self.descriptor.digest),
         );
-        map.insert(
-            "containerimage.descriptor".into(),
-            json!({
-                "mediaType": self.descriptor.media_type,
-                "digest": self.descriptor.digest,
-                "size": self.descriptor.size,
-            }),
-        );
+        let mut descriptor = json!({
+            "mediaType": self.descriptor.media_type,
+            "digest": self.descriptor.digest,
+            "size": self.descriptor.size,
+        });
+        if !self.descriptor.annotations.is_empty() {
+            descriptor["annotations"] = json!(self.descriptor.annotations);
+        }
+        map.insert("containerimage.descriptor".into(), descriptor);
         map
     }
 }
@@ -375,5 +376,39 @@ mod tests {
             meta["containerimage.descriptor"]["mediaType"],
             media_type::OCI_INDEX
         );
+        assert!(
+            meta["containerimage.descriptor"]
+                .get("annotations")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_build_s_edits_annotate_the_images_the_index_and_its_descriptor() {
+        let (amd, arm) = (image(1, "linux/amd64"), image(2, "linux/arm64"));
+        let att = attestation(3, &amd);
+        let arm64: Platform = "linux/arm64".parse().unwrap();
+        let edits = crate::IndexEdits {
+            index_annotations: BTreeMap::from([("i".to_owned(), "1".to_owned())]),
+            index_descriptor_annotations: BTreeMap::from([("d".to_owned(), "2".to_owned())]),
+            descriptor_annotations: vec![(Some(arm64), "m".to_owned(), "3".to_owned())],
+            ..Default::default()
+        };
+        let out = edits.assemble(vec![amd, att, arm]).unwrap();
+        assert_eq!(out.index.annotations["i"], "1");
+        let m: Vec<Option<&String>> = out
+            .index
+            .manifests
+            .iter()
+            .map(|d| d.annotations.get("m"))
+            .collect();
+        assert_eq!(m, [None, Some(&"3".to_owned()), None]);
+        assert_eq!(out.descriptor.annotations["d"], "2");
+        assert_eq!(
+            out.metadata()["containerimage.descriptor"]["annotations"]["d"],
+            "2"
+        );
+        // The descriptor's annotations are not in the index's bytes.
+        assert!(!String::from_utf8_lossy(&out.bytes).contains("\"d\""));
     }
 }

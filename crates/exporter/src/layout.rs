@@ -17,6 +17,7 @@ use crate::descriptor::{
 };
 use crate::error::{Error, Result};
 use crate::index::{AssembledIndex, assemble_index};
+use crate::registry::IndexEdits;
 
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_FILE_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -366,8 +367,12 @@ impl OciLayout {
     /// entry pointing at it, named `name` (`registry/repo:tag`) if given, the way BuildKit's
     /// oci exporter names images (`io.containerd.image.name` and the tag as
     /// `org.opencontainers.image.ref.name`).
+    ///
+    /// The entry also carries the annotations of `index.descriptor` (BuildKit's
+    /// `index-descriptor` annotations).
     pub fn set_image(&self, index: &AssembledIndex, name: Option<&str>) -> Result<Descriptor> {
         let mut descriptor = self.write_blob(&index.descriptor.media_type, &index.bytes)?;
+        descriptor.annotations = index.descriptor.annotations.clone();
         if let Some(name) = name {
             descriptor
                 .annotations
@@ -396,8 +401,19 @@ pub fn merge_layout_tarballs(
     output: &Path,
     name: Option<&str>,
 ) -> Result<AssembledIndex> {
+    merge_layout_tarballs_with(inputs, output, name, &IndexEdits::default())
+}
+
+/// [`merge_layout_tarballs`] with `edits` applied to the merged index
+/// ([`IndexEdits::assemble`]), its index-descriptor annotations on the `index.json` entry.
+pub fn merge_layout_tarballs_with(
+    inputs: &[PathBuf],
+    output: &Path,
+    name: Option<&str>,
+    edits: &IndexEdits,
+) -> Result<AssembledIndex> {
     let scratch = scratch_dir(output);
-    let result = merge_into(inputs, output, name, &scratch);
+    let result = merge_into(inputs, output, name, edits, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     result
 }
@@ -406,6 +422,7 @@ fn merge_into(
     inputs: &[PathBuf],
     output: &Path,
     name: Option<&str>,
+    edits: &IndexEdits,
     scratch: &Path,
 ) -> Result<AssembledIndex> {
     let _ = fs::remove_dir_all(scratch);
@@ -416,7 +433,7 @@ fn merge_into(
         let index = layout.import_tar(BufReader::with_capacity(1 << 20, file), input)?;
         roots.extend(index.manifests);
     }
-    let index = assemble_index(&layout.image_manifests(&roots)?)?;
+    let index = edits.assemble(layout.image_manifests(&roots)?)?;
     let descriptor = layout.set_image(&index, name)?;
     // Refuse to write a tarball that refers to blobs it does not hold.
     layout.walk(&[descriptor])?;

@@ -41,5 +41,5 @@ pub use index::{
     AssembledIndex, IndexOrder, assemble_index, assemble_index_ordered,
     assemble_index_with_annotations,
 };
-pub use layout::{OciLayout, merge_layout_tarballs, merge_layouts};
+pub use layout::{OciLayout, merge_layout_tarballs, merge_layout_tarballs_with, merge_layouts};
 pub use registry::{ImageReference, IndexEdits, Registry, RegistryOptions};

@@ -928,7 +928,8 @@ impl Registry {
     }
 }
 
-/// What `imagetools create` changes on the way from the sources to the new index.
+/// What `imagetools create` changes on the way from the sources to the new index; also what
+/// a multi-platform build adds to the index it assembles from its per-platform results.
 #[derive(Debug, Clone, Default)]
 pub struct IndexEdits {
     /// Sources given as descriptors (`-f FILE`), found in the target's repository.
@@ -939,12 +940,35 @@ pub struct IndexEdits {
     /// Annotations of the index itself (`index:KEY=VALUE`).
     pub index_annotations: std::collections::BTreeMap<String, String>,
     /// Annotations put on the index's manifest descriptors (`manifest-descriptor:KEY=VALUE`,
-    /// or for one platform `manifest-descriptor[os/arch]:KEY=VALUE`).
+    /// or for one platform `manifest-descriptor[os/arch]:KEY=VALUE`), in order: a later one
+    /// wins. One without a platform goes on every entry, attestations too.
     pub descriptor_annotations: Vec<(Option<crate::Platform>, String, String)>,
+    /// Annotations of the index's own descriptor (`index-descriptor:KEY=VALUE`): where one
+    /// is stored (an OCI layout's `index.json`) and in the build's metadata.
+    pub index_descriptor_annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl IndexEdits {
-    fn apply(&self, manifests: Vec<Descriptor>) -> Vec<Descriptor> {
+    /// The index a build makes over `manifests` (image and attestation manifests, nested
+    /// indexes expanded: [`crate::assemble_index`]'s order) with the edits applied: entries
+    /// filtered and annotated ([`IndexEdits::apply`]), the index annotated, and its descriptor
+    /// carrying the index-descriptor annotations. The source descriptors (`descriptors`) are
+    /// not read here.
+    pub fn assemble(&self, manifests: Vec<Descriptor>) -> Result<AssembledIndex> {
+        let mut index = crate::index::assemble_index_with_annotations(
+            &self.apply(manifests),
+            self.index_annotations.clone(),
+        )?;
+        index
+            .descriptor
+            .annotations
+            .clone_from(&self.index_descriptor_annotations);
+        Ok(index)
+    }
+
+    /// `manifests` (image and attestation manifests, nested indexes expanded) with the
+    /// platform filter and the descriptor annotations applied.
+    pub fn apply(&self, manifests: Vec<Descriptor>) -> Vec<Descriptor> {
         let same = |a: &crate::Platform, b: &crate::Platform| {
             a.os == b.os && a.architecture == b.architecture && a.variant == b.variant
         };

@@ -14,6 +14,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
@@ -76,12 +77,18 @@ pub struct Beneath {
 }
 
 impl Beneath {
-    /// Creates `dest` if missing (as the user named it, links included) and opens it.
+    /// Creates `dest` if missing (as the user named it, links included) and opens it. A
+    /// folder it creates, and any missing parent, gets mode 0700, as BuildKit's client
+    /// creates an output folder (`os.MkdirAll(dest, 0700)`); an existing one is kept as is.
     pub fn open(dest: &Path) -> Result<Self, BeneathError> {
-        std::fs::create_dir_all(dest).map_err(|source| BeneathError::Io {
-            path: dest.to_path_buf(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dest)
+            .map_err(|source| BeneathError::Io {
+                path: dest.to_path_buf(),
+                source,
+            })?;
         let root = rustix::fs::open(
             dest,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -91,6 +98,24 @@ impl Beneath {
         Ok(Self {
             root,
             root_path: dest.to_path_buf(),
+            last_parent: None,
+        })
+    }
+
+    /// The directory at `rel` (made by [`Beneath::ensure_dir`]) as a destination of its own:
+    /// reached without following a link, and nothing resolved from it can leave it.
+    pub fn subdir(&mut self, rel: &Path) -> Result<Beneath, BeneathError> {
+        let (parent, name) = self.parent(rel)?;
+        let root = rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.parent_error(rel, rel, &parent, name, e))?;
+        Ok(Beneath {
+            root,
+            root_path: self.root_path.join(rel),
             last_parent: None,
         })
     }

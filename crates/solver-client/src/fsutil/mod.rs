@@ -1,6 +1,9 @@
 //! The fsutil DiffCopy protocol that BuildKit uses to copy directory trees over a session:
 //! the client *sends* build contexts ([`FileSyncSender`], behind `FileSync.DiffCopy`) and
-//! *receives* `local` outputs ([`receive_into`], behind `FileSend.DiffCopy`).
+//! *receives* `local` outputs ([`receive_into`], behind `FileSend.DiffCopy`). For one
+//! platform of a multi-platform output, [`PlatformFolder`] gives the layout BuildKit's
+//! `SubDirFS` gives its own ([`receive_into_platform_folder`] for `local`, [`TarHeader`] to
+//! re-root `tar` entries byte for byte as fsutil's `WriteTar` writes them).
 //!
 //! The sender walks a directory the way tonistiigi/fsutil does — depth-first, siblings in
 //! byte order of their names, a directory's parents emitted lazily before the first entry
@@ -19,14 +22,18 @@
 //! daemon's decision, exactly as with buildx.
 
 pub(crate) mod beneath;
+mod platform_folder;
 mod receive;
 mod send;
 mod stat;
+pub mod tar_header;
 mod walk;
 
-pub use receive::{ReceiveError, ReceiveSummary, receive_into};
+pub use platform_folder::{FOLDER_MODE, InvalidFolderName, PlatformFolder};
+pub use receive::{ReceiveError, ReceiveSummary, receive_into, receive_into_platform_folder};
 pub use send::{FileSyncSender, SendError, SendSummary};
 pub use stat::{go_file_mode, stat_from_metadata};
+pub use tar_header::{TarHeader, TarHeaderError};
 pub use walk::{FilterOptions, WalkEntry, WalkError, Walker, follow_links};
 
 /// Go `os.FileMode` bits as they travel in `Stat.mode`.

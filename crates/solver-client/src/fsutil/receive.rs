@@ -2,15 +2,18 @@
 //! runs for a `local` output, where the daemon sends a tree and the client writes it under a
 //! destination directory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use futures_util::{Stream, StreamExt};
-use std::io::Write;
 use tokio::sync::mpsc;
 
 use super::beneath::{Beneath, BeneathError, finish_fd, safe_relative};
 use super::mode;
+use super::platform_folder::{FOLDER_MODE, PlatformFolder};
 use super::wire::{Packet, PacketType, Stat};
 
 /// Failure while receiving a tree.
@@ -88,7 +91,8 @@ struct PendingFile {
 /// empty, requested with REQ and written from its DATA packets; after the last file a FIN is
 /// sent and the sender's FIN awaited. Ownership is not copied (files belong to the caller, as
 /// with buildx); modes and modification times are. Device nodes and FIFOs are skipped:
-/// creating them needs privileges a build client does not have.
+/// creating them needs privileges a build client does not have. A `dest` this creates gets
+/// mode 0700, as with buildx.
 ///
 /// Nothing lands outside `dest`: every entry is resolved beneath it without following
 /// symbolic links ([`super::beneath`]). An entry below a link, whether the stream made it or
@@ -105,15 +109,54 @@ pub async fn receive_into<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin + Send + 'static,
 {
+    receive(dest, None, incoming, outgoing).await
+}
+
+/// As [`receive_into`], for one platform of a multi-platform `local` output: the tree lands
+/// in `dest/<folder>` as BuildKit's own multi-platform export lays it out. The folder gets
+/// mode 0755 and the folder's modification time, absolute symlink targets move under
+/// `/<folder>` ([`PlatformFolder::symlink_target`]), and hard links stay inside the folder.
+/// Entries are resolved beneath the folder, so one platform's tree cannot reach another's.
+pub async fn receive_into_platform_folder<S>(
+    dest: &Path,
+    folder: &PlatformFolder,
+    incoming: S,
+    outgoing: mpsc::Sender<Packet>,
+) -> Result<ReceiveSummary, ReceiveError>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin + Send + 'static,
+{
+    receive(dest, Some(folder.clone()), incoming, outgoing).await
+}
+
+async fn receive<S>(
+    dest: &Path,
+    folder: Option<PlatformFolder>,
+    incoming: S,
+    outgoing: mpsc::Sender<Packet>,
+) -> Result<ReceiveSummary, ReceiveError>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin + Send + 'static,
+{
     let dest = dest.to_path_buf();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || receive_blocking(&dest, incoming, &outgoing, &handle))
-        .await
-        .map_err(|e| ReceiveError::Stream(format!("receiver stopped: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        receive_blocking(&dest, folder.as_ref(), incoming, &outgoing, &handle)
+    })
+    .await
+    .map_err(|e| ReceiveError::Stream(format!("receiver stopped: {e}")))?
+}
+
+/// The platform folder's own entry, finished after everything in it.
+struct FolderEntry {
+    parent: Beneath,
+    rel: PathBuf,
+    mod_time: i64,
 }
 
 fn receive_blocking<S>(
     dest: &Path,
+    folder: Option<&PlatformFolder>,
     mut incoming: S,
     outgoing: &mpsc::Sender<Packet>,
     handle: &tokio::runtime::Handle,
@@ -121,7 +164,22 @@ fn receive_blocking<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let mut tree = Beneath::open(dest).map_err(ReceiveError::beneath(b""))?;
+    let mut top = Beneath::open(dest).map_err(ReceiveError::beneath(b""))?;
+    let (mut tree, mut folder_entry) = match folder {
+        None => (top, None),
+        Some(f) => {
+            let rel = PathBuf::from(f.name());
+            let refused = || ReceiveError::beneath(f.name().as_bytes());
+            top.ensure_dir(&rel).map_err(refused())?;
+            let tree = top.subdir(&rel).map_err(refused())?;
+            let entry = FolderEntry {
+                parent: top,
+                rel,
+                mod_time: f.mod_time(),
+            };
+            (tree, Some(entry))
+        }
+    };
 
     let mut summary = ReceiveSummary::default();
     let mut previous: Option<Vec<u8>> = None;
@@ -147,7 +205,7 @@ where
                 let Some(stat) = packet.stat else {
                     stats_done = true;
                     if pending.is_empty() && !fin_sent {
-                        finish_dirs(&mut tree, &dirs)?;
+                        finish_dirs(&mut tree, &dirs, folder_entry.as_mut())?;
                         send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
@@ -165,7 +223,11 @@ where
                     tree.ensure_dir(&rel).map_err(refused(&entry))?;
                     dirs.push((rel, stat));
                 } else if stat.mode & mode::SYMLINK != 0 {
-                    tree.symlink(&rel, &stat.linkname)
+                    let target = match folder {
+                        Some(f) => Cow::Owned(f.symlink_target(&stat.linkname)),
+                        None => Cow::Borrowed(&stat.linkname[..]),
+                    };
+                    tree.symlink(&rel, &target)
                         .and_then(|()| tree.set_mtime(&rel, stat.mod_time))
                         .map_err(refused(&entry))?;
                 } else if mode::is_regular(stat.mode) && !stat.linkname.is_empty() {
@@ -206,7 +268,7 @@ where
                     };
                     finish_file(&mut tree, done)?;
                     if stats_done && pending.is_empty() && !fin_sent {
-                        finish_dirs(&mut tree, &dirs)?;
+                        finish_dirs(&mut tree, &dirs, folder_entry.as_mut())?;
                         send(outgoing, Packet::of(PacketType::PacketFin))?;
                         fin_sent = true;
                     }
@@ -275,12 +337,21 @@ fn finish_file(tree: &mut Beneath, done: PendingFile) -> Result<(), ReceiveError
     })
 }
 
-/// Directory modes and times are applied last, deepest first, so that writing the children
-/// does not change them afterwards.
-fn finish_dirs(tree: &mut Beneath, dirs: &[(PathBuf, Stat)]) -> Result<(), ReceiveError> {
+/// Directory modes and times are applied last, deepest first (the platform folder after
+/// everything in it), so that writing the children does not change them afterwards.
+fn finish_dirs(
+    tree: &mut Beneath,
+    dirs: &[(PathBuf, Stat)],
+    folder: Option<&mut FolderEntry>,
+) -> Result<(), ReceiveError> {
     for (path, stat) in dirs.iter().rev() {
         tree.finish_dir(path, unix_mode(stat.mode), stat.mod_time)
             .map_err(ReceiveError::beneath(&stat.path))?;
+    }
+    if let Some(f) = folder {
+        f.parent
+            .finish_dir(&f.rel, FOLDER_MODE, f.mod_time)
+            .map_err(ReceiveError::beneath(f.rel.as_os_str().as_bytes()))?;
     }
     Ok(())
 }
@@ -474,6 +545,15 @@ mod tests {
         /// Feeds `packets` (then the end of STATs, an empty DATA for every request and a
         /// FIN) and returns the result with the outside folder's state before and after.
         async fn receive(&self, packets: Vec<Packet>) -> Result<ReceiveSummary, ReceiveError> {
+            self.receive_in(None, packets).await
+        }
+
+        /// As [`Sandbox::receive`], into a platform folder when one is given.
+        async fn receive_in(
+            &self,
+            folder: Option<&PlatformFolder>,
+            packets: Vec<Packet>,
+        ) -> Result<ReceiveSummary, ReceiveError> {
             let before = snapshot(&self.outside);
             let requested: Vec<u32> = (0..)
                 .zip(&packets)
@@ -487,12 +567,11 @@ mod tests {
             all.extend(requested.into_iter().map(|id| data(id, b"")));
             all.push(Packet::of(PacketType::PacketFin));
             let (tx, _rx) = mpsc::channel(64);
-            let result = receive_into(
-                &self.dest,
-                futures_util::stream::iter(all.into_iter().map(Ok)),
-                tx,
-            )
-            .await;
+            let incoming = futures_util::stream::iter(all.into_iter().map(Ok));
+            let result = match folder {
+                Some(f) => receive_into_platform_folder(&self.dest, f, incoming, tx).await,
+                None => receive_into(&self.dest, incoming, tx).await,
+            };
             assert_eq!(
                 snapshot(&self.outside),
                 before,
@@ -680,6 +759,155 @@ mod tests {
             .receive(vec![entry(b"f", 0o644, b""), entry(b"f/g", 0o644, b"")])
             .await;
         assert_refused(r, "f/g");
+    }
+
+    fn linux_amd64() -> PlatformFolder {
+        PlatformFolder::new("linux_amd64").expect("valid name")
+    }
+
+    #[tokio::test]
+    async fn a_platform_folder_is_laid_out_as_buildkit_lays_it_out() {
+        let sb = Sandbox::new();
+        let dest = sb.dest.join("out");
+        let sb = Sandbox { dest, ..sb };
+        let link = |name: &[u8], target: &[u8]| entry(name, mode::SYMLINK | 0o777, target);
+        sb.receive_in(
+            Some(&linux_amd64()),
+            vec![
+                link(b"abs", b"/etc/hostname"),
+                link(b"dangling", b"/nonexistent/x"),
+                link(b"dotdot", b"/../../etc/passwd"),
+                entry(b"file", 0o644, b""),
+                entry(b"hard", 0o644, b"file"),
+                link(b"rel", b"sub/f"),
+                link(b"root", b"/"),
+                entry(b"sub", mode::DIR | 0o700, b""),
+                entry(b"tmp", mode::DIR | mode::STICKY | 0o777, b""),
+                link(b"up", b"../.."),
+            ],
+        )
+        .await
+        .expect("receive");
+        let dir = sb.dest.join("linux_amd64");
+        let target = |name: &str| std::fs::read_link(dir.join(name)).expect("readlink");
+        assert_eq!(target("abs"), Path::new("/linux_amd64/etc/hostname"));
+        assert_eq!(target("dangling"), Path::new("/linux_amd64/nonexistent/x"));
+        assert_eq!(target("dotdot"), Path::new("/linux_amd64/etc/passwd"));
+        assert_eq!(target("rel"), Path::new("sub/f"));
+        assert_eq!(target("root"), Path::new("/linux_amd64"));
+        assert_eq!(target("up"), Path::new("../.."));
+        let ino = |name: &str| std::fs::metadata(dir.join(name)).expect("stat").ino();
+        assert_eq!(ino("file"), ino("hard"));
+        let mode = |p: &Path| std::fs::symlink_metadata(p).expect("lstat").mode() & 0o7777;
+        assert_eq!(mode(&sb.dest), 0o700, "a destination brix creates is 0700");
+        assert_eq!(mode(&dir), 0o755);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        assert_eq!(mode(&dir.join("tmp")), 0o1777);
+        let meta = std::fs::metadata(&dir).expect("stat");
+        assert_eq!((meta.mtime(), meta.mtime_nsec()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_existing_platform_folder_gets_buildkits_mode_and_time() {
+        let sb = Sandbox::new();
+        std::fs::create_dir(sb.dest.join("linux_amd64")).expect("mkdir");
+        std::fs::set_permissions(
+            sb.dest.join("linux_amd64"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
+        std::fs::set_permissions(
+            &sb.dest,
+            std::os::unix::fs::PermissionsExt::from_mode(0o750),
+        )
+        .expect("chmod");
+        let folder = linux_amd64().with_source_date_epoch(Some(1000));
+        sb.receive_in(Some(&folder), vec![entry(b"f", 0o644, b"")])
+            .await
+            .expect("receive");
+        let meta = std::fs::metadata(sb.dest.join("linux_amd64")).expect("stat");
+        assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o755, 1000));
+        let dest = std::fs::metadata(&sb.dest).expect("stat");
+        assert_eq!(
+            dest.mode() & 0o7777,
+            0o750,
+            "an existing destination is kept as is"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_platform_folder_that_is_a_link_is_replaced_never_followed() {
+        let sb = Sandbox::new();
+        std::os::unix::fs::symlink(&sb.outside, sb.dest.join("linux_amd64")).expect("link");
+        sb.receive_in(
+            Some(&linux_amd64()),
+            vec![
+                entry(b"passwd", 0o644, b""),
+                entry(b"sub", mode::DIR | 0o755, b""),
+            ],
+        )
+        .await
+        .expect("receive");
+        let meta = std::fs::symlink_metadata(sb.dest.join("linux_amd64")).expect("lstat");
+        assert!(meta.is_dir(), "the link was replaced by a folder");
+        assert!(sb.dest.join("linux_amd64/passwd").is_file());
+    }
+
+    #[tokio::test]
+    async fn a_platform_tree_cannot_reach_a_sibling_folder() {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(sb.dest.join("linux_arm64")).expect("mkdir");
+        std::fs::write(sb.dest.join("linux_arm64/secret"), b"s").expect("write");
+        let folder = linux_amd64();
+        for (name, linkname) in [
+            (&b"h"[..], &b"../linux_arm64/secret"[..]),
+            (b"h", b"/linux_arm64/secret"),
+            (b"../linux_arm64/x", b""),
+            (b"/linux_arm64/x", b""),
+        ] {
+            let r = sb
+                .receive_in(Some(&folder), vec![entry(name, 0o644, linkname)])
+                .await;
+            assert_refused(r, &String::from_utf8_lossy(name));
+        }
+        assert_eq!(
+            std::fs::read_dir(sb.dest.join("linux_arm64"))
+                .expect("read_dir")
+                .count(),
+            1
+        );
+        // A symlink pointing at the sibling is content: kept, moved under the folder.
+        sb.receive_in(
+            Some(&folder),
+            vec![entry(
+                b"l",
+                mode::SYMLINK | 0o777,
+                b"/../linux_arm64/secret",
+            )],
+        )
+        .await
+        .expect("receive");
+        assert_eq!(
+            std::fs::read_link(sb.dest.join("linux_amd64/l")).expect("readlink"),
+            Path::new("/linux_amd64/linux_arm64/secret")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_destination_and_its_parents_are_0700() {
+        let sb = Sandbox::new();
+        let dest = sb.dest.join("a/b");
+        let sb = Sandbox { dest, ..sb };
+        sb.receive(vec![entry(b"f", 0o644, b"")])
+            .await
+            .expect("receive");
+        for p in [
+            sb.dest.clone(),
+            sb.dest.parent().expect("parent").to_path_buf(),
+        ] {
+            let mode = std::fs::metadata(&p).expect("stat").mode() & 0o7777;
+            assert_eq!(mode, 0o700, "{}", p.display());
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::grpc::{BidiMethod, BidiResult, BoxFuture, RawCodec, RouteResult, serve_bidi};
 use crate::fsutil::wire::Packet;
-use crate::fsutil::{ReceiveError, receive_into};
+use crate::fsutil::{PlatformFolder, ReceiveError, receive_into, receive_into_platform_folder};
 
 /// Path of the FileSend DiffCopy method.
 pub const DIFF_COPY: &str = "/moby.filesync.v1.FileSend/DiffCopy";
@@ -30,8 +30,19 @@ const EXPORTER_ID_KEY: &str = "buildkit-attachable-exporter-id";
 /// Where one exporter's output goes.
 pub enum OutputTarget {
     /// A `local` output: the tree is written under this directory (created if missing,
-    /// merged into if present).
+    /// with mode 0700 as buildx does; merged into if present).
     Directory(PathBuf),
+    /// One platform of a multi-platform `local` output solved on its own: the tree is
+    /// written under `dest/<folder>` laid out as BuildKit's own multi-platform export lays it
+    /// out (the folder 0755 and dated as BuildKit dates it, absolute symlink targets moved
+    /// under `/<folder>`; see [`receive_into_platform_folder`]). `dest` is created as for
+    /// [`OutputTarget::Directory`].
+    PlatformDirectory {
+        /// The output folder the user named.
+        dest: PathBuf,
+        /// This platform's folder inside it.
+        folder: PlatformFolder,
+    },
     /// A `tar`, `oci` or `docker` output written to this file (created or truncated).
     File(PathBuf),
     /// A `tar`, `oci` or `docker` output written to a caller's writer (e.g. stdout or a
@@ -43,6 +54,11 @@ impl std::fmt::Debug for OutputTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OutputTarget::Directory(p) => f.debug_tuple("Directory").field(p).finish(),
+            OutputTarget::PlatformDirectory { dest, folder } => f
+                .debug_struct("PlatformDirectory")
+                .field("dest", dest)
+                .field("folder", folder)
+                .finish(),
             OutputTarget::File(p) => f.debug_tuple("File").field(p).finish(),
             OutputTarget::Writer(_) => f.write_str("Writer(..)"),
         }
@@ -103,6 +119,12 @@ impl BidiMethod<Bytes> for FileSendService {
                 match outputs.get(&id) {
                     // A directory can be written again (e.g. one call per platform).
                     Some(OutputTarget::Directory(dir)) => OutputTarget::Directory(dir.clone()),
+                    Some(OutputTarget::PlatformDirectory { dest, folder }) => {
+                        OutputTarget::PlatformDirectory {
+                            dest: dest.clone(),
+                            folder: folder.clone(),
+                        }
+                    }
                     Some(_) => outputs
                         .remove(&id)
                         .ok_or_else(|| Status::internal("output vanished"))?,
@@ -119,7 +141,10 @@ impl BidiMethod<Bytes> for FileSendService {
             tokio::spawn(async move {
                 let result = match target {
                     OutputTarget::Directory(dir) => {
-                        receive_directory(dir, incoming, tx.clone(), peer).await
+                        receive_directory(dir, None, incoming, tx.clone(), peer).await
+                    }
+                    OutputTarget::PlatformDirectory { dest, folder } => {
+                        receive_directory(dest, Some(folder), incoming, tx.clone(), peer).await
                     }
                     OutputTarget::File(path) => match tokio::fs::File::create(&path).await {
                         Ok(file) => receive_tarball(file, incoming).await,
@@ -142,6 +167,7 @@ impl BidiMethod<Bytes> for FileSendService {
 
 async fn receive_directory(
     dir: PathBuf,
+    folder: Option<PlatformFolder>,
     incoming: Streaming<Bytes>,
     tx: mpsc::Sender<Result<Bytes, Status>>,
     peer: Option<Arc<str>>,
@@ -157,8 +183,16 @@ async fn receive_directory(
             }
         }
     });
-    let result = receive_into(&dir, Box::pin(packets), packet_tx).await;
+    let result = match &folder {
+        Some(f) => receive_into_platform_folder(&dir, f, Box::pin(packets), packet_tx).await,
+        None => receive_into(&dir, Box::pin(packets), packet_tx).await,
+    };
     let _ = forward.await;
+    // Messages name the folder the tree was written to.
+    let dir = match &folder {
+        Some(f) => dir.join(f.name()),
+        None => dir,
+    };
     match result {
         Ok(summary) => {
             tracing::debug!(dir = %dir.display(), ?summary, "local output written");

@@ -235,12 +235,29 @@ pub fn add_to_solve(
         .chain(exports.iter().map(|e| (e, true)))
     {
         if let (Some(id), Some(dir)) = (entry.store_id(export), entry.local_dir(export)) {
-            let store = LocalContentStore::open(&dir)
-                .with_context(|| format!("opening the local cache folder {}", dir.display()))?;
-            session.add_content_store(id, store);
+            session.add_content_store(id, shared_store(&dir)?);
         }
     }
     Ok(())
+}
+
+/// One store per cache folder for the whole build, shared by every solve's session: a write
+/// of a blob that another platform's solve is writing waits for it instead of moving the
+/// same bytes again.
+fn shared_store(dir: &std::path::Path) -> anyhow::Result<LocalContentStore> {
+    static STORES: std::sync::OnceLock<std::sync::Mutex<BTreeMap<PathBuf, LocalContentStore>>> =
+        std::sync::OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the local cache stores' lock is poisoned"))?;
+    if let Some(store) = stores.get(dir) {
+        return Ok(store.clone());
+    }
+    let store = LocalContentStore::open(dir)
+        .with_context(|| format!("opening the local cache folder {}", dir.display()))?;
+    stores.insert(dir.to_path_buf(), store.clone());
+    Ok(store)
 }
 
 /// After the solves: tags each local export's manifest in its `index.json`, and, when several

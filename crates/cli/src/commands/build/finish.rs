@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use brix_exporter::{AssembledIndex, Descriptor, ImageReference, Registry, RegistryOptions};
+use brix_exporter::{
+    AssembledIndex, Descriptor, ImageReference, IndexEdits, Registry, RegistryOptions,
+};
 use futures_util::StreamExt;
 
 use super::nodes::BuildNode;
@@ -76,13 +78,25 @@ pub(super) async fn finish(
         match output {
             Output::Tar { dest } if multi => {
                 let step = printer.client_step("merging platform tarballs");
-                let r = merge_tars(&files, dest, scratch);
+                let epoch = super::source_date_epoch(&plan.frontend_attrs);
+                let folders = files
+                    .iter()
+                    .map(|(name, file)| {
+                        Ok((
+                            brix_solver_client::fsutil::PlatformFolder::new(name.clone())?
+                                .with_source_date_epoch(epoch),
+                            file.clone(),
+                        ))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let r = merge_tars(&folders, dest, scratch);
                 step.done(r.as_ref().err().map(|e| format!("{e:#}")));
                 r?;
             }
             Output::Oci { dest, attrs } if multi => {
                 let step = printer.client_step("exporting to one OCI layout with an image index");
                 let inputs: Vec<PathBuf> = files.iter().map(|(_, f)| f.clone()).collect();
+                let edits = index_edits(plan, &solved);
                 let out = match dest {
                     Dest::File(p) => p.clone(),
                     Dest::Stdout => scratch.join("merged-oci.tar"),
@@ -92,8 +106,13 @@ pub(super) async fn finish(
                     .and_then(|n| n.split(',').next())
                     .map(str::to_owned);
                 let r = tokio::task::spawn_blocking(move || {
-                    brix_exporter::merge_layout_tarballs(&inputs, &out, name.as_deref())
-                        .map(|index| (index, out))
+                    brix_exporter::merge_layout_tarballs_with(
+                        &inputs,
+                        &out,
+                        name.as_deref(),
+                        &edits,
+                    )
+                    .map(|index| (index, out))
                 })
                 .await
                 .context("merging OCI tarballs")?;
@@ -126,7 +145,8 @@ pub(super) async fn finish(
                 image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if multi => {
-                let index = push_index(output, registry, &solved, printer).await?;
+                let edits = index_edits(plan, &solved);
+                let index = push_index(output, &edits, registry, &solved, printer).await?;
                 metadata.extend(index.metadata());
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
@@ -266,23 +286,34 @@ fn decode_descriptor(v: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Pushes the index over the per-platform images each solve pushed by digest, to every
-/// repository of the output, under every tag; prints buildx's `pushing manifest for` lines.
+/// What the build's `--annotation`s add to the index brix assembles over its per-platform
+/// solves.
+fn index_edits(plan: &Plan, solved: &[Solved]) -> IndexEdits {
+    let platforms: Vec<brix_config::Platform> =
+        solved.iter().filter_map(|s| s.platform.clone()).collect();
+    plan.annotations.index_edits(&platforms)
+}
+
+/// Pushes the index over the per-platform images each solve pushed by digest, with `edits`
+/// (the build's index-level annotations) applied, to every repository of the output, under
+/// every tag; prints buildx's `pushing manifest for` lines.
 async fn push_index(
     output: &Output,
+    edits: &IndexEdits,
     registry: &Registry,
     solved: &[Solved],
     printer: &Printer,
 ) -> anyhow::Result<AssembledIndex> {
     let names = output.names();
     let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
-    let r = push_index_inner(&names, registry, solved, &step).await;
+    let r = push_index_inner(&names, edits, registry, solved, &step).await;
     step.done(r.as_ref().err().map(|e| format!("{e:#}")));
     r
 }
 
 async fn push_index_inner(
     names: &[String],
+    edits: &IndexEdits,
     registry: &Registry,
     solved: &[Solved],
     step: &crate::progress::printer::ClientStep,
@@ -316,8 +347,7 @@ async fn push_index_inner(
     }
     let mut last = None;
     for (repo, tags) in by_repo {
-        let manifests = registry.resolve_descriptors(&repo, &descriptors).await?;
-        let index = brix_exporter::assemble_index(&manifests)?;
+        let index = edits.assemble(registry.resolve_descriptors(&repo, &descriptors).await?)?;
         step.status(&format!("exporting manifest list {}", index.digest()), true);
         for tag in &tags {
             let id = format!(
@@ -540,8 +570,70 @@ fn tar_entry_path(path: &Path, tarball: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Writes one tarball holding each platform's tarball under its `linux_amd64/`-style folder,
-/// as buildx's multi-platform tar output does.
-fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyhow::Result<()> {
+/// byte for byte as BuildKit's own multi-platform tar export writes it (fsutil's `SubDirFS`
+/// and `WriteTar`): the folders in name order, each a 0755 directory entry dated as its
+/// `PlatformFolder` says, followed by its platform's entries renamed under it, absolute
+/// symlink targets moved under `/<folder>`, hard links pointing inside it, and every header
+/// encoded as Go's `archive/tar` encodes the new names.
+///
+/// Each input is named by its folder: a `PlatformFolder` (dated with the build's
+/// `SOURCE_DATE_EPOCH`), or the folder's name alone (dated at the Unix epoch, BuildKit's date
+/// without one).
+fn merge_tars<F>(inputs: &[(F, PathBuf)], dest: &Dest, scratch: &Path) -> anyhow::Result<()>
+where
+    F: Clone + TryInto<brix_solver_client::fsutil::PlatformFolder>,
+    anyhow::Error: From<F::Error>,
+{
+    use brix_solver_client::fsutil::tar_header::{TYPE_DIR, TYPE_LINK, TYPE_REG, TYPE_SYMLINK};
+    use brix_solver_client::fsutil::{PlatformFolder, TarHeader, tar_header::padding};
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    let number = |v: &[u8], key: &str, input: &Path| -> anyhow::Result<i64> {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("invalid PAX {key} record in {}", input.display()))
+    };
+    // A PAX `mtime` may have a fraction; Go's writer rounds it to the nearest second,
+    // halves towards the later time.
+    let seconds = |v: &[u8], input: &Path| -> anyhow::Result<i64> {
+        let (whole, frac) = match v.iter().position(|b| *b == b'.') {
+            Some(dot) => (&v[..dot], &v[dot + 1..]),
+            None => (v, &b""[..]),
+        };
+        let negative = whole.first() == Some(&b'-');
+        let secs = i128::from(number(whole, "mtime", input)?);
+        let mut nanos: i128 = 0;
+        for i in 0..9 {
+            let d = frac.get(i).copied().unwrap_or(b'0');
+            if !d.is_ascii_digit() {
+                bail!("invalid PAX mtime record in {}", input.display());
+            }
+            nanos = nanos * 10 + i128::from(d - b'0');
+        }
+        let total = secs * 1_000_000_000 + if negative { -nanos } else { nanos };
+        Ok(i64::try_from(
+            (total + 500_000_000).div_euclid(1_000_000_000),
+        )?)
+    };
+
+    // As Go's reader, an empty numeric field reads as 0.
+    let field = |value: std::io::Result<u64>, bytes: &[u8]| -> anyhow::Result<i64> {
+        match value {
+            Ok(v) => Ok(i64::try_from(v)?),
+            Err(_) if bytes.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    };
+
+    let mut folders = Vec::with_capacity(inputs.len());
+    for (folder, input) in inputs {
+        let folder: PlatformFolder = folder.clone().try_into()?;
+        folders.push((folder, input));
+    }
+    // BuildKit's SubDirFS walks its folders sorted by name.
+    folders.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+
     let out_path = match dest {
         Dest::File(p) => p.clone(),
         Dest::Stdout => scratch.join("merged.tar"),
@@ -549,43 +641,122 @@ fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyh
     {
         let out = std::fs::File::create(&out_path)
             .with_context(|| format!("creating {}", out_path.display()))?;
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(out));
-        let mut seen = BTreeMap::new();
-        for (prefix, input) in inputs {
+        let mut out = std::io::BufWriter::new(out);
+        let mut seen = std::collections::BTreeSet::new();
+        for (folder, input) in folders {
+            let prefixed = |rel: &Path| {
+                let mut name = folder.name().as_bytes().to_vec();
+                name.push(b'/');
+                name.extend_from_slice(rel.as_os_str().as_bytes());
+                name
+            };
+            out.write_all(&folder.tar_header().encode()?)?;
             let f = std::fs::File::open(input)
                 .with_context(|| format!("opening {}", input.display()))?;
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_size(0);
-            builder.append_data(&mut header, format!("{prefix}/"), std::io::empty())?;
-            let mut archive = tar::Archive::new(f);
-            for entry in archive.entries()? {
-                let mut entry = entry?;
-                let path = entry.path()?.into_owned();
-                let new_path = Path::new(prefix).join(tar_entry_path(&path, input)?);
-                if seen.insert(new_path.clone(), ()).is_some() {
+            let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+            for entry in archive
+                .entries()
+                .with_context(|| format!("reading {}", input.display()))?
+            {
+                let mut entry = entry.with_context(|| format!("reading {}", input.display()))?;
+                let raw = entry.header();
+                let mut typeflag = raw.entry_type().as_byte();
+                if typeflag == b'g' {
+                    // A PAX global header: fsutil never writes one, and it names no entry.
                     continue;
                 }
-                let mut header = entry.header().clone();
-                match entry.header().entry_type() {
-                    tar::EntryType::Symlink | tar::EntryType::Link => {
-                        let target = entry
-                            .link_name()?
-                            .map(|l| l.into_owned())
-                            .unwrap_or_default();
-                        let target = if entry.header().entry_type() == tar::EntryType::Link {
-                            Path::new(prefix).join(tar_entry_path(&target, input)?)
-                        } else {
-                            target
-                        };
-                        builder.append_link(&mut header, &new_path, &target)?;
-                    }
-                    _ => builder.append_data(&mut header, &new_path, &mut entry)?,
+                let raw_name = entry.path_bytes().into_owned();
+                if typeflag == 0 {
+                    // Go's writer promotes the old regular-file flag.
+                    typeflag = if raw_name.ends_with(b"/") {
+                        TYPE_DIR
+                    } else {
+                        TYPE_REG
+                    };
                 }
+                let rel = tar_entry_path(Path::new(std::ffi::OsStr::from_bytes(&raw_name)), input)?;
+                let mut name = prefixed(&rel);
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                if typeflag == TYPE_DIR {
+                    name.push(b'/');
+                }
+                let link = entry
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
+                let linkname = match typeflag {
+                    TYPE_SYMLINK => folder.symlink_target(&link),
+                    TYPE_LINK => {
+                        let target = std::ffi::OsString::from_vec(link);
+                        prefixed(&tar_entry_path(Path::new(&target), input)?)
+                    }
+                    _ => link,
+                };
+                let old = raw.as_old();
+                let dev = match (raw.as_ustar(), raw.as_gnu()) {
+                    (Some(u), _) => (u.dev_major, u.dev_minor),
+                    (_, Some(g)) => (g.dev_major, g.dev_minor),
+                    _ => ([0; 8], [0; 8]),
+                };
+                let mut header = TarHeader {
+                    name,
+                    linkname,
+                    typeflag,
+                    mode: field(raw.mode().map(u64::from), &old.mode)?,
+                    uid: field(raw.uid(), &old.uid)?,
+                    gid: field(raw.gid(), &old.gid)?,
+                    size: i64::try_from(entry.size())?,
+                    mod_time: field(raw.mtime(), &old.mtime)?,
+                    uname: raw.username_bytes().unwrap_or_default().to_vec(),
+                    gname: raw.groupname_bytes().unwrap_or_default().to_vec(),
+                    devmajor: field(
+                        raw.device_major().map(|d| u64::from(d.unwrap_or(0))),
+                        &dev.0,
+                    )?,
+                    devminor: field(
+                        raw.device_minor().map(|d| u64::from(d.unwrap_or(0))),
+                        &dev.1,
+                    )?,
+                    pax_records: BTreeMap::new(),
+                };
+                // Records Go derives from the header's fields come back as those fields;
+                // the rest (fsutil's `SCHILY.xattr.*`) are carried over.
+                if let Some(records) = entry.pax_extensions()? {
+                    for record in records {
+                        let record = record?;
+                        let (k, v) = (record.key_bytes(), record.value_bytes());
+                        match k {
+                            b"uid" => header.uid = number(v, "uid", input)?,
+                            b"gid" => header.gid = number(v, "gid", input)?,
+                            b"mtime" => header.mod_time = seconds(v, input)?,
+                            b"uname" => header.uname = v.to_vec(),
+                            b"gname" => header.gname = v.to_vec(),
+                            b"path" | b"linkpath" | b"size" | b"atime" | b"ctime" => {}
+                            _ if k.starts_with(b"GNU.sparse.") => {}
+                            _ => {
+                                header.pax_records.insert(k.to_vec(), v.to_vec());
+                            }
+                        }
+                    }
+                }
+                out.write_all(&header.encode()?)?;
+                let body = header.body_len();
+                let copied = std::io::copy(&mut std::io::Read::take(&mut entry, body), &mut out)?;
+                if copied != body {
+                    bail!(
+                        "the builder's tarball {} ends inside {:?}",
+                        input.display(),
+                        String::from_utf8_lossy(&raw_name)
+                    );
+                }
+                out.write_all(&vec![0; padding(body)])?;
             }
         }
-        builder.into_inner()?.flush()?;
+        // Go's `tar.Writer.Close`: two zero blocks, no padding to a record size.
+        out.write_all(&[0; 1024])?;
+        out.flush()?;
     }
     if matches!(dest, Dest::Stdout) {
         copy_to_stdout(&out_path)?;
@@ -596,6 +767,219 @@ fn merge_tars(inputs: &[(String, PathBuf)], dest: &Dest, scratch: &Path) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use brix_solver_client::fsutil::tar_header::{TYPE_DIR, TYPE_LINK, TYPE_REG, TYPE_SYMLINK};
+    use brix_solver_client::fsutil::{PlatformFolder, TarHeader};
+
+    /// A tarball as fsutil's `WriteTar` writes it: Go-encoded headers, contents padded to
+    /// blocks, two zero blocks.
+    fn go_tar(entries: &[(TarHeader, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (header, data) in entries {
+            out.extend(header.encode().expect("encode"));
+            out.extend_from_slice(data);
+            out.resize(
+                out.len() + brix_solver_client::fsutil::tar_header::padding(data.len() as u64),
+                0,
+            );
+        }
+        out.extend([0; 1024]);
+        out
+    }
+
+    fn entry(name: &[u8], typeflag: u8, mode: i64, link: &[u8], size: usize) -> TarHeader {
+        TarHeader {
+            name: name.to_vec(),
+            linkname: link.to_vec(),
+            typeflag,
+            mode,
+            size: size as i64,
+            mod_time: 1_796_169_680,
+            ..Default::default()
+        }
+    }
+
+    /// One platform's tree as the daemon's single-platform tar export sends it.
+    fn platform_tree(prefix: &[u8]) -> Vec<(TarHeader, Vec<u8>)> {
+        let p = |name: &[u8]| [prefix, name].concat();
+        // Symlink targets: absolute ones move under the folder (a `..` above the root
+        // stays inside), relative and dangling ones are kept.
+        let link_target = |t: &[u8]| -> Vec<u8> {
+            if prefix.is_empty() || !t.starts_with(b"/") {
+                return t.to_vec();
+            }
+            let folder = std::str::from_utf8(&prefix[..prefix.len() - 1]).expect("utf-8");
+            PlatformFolder::new(folder)
+                .expect("valid")
+                .symlink_target(t)
+        };
+        let long_file = [&b"longdir/"[..], &[b'n'; 95]].concat();
+        let unsplittable = [b'w'; 120];
+        let mut file = entry(&p(b"file"), TYPE_REG, 0o644, b"", 6);
+        file.pax_records
+            .insert(b"SCHILY.xattr.user.k".to_vec(), b"v\x00\x01".to_vec());
+        let mut big_uid = entry(&p(b"owned"), TYPE_REG, 0o600, b"", 0);
+        big_uid.uid = 1 << 30;
+        let hard_target = if prefix.is_empty() {
+            b"file".to_vec()
+        } else {
+            p(b"file")
+        };
+        vec![
+            (
+                entry(
+                    &p(b"abs"),
+                    TYPE_SYMLINK,
+                    0o777,
+                    &link_target(b"/etc/hostname"),
+                    0,
+                ),
+                vec![],
+            ),
+            (
+                entry(&p(b"bad\xff\xfename"), TYPE_REG, 0o644, b"", 1),
+                b"x".to_vec(),
+            ),
+            (
+                entry(
+                    &p(b"dangling"),
+                    TYPE_SYMLINK,
+                    0o777,
+                    &link_target(b"/nonexistent/x"),
+                    0,
+                ),
+                vec![],
+            ),
+            (
+                entry(
+                    &p(b"dotdot"),
+                    TYPE_SYMLINK,
+                    0o777,
+                    &link_target(b"/../../etc/passwd"),
+                    0,
+                ),
+                vec![],
+            ),
+            (file, b"hello\n".to_vec()),
+            (
+                entry(&p(b"hard"), TYPE_LINK, 0o644, &hard_target, 0),
+                vec![],
+            ),
+            (entry(&p(b"longdir/"), TYPE_DIR, 0o755, b"", 0), vec![]),
+            (entry(&p(&long_file), TYPE_REG, 0o644, b"", 0), vec![]),
+            (big_uid, vec![]),
+            (
+                entry(&p(b"rel"), TYPE_SYMLINK, 0o777, &link_target(b"sub/f"), 0),
+                vec![],
+            ),
+            (
+                entry(&p(b"root"), TYPE_SYMLINK, 0o777, &link_target(b"/"), 0),
+                vec![],
+            ),
+            (entry(&p(b"sub/"), TYPE_DIR, 0o750, b"", 0), vec![]),
+            (
+                entry(&p(b"sub/f"), TYPE_REG, 0o4755, b"", 700),
+                vec![b'z'; 700],
+            ),
+            (entry(&p(b"tmp/"), TYPE_DIR, 0o1777, b"", 0), vec![]),
+            (entry(&p(&unsplittable), TYPE_REG, 0o644, b"", 0), vec![]),
+        ]
+    }
+
+    fn as_tar(entries: &[(TarHeader, Vec<u8>)]) -> Vec<u8> {
+        let borrowed: Vec<(TarHeader, &[u8])> =
+            entries.iter().map(|(h, d)| (h.clone(), &d[..])).collect();
+        go_tar(&borrowed)
+    }
+
+    #[test]
+    fn merged_tarballs_are_byte_for_byte_what_buildkit_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let single = as_tar(&platform_tree(b""));
+        let (amd, arm) = (dir.path().join("amd.tar"), dir.path().join("arm.tar"));
+        std::fs::write(&amd, &single).expect("write");
+        std::fs::write(&arm, &single).expect("write");
+        let out = dir.path().join("out.tar");
+        // Given out of order: BuildKit writes the folders sorted by name.
+        merge_tars(
+            &[
+                ("linux_arm64".to_owned(), arm),
+                ("linux_amd64".to_owned(), amd),
+            ],
+            &Dest::File(out.clone()),
+            dir.path(),
+        )
+        .expect("merge");
+
+        let mut expected: Vec<(TarHeader, Vec<u8>)> = Vec::new();
+        for folder in ["linux_amd64", "linux_arm64"] {
+            let folder = PlatformFolder::new(folder).expect("valid");
+            expected.push((folder.tar_header(), vec![]));
+            expected.extend(platform_tree(format!("{}/", folder.name()).as_bytes()));
+        }
+        let expected = as_tar(&expected);
+        let got = std::fs::read(&out).expect("read");
+        let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            got == expected,
+            "merged tar differs from BuildKit's layout at byte {first_difference:?} (block {:?}); {} vs {} bytes",
+            first_difference.map(|b| b / 512),
+            got.len(),
+            expected.len()
+        );
+        let names = merged_names(&out);
+        assert!(names.contains(&(
+            "linux_arm64/dotdot".into(),
+            "/linux_arm64/etc/passwd".into()
+        )));
+        assert!(names.contains(&("linux_amd64/root".into(), "/linux_amd64".into())));
+        assert!(names.contains(&("linux_amd64/rel".into(), "sub/f".into())));
+    }
+
+    #[test]
+    fn a_dated_platform_folder_keeps_its_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.tar");
+        std::fs::write(
+            &input,
+            go_tar(&[(entry(b"f", TYPE_REG, 0o644, b"", 0), b"")]),
+        )
+        .expect("write");
+        let out = dir.path().join("out.tar");
+        let folder = PlatformFolder::new("linux_amd64")
+            .expect("valid")
+            .with_source_date_epoch(Some(1000));
+        merge_tars(&[(folder, input)], &Dest::File(out.clone()), dir.path()).expect("merge");
+        let mut archive = tar::Archive::new(std::fs::File::open(&out).expect("open"));
+        let first = archive
+            .entries()
+            .expect("entries")
+            .next()
+            .expect("one")
+            .expect("entry");
+        assert_eq!(first.path_bytes().as_ref(), b"linux_amd64/");
+        assert_eq!(first.header().mtime().expect("mtime"), 1000);
+        assert_eq!(first.header().mode().expect("mode"), 0o755);
+    }
+
+    #[test]
+    fn a_folder_name_that_is_not_one_component_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.tar");
+        std::fs::write(&input, go_tar(&[])).expect("write");
+        for bad in ["..", "a/b", ""] {
+            let err = merge_tars(
+                &[(bad.to_owned(), input.clone())],
+                &Dest::File(dir.path().join("out.tar")),
+                dir.path(),
+            )
+            .expect_err(bad);
+            assert!(
+                format!("{err:#}").contains("invalid platform folder name"),
+                "{err:#}"
+            );
+        }
+    }
 
     /// A tarball with raw entry names, bypassing the `tar` crate's own path checks.
     fn crafted_tar(path: &Path, entries: &[(&str, tar::EntryType, &str)]) {
@@ -647,7 +1031,7 @@ mod tests {
         );
         let out = dir.path().join("out.tar");
         merge_tars(
-            &[("linux_amd64".into(), amd)],
+            &[("linux_amd64".to_owned(), amd)],
             &Dest::File(out.clone()),
             dir.path(),
         )
@@ -677,7 +1061,7 @@ mod tests {
             crafted_tar(&input, &[(name, kind, link)]);
             let out = dir.path().join("out.tar");
             let err = merge_tars(
-                &[("linux_amd64".into(), input)],
+                &[("linux_amd64".to_owned(), input)],
                 &Dest::File(out.clone()),
                 dir.path(),
             )

@@ -3,6 +3,7 @@
 //! together (a multi-platform index pushed under every tag, one OCI tarball, per-platform
 //! directories) the way buildx lays them out.
 
+mod annotations;
 mod cache;
 mod contexts;
 mod docker_session;
@@ -49,6 +50,11 @@ pub struct BuildArgs {
     /// Set metadata for an image (`KEY=VALUE`).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Add annotation to the image: `[TYPE[,TYPE…][PLATFORM]:]KEY=VALUE`, TYPE one of
+    /// `manifest` (the default), `manifest-descriptor`, `index`, `index-descriptor`, PLATFORM
+    /// as `[linux/arm64]` (repeatable).
+    #[arg(long = "annotation")]
+    pub annotations: Vec<String>,
     /// Target platforms (repeatable, comma-separated), e.g. `linux/amd64,linux/arm64`.
     #[arg(long = "platform")]
     pub platforms: Vec<String>,
@@ -138,6 +144,8 @@ struct Plan {
     ssh: Vec<(String, brix_solver_client::session::SshSource)>,
     /// `--build-context`, resolved.
     named_contexts: Vec<(String, contexts::NamedContext)>,
+    /// `--annotation`.
+    annotations: annotations::Annotations,
     provenance: Option<String>,
     /// The provenance for the engine's BuildKit on the containerd image store, which also
     /// loads images with attestations.
@@ -383,6 +391,8 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     }
     // After the secrets, as buildx checks them.
     let ssh = ssh::parse_ssh_flags(&args.ssh)?;
+    // After the SSH agents, as buildx reads them.
+    let annotations = annotations::Annotations::parse(&args.annotations)?;
 
     let env = |name: &str| std::env::var(name).ok();
     let mut cache_exports = cache::parse_entries(&args.cache_to, cache::Direction::Export, &env)?;
@@ -435,6 +445,8 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     } else {
         provenance
     };
+    // BuildKit checks this when it exports, after the build: last.
+    annotations.check_platforms(&platforms)?;
 
     Ok(Plan {
         context_dir,
@@ -449,6 +461,7 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         entitlements,
         ssh,
         named_contexts,
+        annotations,
         run_options: args.run_options.clone(),
         provenance,
         engine_store_provenance,
@@ -880,6 +893,15 @@ fn prepare(
             .insert("attest:provenance".into(), mode.clone());
     }
     let pdir = platform.as_ref().map(platform_dir);
+    // One solve for the build takes every annotation, as buildx sends them; one platform's
+    // solve of several takes that platform's manifest annotations, the rest go on the index
+    // brix assembles (`finish.rs`).
+    let annotation_attrs = if multi {
+        plan.annotations
+            .platform_solve_attributes(platform.as_ref())
+    } else {
+        plan.annotations.solve_attributes()
+    };
     let mut files = Vec::new();
     for (oi, output) in plan.outputs.iter().enumerate() {
         let exporter_index = spec.exporters.len() as u32;
@@ -887,15 +909,12 @@ fn prepare(
         match output {
             Output::Local { dest } => {
                 let target = match (&pdir, multi) {
-                    // One platform of a multi-platform output: its own folder, laid out
-                    // as BuildKit's multi-platform export lays it out.
+                    // One platform of a multi-platform output: its own folder, laid out as
+                    // BuildKit's multi-platform export lays it out.
                     (Some(d), true) => OutputTarget::PlatformDirectory {
                         dest: dest.clone(),
-                        folder: PlatformFolder::new(d.clone())?.with_source_date_epoch(
-                            spec.frontend_attrs
-                                .get("build-arg:SOURCE_DATE_EPOCH")
-                                .and_then(|v| v.parse().ok()),
-                        ),
+                        folder: PlatformFolder::new(d.clone())?
+                            .with_source_date_epoch(source_date_epoch(&spec.frontend_attrs)),
                     },
                     _ => OutputTarget::Directory(dest.clone()),
                 };
@@ -921,6 +940,7 @@ fn prepare(
                 }
                 let mut e = ExporterSpec::new("oci");
                 e.attrs = attrs.clone();
+                e.attrs.extend(annotation_attrs.clone());
                 spec.exporters.push(e);
                 let target = if multi {
                     let f = per_platform_file("oci.tar");
@@ -939,6 +959,7 @@ fn prepare(
                     // The engine's BuildKit stores the image itself.
                     let mut e = ExporterSpec::new("moby");
                     e.attrs = attrs.clone();
+                    e.attrs.extend(annotation_attrs.clone());
                     spec.exporters.push(e);
                     continue;
                 }
@@ -949,6 +970,7 @@ fn prepare(
                 }
                 let mut e = ExporterSpec::new("docker");
                 e.attrs = attrs.clone();
+                e.attrs.extend(annotation_attrs.clone());
                 spec.exporters.push(e);
                 let target = match dest {
                     Some(d) => dest_target(d),
@@ -964,6 +986,7 @@ fn prepare(
                 let kind = if node.is_docker() { "moby" } else { "image" };
                 let mut e = ExporterSpec::new(kind);
                 e.attrs = attrs.clone();
+                e.attrs.extend(annotation_attrs.clone());
                 let names = output.names();
                 if *push && multi && !node.features.direct_push {
                     // The engine holds one platform per name: each platform is stored under
@@ -1005,6 +1028,14 @@ fn prepare(
         session,
         files,
     })
+}
+
+/// The build's `SOURCE_DATE_EPOCH` (its build argument), which dates multi-platform output
+/// folders as BuildKit dates them.
+pub(crate) fn source_date_epoch(attrs: &BTreeMap<String, String>) -> Option<i64> {
+    attrs
+        .get("build-arg:SOURCE_DATE_EPOCH")
+        .and_then(|v| v.parse().ok())
 }
 
 fn dest_target(dest: &Dest) -> OutputTarget {

@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sha2::{Digest as _, Sha256};
+
+/// How often a write of a blob another stream is writing checks whether that one is done.
+const WAIT_FOR_SAME_BLOB: std::time::Duration = std::time::Duration::from_millis(20);
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tonic::Status;
 
@@ -263,6 +266,17 @@ impl LocalContentStore {
     ) -> Result<Ingest, Status> {
         if !expected.is_empty() {
             blob_hex(expected)?;
+            // Another stream already writing this blob (two platforms' solves exporting the
+            // same layer at once) is waited for: the blob is then there and this write ends
+            // with AlreadyExists instead of moving the same bytes a second time. Should the
+            // other write fail, this one goes ahead.
+            while self
+                .ingests()?
+                .iter()
+                .any(|(other, status)| other != r#ref && status.expected == expected)
+            {
+                tokio::time::sleep(WAIT_FOR_SAME_BLOB).await;
+            }
         }
         let id = self.inner.next_ingest.fetch_add(1, Ordering::Relaxed);
         let file = self

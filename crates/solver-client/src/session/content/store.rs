@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 /// How often a write of a blob another stream is writing checks whether that one is done.
 const WAIT_FOR_SAME_BLOB: std::time::Duration = std::time::Duration::from_millis(20);
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tonic::Status;
 
 use super::filters::Filters;
@@ -185,17 +185,24 @@ impl LocalContentStore {
     ) -> Result<BlobReader, Status> {
         let hex = blob_hex(digest)?;
         let path = self.blob_path(hex);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
+        // Open and size in one blocking call: the daemon reads a blob in many small ranged
+        // reads, so each read's cost is mostly these hops.
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
+                Ok::<_, io::Error>((file, len))
+            })
+        }
+        .await
+        .map_err(|e| Status::internal(format!("reading {}: {e}", path.display())))?;
+        let (file, actual) = match opened {
+            Ok(opened) => opened,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found(digest)),
             Err(e) => return Err(io_status("opening", &path, &e)),
         };
         // The open file is the blob even if it is replaced or deleted while it is read.
-        let actual = file
-            .metadata()
-            .await
-            .map_err(|e| io_status("reading", &path, &e))?
-            .len();
         let actual = i64::try_from(actual).unwrap_or(i64::MAX);
         let offset = offset.max(0);
         if offset > actual {
@@ -208,11 +215,8 @@ impl LocalContentStore {
         } else {
             size
         };
-        file.seek(SeekFrom::Start(offset.unsigned_abs()))
-            .await
-            .map_err(|e| io_status("reading", &path, &e))?;
         Ok(BlobReader {
-            file,
+            file: std::sync::Arc::new(file),
             path,
             offset,
             remaining: size,
@@ -344,10 +348,11 @@ impl LocalContentStore {
     }
 }
 
-/// A committed blob opened for reading, handing out chunks of at most [`READ_CHUNK`] bytes.
+/// A committed blob opened for reading, handing out chunks of at most [`READ_CHUNK`] bytes,
+/// each read at its offset (`pread`) in one blocking call.
 #[derive(Debug)]
 pub(super) struct BlobReader {
-    file: tokio::fs::File,
+    file: std::sync::Arc<std::fs::File>,
     path: PathBuf,
     offset: i64,
     remaining: i64,
@@ -360,12 +365,17 @@ impl BlobReader {
             return Ok(None);
         }
         let len = usize::try_from(self.remaining).map_or(READ_CHUNK, |r| r.min(READ_CHUNK));
-        let mut data = vec![0; len];
-        self.file
-            .read_exact(&mut data)
-            .await
-            .map_err(|e| io_status("reading", &self.path, &e))?;
         let offset = self.offset;
+        let file = self.file.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt as _;
+            let mut data = vec![0; len];
+            file.read_exact_at(&mut data, offset.unsigned_abs())
+                .map(|()| data)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading {}: {e}", self.path.display())))?
+        .map_err(|e| io_status("reading", &self.path, &e))?;
         let read = i64::try_from(len).unwrap_or(i64::MAX);
         self.offset += read;
         self.remaining -= read;

@@ -284,6 +284,23 @@ pub struct Run {
 }
 
 impl Run {
+    /// The last `ERROR:` line of a run that failed (brix and buildx print their error there);
+    /// panics when the run succeeded or printed none.
+    #[track_caller]
+    pub fn error_line(&self) -> String {
+        assert!(
+            !self.success,
+            "`{}` succeeded:\n{}",
+            self.command, self.stderr
+        );
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("ERROR:"))
+            .unwrap_or_else(|| panic!("`{}` printed no ERROR line:\n{}", self.command, self.stderr))
+            .to_owned()
+    }
+
     /// Panics with the command, exit status and output unless it succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
@@ -495,6 +512,35 @@ pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The entries two listings (file name → what the test compares) do not agree on, one line
+/// each and at most 60, for an assertion message.
+pub fn describe_differences<T: PartialEq>(
+    ours: &std::collections::BTreeMap<Vec<u8>, T>,
+    theirs: &std::collections::BTreeMap<Vec<u8>, T>,
+    show: impl Fn(&T) -> String,
+) -> String {
+    let mut lines = Vec::new();
+    let names: std::collections::BTreeSet<&Vec<u8>> = ours.keys().chain(theirs.keys()).collect();
+    for name in names {
+        let shown = name.escape_ascii().to_string();
+        match (ours.get(name), theirs.get(name)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => {
+                lines.push(format!("  {shown}: brix {} / buildx {}", show(a), show(b)))
+            }
+            (Some(a), None) => lines.push(format!("  {shown}: only in brix ({})", show(a))),
+            (None, Some(b)) => lines.push(format!("  {shown}: only in buildx ({})", show(b))),
+            (None, None) => {}
+        }
+    }
+    let total = lines.len();
+    if total > 60 {
+        lines.truncate(60);
+        lines.push(format!("  ... and {} more", total - 60));
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -134,17 +134,6 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The last `ERROR:` line of a failed run.
-fn error_line(tool: &str, r: &Run) -> String {
-    assert!(!r.success, "{tool} accepted it:\n{}", r.stderr);
-    r.stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("ERROR:"))
-        .unwrap_or_else(|| panic!("{tool} printed no ERROR line:\n{}", r.stderr))
-        .to_owned()
-}
-
 /// A docker-container builder in its own store, booted (buildx cannot boot it here), removed
 /// when dropped; and a build context.
 struct Builder<'a> {
@@ -305,18 +294,16 @@ fn annotations_land_where_buildx_puts_them() {
                 let image = env.registry_ref("annotations-bad", "v1");
                 c.args(["--platform", PLATFORMS, "--push", "-t", &image])
                     .args(["--annotation", bad]);
-                error_line(tool, &run(c.arg(ctx)))
+                run(c.arg(ctx)).error_line()
             })
             .collect();
         assert_eq!(lines[0], lines[1], "--annotation {bad}: brix, then buildx");
     }
     assert_eq!(
-        error_line(
-            "brix",
-            &run(build_command(&env, store, "brix", name)
-                .args(["--annotation", "foo"])
-                .arg(ctx))
-        ),
+        run(build_command(&env, store, "brix", name)
+            .args(["--annotation", "foo"])
+            .arg(ctx))
+        .error_line(),
         "ERROR: failed to build: parse annotations: invalid annotation \"foo\", expected key=value"
     );
 }

@@ -188,7 +188,7 @@ fn brix_sends_the_context_exactly_as_buildx_does() {
         "buildx's tar has only {} entries under ctx/",
         theirs.len()
     );
-    let diff = describe_differences(&ours, &theirs);
+    let diff = brix_e2e::describe_differences(&ours, &theirs, show);
     assert!(
         diff.is_empty(),
         "brix's ctx/ differs from buildx's ({} entries vs {}):\n{diff}",
@@ -474,32 +474,6 @@ fn stat_lines(tar_path: &Path) -> Vec<Vec<u8>> {
 }
 
 /// A readable line per difference (at most 60), or "" when the listings are equal.
-fn describe_differences(
-    ours: &BTreeMap<Vec<u8>, Entry>,
-    theirs: &BTreeMap<Vec<u8>, Entry>,
-) -> String {
-    let mut lines = Vec::new();
-    let names: std::collections::BTreeSet<&Vec<u8>> = ours.keys().chain(theirs.keys()).collect();
-    for name in names {
-        let shown = name.escape_ascii().to_string();
-        match (ours.get(name), theirs.get(name)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(a), Some(b)) => {
-                lines.push(format!("  {shown}: brix {} / buildx {}", show(a), show(b)))
-            }
-            (Some(a), None) => lines.push(format!("  {shown}: only in brix ({})", show(a))),
-            (None, Some(b)) => lines.push(format!("  {shown}: only in buildx ({})", show(b))),
-            (None, None) => {}
-        }
-    }
-    let total = lines.len();
-    if total > 60 {
-        lines.truncate(60);
-        lines.push(format!("  ... and {} more", total - 60));
-    }
-    lines.join("\n")
-}
-
 fn show(e: &Entry) -> String {
     let mut s = format!(
         "{} {:o} {}:{} {}B mtime={}",

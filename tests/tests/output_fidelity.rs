@@ -123,7 +123,7 @@ fn multi_platform_local_and_tar_outputs_match_buildx() {
         let theirs = tree_listing(&theirs_dir);
         let ours = tree_listing(&ours_dir);
         check_expected_entries(&theirs);
-        let diff = describe_differences(&ours, &theirs);
+        let diff = brix_e2e::describe_differences(&ours, &theirs, show);
         assert!(
             diff.is_empty(),
             "brix's local output {} differs from buildx's {} ({} entries vs {}):\n{diff}",
@@ -166,7 +166,7 @@ fn multi_platform_local_and_tar_outputs_match_buildx() {
              entries:\n{}",
             ours.len(),
             theirs.len(),
-            describe_differences(&a, &b)
+            brix_e2e::describe_differences(&a, &b, show)
         );
     }
     let names = tar_listing(&ours_tar);
@@ -435,32 +435,6 @@ fn check_expected_entries(entries: &BTreeMap<Vec<u8>, Entry>) {
 }
 
 /// A readable line per difference (at most 60), or "" when the listings are equal.
-fn describe_differences(
-    ours: &BTreeMap<Vec<u8>, Entry>,
-    theirs: &BTreeMap<Vec<u8>, Entry>,
-) -> String {
-    let mut lines = Vec::new();
-    let names: std::collections::BTreeSet<&Vec<u8>> = ours.keys().chain(theirs.keys()).collect();
-    for name in names {
-        let shown = name.escape_ascii().to_string();
-        match (ours.get(name), theirs.get(name)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(a), Some(b)) => {
-                lines.push(format!("  {shown}: brix {} / buildx {}", show(a), show(b)))
-            }
-            (Some(a), None) => lines.push(format!("  {shown}: only in brix ({})", show(a))),
-            (None, Some(b)) => lines.push(format!("  {shown}: only in buildx ({})", show(b))),
-            (None, None) => {}
-        }
-    }
-    let total = lines.len();
-    if total > 60 {
-        lines.truncate(60);
-        lines.push(format!("  ... and {} more", total - 60));
-    }
-    lines.join("\n")
-}
-
 fn show(e: &Entry) -> String {
     let mut s = format!(
         "{} {:o} {}B mtime={}.{:09}",

@@ -52,11 +52,16 @@ fn config_yaml(rootdirectory: &str) -> String {
 
 /// The HTTP status of `GET /v2/`, or None when nothing answers.
 pub fn v2_status(addr: &str) -> Option<u16> {
+    http_status(addr, "/v2/")
+}
+
+/// The HTTP status of `GET path` on `addr`, or None when nothing answers.
+pub fn http_status(addr: &str, path: &str) -> Option<u16> {
     let mut stream =
         TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream
-        .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .ok()?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).ok()?;

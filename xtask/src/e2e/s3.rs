@@ -7,8 +7,6 @@
 use super::process;
 use super::{Workspace, go_toolchain};
 use anyhow::{Context, Result};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -25,7 +23,7 @@ fn binary(ws: &Workspace) -> PathBuf {
 
 /// Builds the server once and starts it unless something already answers on [`S3_ADDR`].
 pub fn ensure(ws: &Workspace) -> Result<String> {
-    if http_status(S3_ADDR).is_some() {
+    if super::registry::http_status(S3_ADDR, "/").is_some() {
         return Ok(format!("already running on {S3_ADDR}"));
     }
     let dir = ws.e2e_dir.join("s3");
@@ -67,7 +65,7 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
         &mut daemon,
         Duration::from_secs(30),
         &log,
-        || http_status(S3_ADDR).is_some(),
+        || super::registry::http_status(S3_ADDR, "/").is_some(),
     )?;
     Ok(format!(
         "{built}started on {S3_ADDR}, buckets under {}, log: {}",
@@ -78,19 +76,5 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
 
 /// Whether the server is up (for `--no-setup`: the tests that need it are told so).
 pub fn running() -> bool {
-    http_status(S3_ADDR).is_some()
-}
-
-/// The HTTP status of `GET /`, or None when nothing answers.
-fn http_status(addr: &str) -> Option<u16> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let text = String::from_utf8_lossy(&response);
-    text.lines().next()?.split_whitespace().nth(1)?.parse().ok()
+    super::registry::http_status(S3_ADDR, "/").is_some()
 }

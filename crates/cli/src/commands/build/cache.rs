@@ -118,24 +118,7 @@ pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<Cac
         if let Some(src) = entry.local_dir(false)
             && !entry.attrs.contains_key("digest")
         {
-            // BuildKit's client words for a folder or index it cannot read.
-            let unreadable = if !src.is_dir() {
-                let lock = src.join("index.json.lock");
-                Some(format!(
-                    "could not lock {}: open {}: no such file or directory",
-                    lock.display(),
-                    lock.display()
-                ))
-            } else if !src.join("index.json").is_file() {
-                let index = src.join("index.json");
-                Some(format!(
-                    "could not read {}: open {}: no such file or directory",
-                    index.display(),
-                    index.display()
-                ))
-            } else {
-                None
-            };
+            let unreadable = unreadable_index(&src);
             if let Some(why) = unreadable {
                 eprintln!(
                     "WARNING: local cache import at {} not found due to err: {why}",
@@ -162,6 +145,23 @@ pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<Cac
         out.push(entry);
     }
     Ok(out)
+}
+
+/// Why BuildKit's client (`ociindex.Read`) cannot read the `index.json` of the layout `dir`,
+/// in its words, or `None` when the file is there.
+pub(super) fn unreadable_index(dir: &std::path::Path) -> Option<String> {
+    let (verb, file) = if !dir.is_dir() {
+        ("lock", dir.join("index.json.lock"))
+    } else if !dir.join("index.json").is_file() {
+        ("read", dir.join("index.json"))
+    } else {
+        return None;
+    };
+    Some(format!(
+        "could not {verb} {}: open {}: no such file or directory",
+        file.display(),
+        file.display()
+    ))
 }
 
 /// buildx's refusal of cache exports a node cannot do (the engine's BuildKit on the classic

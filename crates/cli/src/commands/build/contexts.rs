@@ -73,14 +73,9 @@ fn resolve(name: &str, target: &str) -> anyhow::Result<NamedContext> {
         let dir = PathBuf::from(path);
         let digest = match digest {
             Some(d) => d,
-            None if !dir.join("index.json").is_file() => {
-                let index = dir.join("index.json");
-                bail!(
-                    "failed to build: oci-layout reference {target:?} could not be resolved: could not read {}: open {}: no such file or directory",
-                    index.display(),
-                    index.display()
-                )
-            }
+            None if let Some(why) = super::cache::unreadable_index(&dir) => bail!(
+                "failed to build: oci-layout reference {target:?} could not be resolved: {why}"
+            ),
             None => {
                 match brix_exporter::cache::read_tag(&dir, &tag) {
                     Ok(Some(desc)) => desc.digest,
@@ -100,10 +95,7 @@ fn resolve(name: &str, target: &str) -> anyhow::Result<NamedContext> {
     }
     let dir = PathBuf::from(target);
     let meta = std::fs::metadata(&dir).map_err(|e| {
-        let why = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-            _ => e.to_string(),
-        };
+        let why = super::options::go_io_reason(&e);
         anyhow::anyhow!("failed to build: failed to get build context {name}: stat {target}: {why}")
     })?;
     if !meta.is_dir() {

@@ -146,14 +146,20 @@ pub fn check_tags(tags: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The reason Go gives for a failed file operation (`no such file or directory`), which
+/// buildx's messages end with.
+pub(super) fn go_io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
 /// A `--secret src=` file must exist (buildx stats it before it builds).
 pub fn check_secret_file(path: &std::path::Path) -> anyhow::Result<()> {
     if let Err(e) = std::fs::metadata(path) {
-        let why = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            _ => e.to_string(),
-        };
+        let why = go_io_reason(&e);
         bail!(
             "failed to build: failed to stat {}: stat {}: {why}",
             path.display(),

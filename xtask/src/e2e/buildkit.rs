@@ -5,7 +5,10 @@
 //! `xtask/assets/buildkit-wrapper` (`go install ...@version` is refused because BuildKit's go.mod
 //! has `exclude` directives). The image is busybox + buildkitd + buildctl + Debian's runc with
 //! its shared libraries, `ENTRYPOINT ["buildkitd"]`, `VOLUME /var/lib/buildkit`: what buildx's
-//! docker-container driver (and brix's) expects of that image.
+//! docker-container driver (and brix's) expects of that image. Like the official image (whose
+//! Dockerfile runs `apk add git openssh pigz xz`), it also carries the host's git (with its
+//! helpers in `/usr/lib/git-core`), ssh, pigz and xz with their libraries, which buildkitd runs
+//! from its PATH: git and ssh for remote git contexts, pigz and xz for layer compression.
 
 use super::process::{self, output};
 use super::{BUILDKIT_IMAGE, Workspace, busybox, go_toolchain};
@@ -24,7 +27,26 @@ pub const VERSION_LABEL: &str = "dev.brix.e2e.buildkit-version";
 /// Image label carrying the revision of the recipe below; bump it when the image changes
 /// shape, so existing machines rebuild it.
 const RECIPE_LABEL: &str = "dev.brix.e2e.buildkit-recipe";
-const RECIPE: &str = "1";
+/// Revision 2 added git, ssh, pigz and xz ([`IMAGE_TOOLS`]).
+const RECIPE: &str = "2";
+
+/// Host files copied into the image at the same paths (folders whole, symlinks as symlinks),
+/// with the Debian package each comes from, for the message when one is missing. ELF files
+/// bring the libraries `ldd` names.
+const IMAGE_TOOLS: &[(&str, &str)] = &[
+    ("/usr/bin/git", "git"),
+    // `git-remote-http(s)` for http(s) remotes, `git-submodule` and the shell helpers it
+    // sources; the other entries are links to `git`.
+    ("/usr/lib/git-core", "git"),
+    // What `git init` copies into a new repository (without it, a warning on every init).
+    ("/usr/share/git-core/templates", "git"),
+    ("/usr/bin/ssh", "openssh-client"),
+    ("/usr/bin/pigz", "pigz"),
+    ("/usr/bin/unpigz", "pigz"),
+    ("/usr/bin/xz", "xz-utils"),
+    ("/usr/bin/unxz", "xz-utils"),
+    ("/usr/bin/xzcat", "xz-utils"),
+];
 
 /// Builds the image unless one with the pinned version and recipe exists.
 /// Where `buildkitd` and `buildctl` of [`BUILDKIT_VERSION`] are built.
@@ -69,8 +91,13 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
             "`docker build` succeeded but {BUILDKIT_IMAGE} does not carry {VERSION_LABEL}={BUILDKIT_VERSION}"
         );
     }
+    if let Err(err) = check_image_tools() {
+        // Otherwise its labels would make the next run take it for a good one.
+        let _ = output(Command::new("docker").args(["rmi", BUILDKIT_IMAGE]));
+        return Err(err);
+    }
     Ok(format!(
-        "{}built {BUILDKIT_IMAGE} with BuildKit {BUILDKIT_VERSION}",
+        "{}built {BUILDKIT_IMAGE} with BuildKit {BUILDKIT_VERSION}, git, ssh, pigz and xz",
         if built_binaries {
             format!(
                 "compiled buildkitd and buildctl into {}, ",
@@ -201,6 +228,8 @@ fn write_context(ws: &Workspace, bin_dir: &Path, context: &Path) -> Result<()> {
         copy(&library, &dest)?;
     }
 
+    add_host_tools(&rootfs)?;
+
     let dockerfile = format!(
         "FROM scratch\n\
          COPY rootfs/ /\n\
@@ -210,6 +239,105 @@ fn write_context(ws: &Workspace, bin_dir: &Path, context: &Path) -> Result<()> {
          ENTRYPOINT [\"buildkitd\"]\n"
     );
     std::fs::write(context.join("Dockerfile"), dockerfile)?;
+    Ok(())
+}
+
+/// Copies [`IMAGE_TOOLS`] and the libraries of every ELF file among them into `rootfs`.
+fn add_host_tools(rootfs: &Path) -> Result<()> {
+    let mut elf_files = Vec::new();
+    for (path, package) in IMAGE_TOOLS {
+        let path = Path::new(path);
+        if std::fs::symlink_metadata(path).is_err() {
+            bail!(
+                "{} is missing: the package {package} is not installed (the `packages` step installs it)",
+                path.display()
+            );
+        }
+        copy_tree(path, &rootfs.join(path.strip_prefix("/")?), &mut elf_files)?;
+    }
+    let mut libraries = std::collections::BTreeSet::new();
+    for file in &elf_files {
+        libraries.extend(dynamic_libraries(file)?);
+    }
+    for library in libraries {
+        let dest = rootfs.join(library.strip_prefix("/").unwrap_or(&library));
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        copy(&library, &dest)?;
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to`: a folder with everything beneath it, a symlink as a symlink (same
+/// target), a file with its permissions; pushes the ELF files it copied onto `elf_files`.
+fn copy_tree(from: &Path, to: &Path, elf_files: &mut Vec<PathBuf>) -> Result<()> {
+    let meta =
+        std::fs::symlink_metadata(from).with_context(|| format!("reading {}", from.display()))?;
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from)?;
+        std::os::unix::fs::symlink(&target, to)
+            .with_context(|| format!("linking {} to {}", to.display(), target.display()))?;
+    } else if meta.is_dir() {
+        std::fs::create_dir_all(to)?;
+        let mut entries = std::fs::read_dir(from)
+            .with_context(|| format!("listing {}", from.display()))?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        entries.sort();
+        for name in entries {
+            copy_tree(&from.join(&name), &to.join(&name), elf_files)?;
+        }
+    } else {
+        copy(from, to)?;
+        let mut magic = [0u8; 4];
+        let is_elf = std::fs::File::open(from)
+            .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+            .is_ok()
+            && magic == *b"\x7fELF";
+        if is_elf {
+            elf_files.push(from.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// [`shared_libraries`] of an ELF file that may be statically linked (then none).
+fn dynamic_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .with_context(|| format!("running ldd {}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        return Ok(parse_ldd(&stdout));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if format!("{stdout}{stderr}").contains("not a dynamic executable") {
+        return Ok(Vec::new());
+    }
+    bail!("`ldd {}` failed: {}", binary.display(), stderr.trim())
+}
+
+/// Runs each tool of the new image once (`--version`), so a missing library fails the step
+/// rather than a test. By absolute paths: busybox's sh runs its own applets (`xz`, `unxz`)
+/// before PATH, where buildkitd's exec finds the real ones.
+fn check_image_tools() -> Result<()> {
+    output(Command::new("docker").args([
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        BUILDKIT_IMAGE,
+        "-c",
+        "/usr/bin/git --version && { /usr/bin/git remote-http 2>&1 | grep -q remote-curl; } \
+         && /usr/bin/ssh -V && /usr/bin/pigz --version && /usr/bin/unpigz --version \
+         && /usr/bin/xz --version && /usr/bin/unxz --version",
+    ]))
+    .with_context(|| format!("running git, ssh, pigz and xz in {BUILDKIT_IMAGE}"))?;
     Ok(())
 }
 

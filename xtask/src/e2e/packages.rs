@@ -1,5 +1,5 @@
 //! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux,
-//! openssh-client)
+//! openssh-client, openssh-server, git, pigz, xz-utils)
 //! and the busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
@@ -11,9 +11,16 @@ use std::process::Command;
 /// Packages installed system-wide. runc and containerd come with docker.io.
 /// socat: `buildctl` reaches `brix dial-stdio` through a socket socat serves; tmux: the tty
 /// progress display is checked in a real terminal; openssh-client: `--ssh` runs ssh-agent over
-/// key files, and its tests make keys and an agent of their own.
+/// key files, and its tests make keys and an agent of their own; git, openssh-client, pigz,
+/// xz-utils: copied into the BuildKit image, as the official one carries them; git,
+/// openssh-server: the `git-server` step's servers (its sshd runs on its own config, the
+/// package's service is never started).
 const PACKAGES: &[&str] = &[
     "openssh-client",
+    "openssh-server",
+    "git",
+    "pigz",
+    "xz-utils",
     "docker.io",
     "docker-registry",
     "qemu-user-static",

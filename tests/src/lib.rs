@@ -52,6 +52,103 @@ pub struct E2eEnv {
     pub docker28_host: String,
     /// A scratch folder for build contexts and outputs (under `target/e2e/work`).
     pub work_dir: PathBuf,
+    /// The SBOM generator image speaking BuildKit's scanner protocol,
+    /// `localhost:5000/buildkit-syft-scanner:e2e` (`BRIX_E2E_SCANNER`, set once the `scanner`
+    /// set-up step has pushed it); the tests that need it fail without it.
+    pub scanner: Option<String>,
+    /// The git servers of the `git-server` set-up step (`BRIX_E2E_GIT_*`), `None` when
+    /// `--no-setup` found them stopped; [`E2eEnv::git`] fails a test that needs them then.
+    pub git: Option<GitServers>,
+}
+
+/// The git servers on the host's loopback, serving one folder of bare repositories: smart
+/// HTTP (`git http-backend`) and sshd. Builders made by [`E2eEnv::create_builder`] use the
+/// host's network, so their buildkitd reaches both at these addresses.
+#[derive(Debug, Clone)]
+pub struct GitServers {
+    /// Base URL of smart HTTP, `http://127.0.0.1:8418` (`BRIX_E2E_GIT_HTTP`):
+    /// `<http>/NAME.git` is `<repos>/NAME.git`. Pushes need no credentials.
+    pub http: String,
+    /// Base URL of ssh, `ssh://root@127.0.0.1:2222` (`BRIX_E2E_GIT_SSH`), followed by the
+    /// repository's absolute path: `<ssh><repos>/NAME.git`.
+    pub ssh: String,
+    /// The folder of bare repositories (`BRIX_E2E_GIT_REPOS`); tests add their own, named
+    /// with [`unique_name`] so the run removes them.
+    pub repos: PathBuf,
+    /// The private key the sshd lets log in as root (`BRIX_E2E_GIT_SSH_KEY`), for an
+    /// `ssh-agent` (`--ssh default`) or `ssh -i`.
+    pub ssh_key: PathBuf,
+}
+
+/// A bare repository made by [`E2eEnv::git_repo`], with the work tree it was pushed from.
+#[derive(Debug, Clone)]
+pub struct GitRepo {
+    /// The bare repository, `<repos>/<unique name>.git`.
+    pub bare: PathBuf,
+    /// The work tree the commits were made in (its `origin` is [`GitRepo::bare`]).
+    pub worktree: PathBuf,
+    /// `http://127.0.0.1:8418/<unique name>.git`.
+    pub http_url: String,
+    /// `ssh://root@127.0.0.1:2222<repos>/<unique name>.git`.
+    pub ssh_url: String,
+    /// The branch the commits are on: `main` (also the bare repository's HEAD).
+    pub branch: String,
+    /// A lightweight tag on the first commit: `v1`.
+    pub tag: String,
+    /// The first commit's id.
+    pub commit: String,
+}
+
+impl GitRepo {
+    /// Commits `files` (path, content; folders made as needed) on [`GitRepo::branch`] on top
+    /// of what is there, pushes it and returns the new commit's id.
+    #[track_caller]
+    pub fn commit_files(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (name, content) in files {
+            let file = self.worktree.join(name);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
+            }
+            std::fs::write(&file, content).unwrap_or_else(|e| panic!("writing {file:?}: {e}"));
+        }
+        self.git(["add", "--all"]);
+        self.git(["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.git(["push", "--quiet", "origin", &self.branch]);
+        self.git(["rev-parse", "HEAD"]).stdout.trim().to_owned()
+    }
+
+    /// Tags the branch's last commit as `name` (lightweight) and pushes the tag.
+    #[track_caller]
+    pub fn tag(&self, name: &str) {
+        self.git(["tag", name]);
+        self.git(["push", "--quiet", "origin", &format!("refs/tags/{name}")]);
+    }
+
+    /// Runs `git ARGS...` in the work tree (see [`git`]); panics when it fails.
+    #[track_caller]
+    pub fn git<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run(git(&self.worktree).args(args)).ok()
+    }
+}
+
+/// The git CLI in `dir` with a fixed identity and dates (the same files give the same
+/// commits) and neither the user's nor the system's config.
+pub fn git(dir: &std::path::Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "brix e2e")
+        .env("GIT_AUTHOR_EMAIL", "e2e@brix.invalid")
+        .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
+        .env("GIT_COMMITTER_NAME", "brix e2e")
+        .env("GIT_COMMITTER_EMAIL", "e2e@brix.invalid")
+        .env("GIT_COMMITTER_DATE", "@1700000000 +0000");
+    c
 }
 
 impl E2eEnv {
@@ -73,7 +170,49 @@ impl E2eEnv {
             docker_host: required("BRIX_E2E_DOCKER_HOST"),
             docker28_host: required("BRIX_E2E_DOCKER28_HOST"),
             work_dir: PathBuf::from(required("BRIX_E2E_WORK_DIR")),
+            scanner: std::env::var("BRIX_E2E_SCANNER").ok(),
+            git: git_servers(),
         })
+    }
+
+    /// The git servers; panics when `cargo xtask e2e` did not pass them (its `git-server`
+    /// step did not run, or `--no-setup` found them stopped).
+    #[track_caller]
+    pub fn git(&self) -> &GitServers {
+        self.git.as_ref().unwrap_or_else(|| {
+            panic!(
+                "BRIX_E2E_GIT_HTTP is not set: the git servers are not running; run `cargo xtask e2e --setup-only` (its git-server step)"
+            )
+        })
+    }
+
+    /// A bare repository `<repos>/<unique name>.git`, served over HTTP and ssh, holding one
+    /// commit of `files` (path, content; folders made as needed) on branch `main`, tagged
+    /// `v1`. Made with the git CLI in a work tree under [`E2eEnv::work_dir`].
+    #[track_caller]
+    pub fn git_repo(&self, purpose: &str, files: &[(&str, &str)]) -> GitRepo {
+        let servers = self.git();
+        let name = format!("{}.git", unique_name(purpose));
+        let bare = servers.repos.join(&name);
+        let worktree = self.scratch_dir(&format!("{purpose}-worktree"));
+        run(git(&servers.repos)
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+            .arg(&bare))
+        .ok();
+        run(git(&worktree).args(["init", "--quiet", "--initial-branch=main"])).ok();
+        run(git(&worktree).args(["remote", "add", "origin"]).arg(&bare)).ok();
+        let repo = GitRepo {
+            http_url: format!("{}/{name}", servers.http),
+            ssh_url: format!("{}{}", servers.ssh, bare.display()),
+            bare,
+            worktree,
+            branch: "main".to_owned(),
+            tag: "v1".to_owned(),
+            commit: String::new(),
+        };
+        let commit = repo.commit_files(files, "first commit");
+        repo.tag(&repo.tag);
+        GitRepo { commit, ..repo }
     }
 
     /// Both Docker engines, the system one first, for tests that run once per engine.
@@ -215,6 +354,20 @@ impl Engine {
     }
 }
 
+/// The four `BRIX_E2E_GIT_*` variables, all or none.
+#[track_caller]
+fn git_servers() -> Option<GitServers> {
+    let http = std::env::var("BRIX_E2E_GIT_HTTP")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(GitServers {
+        http,
+        ssh: required("BRIX_E2E_GIT_SSH"),
+        repos: PathBuf::from(required("BRIX_E2E_GIT_REPOS")),
+        ssh_key: PathBuf::from(required("BRIX_E2E_GIT_SSH_KEY")),
+    })
+}
+
 #[track_caller]
 fn required(name: &str) -> String {
     match std::env::var(name) {
@@ -328,6 +481,46 @@ pub fn run(cmd: &mut Command) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Runs a command to completion with the file at `input` as its stdin (a context or a
+/// Dockerfile piped in). Panics only when it cannot be started.
+#[track_caller]
+pub fn run_with_stdin(cmd: &mut Command, input: &std::path::Path) -> Run {
+    let command = format!("{} < {}", describe(cmd), input.display());
+    let file = std::fs::File::open(input)
+        .unwrap_or_else(|err| panic!("opening {} for `{command}`: {err}", input.display()));
+    let output: Output = match cmd.stdin(file).output() {
+        Ok(output) => output,
+        Err(err) => panic!("could not start `{command}`: {err}"),
+    };
+    Run {
+        command,
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Every path below `dir`, relative to it and sorted: what landed in a local output.
+#[track_caller]
+pub fn relative_paths(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("reading {}: {e}", d.display()));
+        for entry in entries {
+            let entry = entry.unwrap_or_else(|e| panic!("reading {}: {e}", d.display()));
+            let p = entry.path();
+            out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Runs `docker ARGS...`.

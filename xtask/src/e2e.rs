@@ -3,8 +3,9 @@
 //! The steps follow `docs/environment.md` (what was verified by hand on these machines) and are
 //! idempotent: each one first checks whether its piece is already in place and only then does
 //! work, so a warm run costs a few seconds. Every step prints one line,
-//! `[e2e] 8/11 binfmt: ... (0.1s)`. Daemons (both dockerds, the registry) are started detached
-//! and are left running for the next run; what the tests start is removed afterwards.
+//! `[e2e] 8/12 binfmt: ... (0.1s)`. Daemons (both dockerds, the registry, the S3 and git
+//! servers) are started detached and are left running for the next run; what the tests start
+//! is removed afterwards.
 
 mod binfmt;
 mod buildkit;
@@ -13,12 +14,14 @@ mod busybox;
 mod ci_client;
 pub(crate) mod docker28;
 mod dockerd;
+mod git_server;
 mod go_toolchain;
 pub(crate) mod packages;
 pub(crate) mod process;
 mod registry;
 mod run_tests;
 mod s3;
+mod scanner;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -38,7 +41,7 @@ pub const BUILDKIT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
 #[derive(Debug, clap::Args)]
 pub struct E2eArgs {
     /// Set up the environment (packages, both dockerds, binfmt, registry, images, the CI
-    /// client's npm packages) and stop there.
+    /// client's npm packages, the S3 and git servers) and stop there.
     #[arg(long, conflicts_with = "no_setup")]
     setup_only: bool,
     /// Skip the setup and only run the tests against what is already running.
@@ -126,7 +129,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 11 };
+    let setup_steps = if args.no_setup { 0 } else { 13 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -149,6 +152,9 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         progress.step("buildx", || buildx::ensure(&ws))?;
         progress.step("ci-client", || ci_client::ensure(&ws))?;
         progress.step("s3", || s3::ensure(&ws))?;
+        progress.step("git-server", || git_server::ensure(&ws))?;
+        // After the registry: the SBOM generator image the attestation tests scan with.
+        progress.step("scanner", || scanner::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

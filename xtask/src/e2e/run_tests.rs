@@ -1,6 +1,6 @@
 //! The last step: `cargo test -p brix-e2e` with the environment's addresses and image names,
-//! then the removal of what the tests started, on both engines. The dockerds and the registry
-//! stay up for the next run.
+//! then the removal of what the tests started, on both engines (and the bare repositories they
+//! made for the git servers). The dockerds and the registry stay up for the next run.
 //!
 //! Several runs may share one engine (developers on one machine, or a run in another
 //! checkout), so each run has an id, xtask's own pid, passed as `BRIX_E2E_RUN_ID`. The tests'
@@ -73,6 +73,15 @@ pub fn run(
     // The S3-compatible server of the `s3` cache tests, after the `s3` step.
     if super::s3::running() {
         cmd.env("BRIX_E2E_S3", format!("http://{}", super::s3::S3_ADDR));
+    }
+    // The SBOM generator image of the attestation tests, after the `scanner` step.
+    if super::scanner::pushed() {
+        cmd.env("BRIX_E2E_SCANNER", super::scanner::image());
+    }
+    // The git servers of the remote git context tests, after the `git-server` step.
+    let git = super::git_server::GitServer::new(ws);
+    if git.running(ws) {
+        cmd.envs(git.test_env());
     }
     // The CI client's packages (`tests/tests/ci_client.rs`), after the `ci-client` step.
     if super::ci_client::installed(ws) {
@@ -177,6 +186,17 @@ fn clean_up(ws: &Workspace, engines: &[String], run_id: &str) -> Result<Removed>
     if run_dir.exists() {
         std::fs::remove_dir_all(&run_dir)
             .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    // The bare repositories the tests served through the git servers (`E2eEnv::git_repo`).
+    let repos = super::git_server::GitServer::new(ws).repos().to_path_buf();
+    if let Ok(entries) = std::fs::read_dir(&repos) {
+        let prefix = format!("{TEST_PREFIX}{run_id}-");
+        for entry in entries.filter_map(|entry| entry.ok()) {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                std::fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
     }
     Ok(removed)
 }

@@ -20,9 +20,10 @@ const PROTO_DIR: &str = "proto";
 /// Where the Rust code goes, relative to the workspace root.
 const OUT_DIR: &str = "crates/solver-client/src/proto";
 
-/// Protobuf packages that get a gRPC client only. Every other package with services is a
-/// session service: brix serves those (server) and tests call them (client).
-const CLIENT_ONLY_PACKAGES: &[&str] = &["moby.buildkit.v1"];
+/// Protobuf packages that get a gRPC client only (the control API and the gateway API brix
+/// calls as a client-side frontend). Every other package with services is a session service:
+/// brix serves those (server) and tests call them (client).
+const CLIENT_ONLY_PACKAGES: &[&str] = &["moby.buildkit.v1", "moby.buildkit.v1.frontend"];
 
 /// `bytes` fields decoded as `bytes::Bytes` rather than `Vec<u8>`: bulk data that is
 /// forwarded without copying (session tunnel frames, file chunks, output tarballs).

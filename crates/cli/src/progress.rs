@@ -5,3 +5,4 @@
 
 pub mod colors;
 pub mod printer;
+pub mod source;

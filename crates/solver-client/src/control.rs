@@ -7,6 +7,7 @@ use crate::connect::{self, DaemonAddress, TlsConfig};
 use crate::proto::containerd::services::content::v1::content_client::ContentClient as GeneratedContentClient;
 use crate::proto::moby::buildkit::v1 as pb_control;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient as GeneratedControlClient;
+use crate::proto::moby::buildkit::v1::frontend::llb_bridge_client::LlbBridgeClient as GeneratedGatewayClient;
 use crate::workers::{CacheRecord, DaemonVersion, PruneOptions, WorkerInfo};
 use std::future::Future;
 use std::io;
@@ -26,6 +27,11 @@ pub type RawControlClient = GeneratedControlClient<Channel>;
 /// The generated client of the daemon's content store (containerd's `Content` service, which
 /// buildkitd serves on the same connection), configured with [`MAX_MESSAGE_SIZE`].
 pub type RawContentClient = GeneratedContentClient<Channel>;
+
+/// The generated client of the daemon's gateway API (`LLBBridge`, served on the same
+/// connection; each call names its build, see [`crate::gateway`]), configured with
+/// [`MAX_MESSAGE_SIZE`].
+pub type RawGatewayClient = GeneratedGatewayClient<Channel>;
 
 /// Errors from connecting to or calling a BuildKit daemon.
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +291,14 @@ impl ControlClient {
     /// logs, traces, attestations, error details).
     pub fn content(&self) -> RawContentClient {
         GeneratedContentClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// A client of the daemon's gateway API on the same connection, for client-side
+    /// frontends ([`crate::gateway`]).
+    pub fn gateway(&self) -> RawGatewayClient {
+        GeneratedGatewayClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }

@@ -79,7 +79,7 @@ impl SolveSpec {
         self
     }
 
-    fn to_request(&self, build_ref: &str, session_id: &str) -> pb_control::SolveRequest {
+    pub(crate) fn to_request(&self, build_ref: &str, session_id: &str) -> pb_control::SolveRequest {
         let exporters: Vec<pb_control::Exporter> = self
             .exporters
             .iter()
@@ -255,11 +255,33 @@ pub async fn solve(
         spec.build_ref.clone()
     };
     let request = spec.to_request(&build_ref, session.id());
+    let status_task = follow_status(client, &build_ref, progress);
 
-    // Status is opened alongside Solve: the daemon holds it up to 6 s for the job to appear.
+    let outcome = client.solve(request).await;
+    // The session stays up until here: exporters call back into it during Solve, and each
+    // waits for its receiver to finish (the FileSend response ends after the last byte is
+    // written, a local output's FIN after the last file), so nothing is still being written
+    // when Solve returns. The daemon keeps its end of the tunnel open until the client
+    // leaves, so a graceful close would only wait; like the Go client, just hang up.
+    drop(session);
+    drain_status(status_task).await;
+    let response = outcome.map_err(failure_from_client_error)?;
+    Ok(SolveResult {
+        build_ref,
+        exporter_response: response.exporter_response,
+    })
+}
+
+/// Streams the progress of the job `build_ref` to `progress`, one batch per status message.
+/// Status is opened alongside Solve: the daemon holds it up to 6 s for the job to appear.
+pub(crate) fn follow_status(
+    client: &ControlClient,
+    build_ref: &str,
+    progress: mpsc::UnboundedSender<Vec<ProgressEvent>>,
+) -> AbortOnDrop {
     let status_client = client.clone();
-    let status_ref = build_ref.clone();
-    let status_task = AbortOnDrop(tokio::spawn(async move {
+    let status_ref = build_ref.to_owned();
+    AbortOnDrop(tokio::spawn(async move {
         let mut stream = match status_client.status(&status_ref).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -282,31 +304,22 @@ pub async fn solve(
                 }
             }
         }
-    }));
+    }))
+}
 
-    let outcome = client.solve(request).await;
-    // The session stays up until here: exporters call back into it during Solve, and each
-    // waits for its receiver to finish (the FileSend response ends after the last byte is
-    // written, a local output's FIN after the last file), so nothing is still being written
-    // when Solve returns. The daemon keeps its end of the tunnel open until the client
-    // leaves, so a graceful close would only wait; like the Go client, just hang up.
-    drop(session);
-    let mut status_task = status_task;
+/// Lets the progress stream of a finished solve deliver what is left (it normally ends by
+/// itself right away), then closes it.
+pub(crate) async fn drain_status(mut status_task: AbortOnDrop) {
     if tokio::time::timeout(STATUS_DRAIN, &mut status_task.0)
         .await
         .is_err()
     {
         tracing::debug!("status stream still open {STATUS_DRAIN:?} after the solve; closing it");
     }
-    let response = outcome.map_err(failure_from_client_error)?;
-    Ok(SolveResult {
-        build_ref,
-        exporter_response: response.exporter_response,
-    })
 }
 
 /// Aborts the task when dropped, so cancelling a solve also stops its status reader.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -314,7 +327,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn failure_from_client_error(err: ClientError) -> SolveError {
+pub(crate) fn failure_from_client_error(err: ClientError) -> SolveError {
     let Some(status) = err.grpc_status() else {
         return SolveError::Client(err);
     };
@@ -344,9 +357,37 @@ pub fn decode_failure(status: &tonic::Status) -> SolveFailure {
             && let Some(loc) = decode_source_detail(&any.value)
         {
             failure.locations.push(loc);
+        } else if let Some(prefix) = wrapping_detail_prefix(url, &any.value) {
+            // BuildKit's Go client wraps the error in the typed error each of these details
+            // stands for, whose message names it: the message the user sees from buildx.
+            failure.message = format!("{prefix}: {}", failure.message);
         }
     }
     failure
+}
+
+/// The words BuildKit's Go client puts before an error that carries an `errdefs.Subrequest`
+/// or `errdefs.FrontendCap` detail (`unsupported request frontend.foo`, `unsupported frontend
+/// capability …`), from the detail's protobuf or protojson payload.
+fn wrapping_detail_prefix(url: &str, value: &[u8]) -> Option<String> {
+    let name = |value: &[u8]| -> Option<String> {
+        if value.first() == Some(&b'{') {
+            let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+            return Some(v["name"].as_str().unwrap_or_default().to_owned());
+        }
+        None
+    };
+    if url.ends_with("errdefs.Subrequest+json") {
+        let name =
+            name(value).or_else(|| errdefs::Subrequest::decode(value).ok().map(|s| s.name))?;
+        Some(format!("unsupported request {name}"))
+    } else if url.ends_with("errdefs.FrontendCap+json") {
+        let name =
+            name(value).or_else(|| errdefs::FrontendCap::decode(value).ok().map(|s| s.name))?;
+        Some(format!("unsupported frontend capability {name}"))
+    } else {
+        None
+    }
 }
 
 /// An `errdefs.Vertex` detail. Despite the `+json` type URL, older daemons send protobuf
@@ -511,6 +552,38 @@ mod tests {
         assert_eq!(
             decode_vertex_detail(br#"{"digest":"sha256:abc"}"#).as_deref(),
             Some("sha256:abc")
+        );
+    }
+
+    #[test]
+    fn subrequest_and_capability_details_name_what_is_missing() {
+        let details = rpc::Status {
+            code: 12,
+            message: "unsupported request frontend.foo".into(),
+            details: vec![prost_types::Any {
+                type_url: "github.com/moby/buildkit/errdefs.Subrequest+json".into(),
+                value: errdefs::Subrequest {
+                    name: "frontend.foo".into(),
+                }
+                .encode_to_vec(),
+            }],
+        };
+        let status = tonic::Status::with_details(
+            tonic::Code::Unimplemented,
+            "unsupported request frontend.foo",
+            details.encode_to_vec().into(),
+        );
+        assert_eq!(
+            decode_failure(&status).message,
+            "unsupported request frontend.foo: unsupported request frontend.foo"
+        );
+        assert_eq!(
+            wrapping_detail_prefix(
+                "github.com/moby/buildkit/errdefs.FrontendCap+json",
+                br#"{"name":"moby.buildkit.frontend.contexts"}"#
+            )
+            .as_deref(),
+            Some("unsupported frontend capability moby.buildkit.frontend.contexts")
         );
     }
 

@@ -307,21 +307,50 @@ impl Printer {
         if st.mode != ProgressMode::Quiet && st.mode != ProgressMode::Rawjson {
             let warnings = std::mem::take(&mut st.warnings);
             // The same warning from several platforms' solves is shown once.
-            let mut shown: Vec<String> = Vec::new();
+            let mut shown: Vec<&BuildWarning> = Vec::new();
             for (_, w) in &warnings {
-                let text = w.short.trim_end().to_owned();
-                if !shown.contains(&text) {
-                    shown.push(text);
+                if !shown
+                    .iter()
+                    .any(|s| s.short.trim_end() == w.short.trim_end())
+                {
+                    shown.push(w);
                 }
             }
             if !shown.is_empty() {
-                eprintln!(
-                    "\n {} warning{} found:",
+                // As buildx: -D expands each warning (details, link, Dockerfile lines), and
+                // the heading is yellow whatever the output.
+                let expand = tracing::enabled!(tracing::Level::DEBUG);
+                let mut heading = format!(
+                    "{} warning{} found",
                     shown.len(),
                     if shown.len() == 1 { "" } else { "s" }
                 );
-                for w in &shown {
-                    eprintln!(" - {w}");
+                if !expand {
+                    heading.push_str(" (use docker --debug to expand)");
+                }
+                eprint!("\n \x1b[33m{heading}:\n\x1b[0m");
+                for w in shown {
+                    eprintln!(" - {}", w.short.trim_end());
+                    if !expand {
+                        continue;
+                    }
+                    for d in &w.detail {
+                        eprintln!("{d}");
+                    }
+                    if !w.url.is_empty() {
+                        eprintln!("More info: {}", w.url);
+                    }
+                    if let Some(loc) = &w.location
+                        && !w.ranges.is_empty()
+                    {
+                        let lines: Vec<(i32, i32)> =
+                            w.ranges.iter().map(|r| (r.start.0, r.end.0)).collect();
+                        eprint!(
+                            "{}",
+                            super::source::print_source(&loc.filename, &loc.data, &lines)
+                        );
+                    }
+                    eprintln!();
                 }
             }
         }

@@ -14,3 +14,18 @@ pub struct Source {
     #[prost(message, repeated, tag = "2")]
     pub ranges: ::prost::alloc::vec::Vec<super::pb::Range>,
 }
+/// A frontend capability the frontend does not have (type URL
+/// github.com/moby/buildkit/errdefs.FrontendCap+json): BuildKit's Go client then says
+/// "unsupported frontend capability NAME: ...".
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FrontendCap {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+}
+/// A subrequest (`requestid`) the frontend does not know (errdefs.Subrequest+json): "unsupported
+/// request NAME: ...".
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Subrequest {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+}

@@ -5,24 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use brix_e2e::{E2eEnv, Run, path, remove_node_container, run, skopeo, unique_name};
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read_dir") {
-            let entry = entry.expect("entry");
-            let p = entry.path();
-            out.push(p.strip_prefix(dir).expect("under").display().to_string());
-            if entry.file_type().expect("type").is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use brix_e2e::{
+    E2eEnv, Run, path, relative_paths, remove_node_container, run, skopeo, unique_name,
+};
 
 #[test]
 fn named_contexts_reach_the_dockerfile_as_with_buildx() {
@@ -108,7 +93,7 @@ fn named_contexts_reach_the_dockerfile_as_with_buildx() {
             out.join("bin/busybox").is_file(),
             "{tool}: FROM the oci-layout context"
         );
-        listings.push(listing(&out));
+        listings.push(relative_paths(&out));
     }
     assert_eq!(
         listings[0], listings[1],

@@ -2,6 +2,7 @@
 //! (context sync, auth, secrets, outputs), per-platform solves, an LLB builder and progress events.
 
 pub mod fsutil;
+pub mod gateway;
 pub mod history;
 pub mod llb;
 pub mod patterns;

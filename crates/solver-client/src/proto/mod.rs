@@ -62,6 +62,16 @@ pub mod moby {
         pub mod v1 {
             include!("moby.buildkit.v1.rs");
 
+            /// Protobuf package `moby.buildkit.v1.apicaps`.
+            pub mod apicaps {
+                include!("moby.buildkit.v1.apicaps.rs");
+            }
+
+            /// Protobuf package `moby.buildkit.v1.frontend`.
+            pub mod frontend {
+                include!("moby.buildkit.v1.frontend.rs");
+            }
+
             /// Protobuf package `moby.buildkit.v1.sourcepolicy`.
             pub mod sourcepolicy {
                 include!("moby.buildkit.v1.sourcepolicy.rs");
@@ -87,6 +97,14 @@ pub mod moby {
         /// Protobuf package `moby.sshforward.v1`.
         pub mod v1 {
             include!("moby.sshforward.v1.rs");
+        }
+    }
+
+    /// Protobuf packages under `moby.upload`.
+    pub mod upload {
+        /// Protobuf package `moby.upload.v1`.
+        pub mod v1 {
+            include!("moby.upload.v1.rs");
         }
     }
 }

@@ -371,3 +371,62 @@ async fn sync_10k_files() {
     drop(h2);
     running.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn the_daemon_pulls_an_upload_in_chunks_as_often_as_it_asks() {
+    use crate::proto::moby::upload::v1::BytesMessage as UploadChunk;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("context.tar");
+    // More than one 3 MiB chunk.
+    let data: Vec<u8> = (0..(3 << 20) + 4096).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).expect("write");
+    let mut session = Session::new("");
+    let url = session.add_upload(&file);
+    let id = url.strip_prefix(UPLOAD_URL_PREFIX).expect("an upload URL");
+    assert!(session.methods().contains(&"/moby.upload.v1.Upload/Pull"));
+    let (h2, running) = daemon_side(session).await;
+    let url_path = format!("/{id}");
+    for _ in 0..2 {
+        let (_tx, rx) = mpsc::channel(1);
+        let mut frames = raw_call(
+            &h2,
+            "/moby.upload.v1.Upload/Pull",
+            &[("urlpath", &url_path), ("urlhost", "buildkit-session")],
+            rx,
+        )
+        .await
+        .expect("pull");
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(frame) = frames.next().await {
+            let chunk = UploadChunk::decode(frame.expect("frame")).expect("decode");
+            assert!(chunk.data.len() <= 3 << 20, "chunks of at most 3 MiB");
+            got.extend_from_slice(&chunk.data);
+            chunks += 1;
+        }
+        assert_eq!(chunks, 2);
+        assert!(got == data, "the whole file, every time");
+    }
+    let (_tx, rx) = mpsc::channel(1);
+    let err = match raw_call(
+        &h2,
+        "/moby.upload.v1.Upload/Pull",
+        &[("urlpath", "/nope")],
+        rx,
+    )
+    .await
+    {
+        Ok(mut frames) => frames
+            .next()
+            .await
+            .expect("an answer")
+            .expect_err("an unknown upload"),
+        Err(status) => status,
+    };
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(
+        err.message()
+            .contains("no http response from session for nope")
+    );
+    running.close().await.expect("close");
+}

@@ -2,7 +2,8 @@
 //! dials back through (`Control.Session`, or dockerd's `/session` upgrade). It serves the
 //! client's local directories (FileSync), receives outputs (FileSend), answers registry
 //! credential and secret requests (Auth, Secrets), serves local content stores (Content:
-//! `type=local` caches), forwards SSH agents (SSH: `--ssh`) and the mandatory health check.
+//! `type=local` caches), forwards SSH agents (SSH: `--ssh`), serves uploads (Upload: a context
+//! read from stdin) and the mandatory health check.
 //!
 //! ```no_run
 //! # async fn demo(control: &mut brix_solver_client::proto::moby::buildkit::v1::control_client::ControlClient<tonic::transport::Channel>) -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +26,7 @@ mod grpc;
 mod secrets;
 mod sshforward;
 mod tunnel;
+mod upload;
 
 #[cfg(test)]
 mod in_process_tests;
@@ -50,6 +52,7 @@ pub use grpc::MAX_MESSAGE_SIZE;
 pub use secrets::{SecretSource, SecretStore};
 pub use sshforward::{KeyProblem, SshKey, SshSource, SshSourceError};
 pub use tunnel::{IncomingChunks, StreamTunnel};
+pub use upload::URL_PREFIX as UPLOAD_URL_PREFIX;
 
 use crate::proto::containerd::services::content::v1::content_server::ContentServer;
 use crate::proto::moby::buildkit::secrets::v1::secrets_server::SecretsServer;
@@ -57,6 +60,7 @@ use crate::proto::moby::buildkit::v1::BytesMessage;
 use crate::proto::moby::buildkit::v1::control_client::ControlClient;
 use crate::proto::moby::filesync::v1::auth_server::AuthServer;
 use crate::proto::moby::sshforward::v1::ssh_server::SshServer;
+use crate::proto::moby::upload::v1::upload_server::UploadServer;
 
 /// Metadata / header carrying the session ID.
 pub const HEADER_SESSION_ID: &str = "x-docker-expose-session-uuid";
@@ -94,6 +98,7 @@ pub struct Session {
     peer_name: Option<String>,
     content_stores: BTreeMap<String, LocalContentStore>,
     ssh: BTreeMap<String, SshSource>,
+    uploads: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl Session {
@@ -111,6 +116,7 @@ impl Session {
             peer_name: None,
             content_stores: BTreeMap::new(),
             ssh: BTreeMap::new(),
+            uploads: BTreeMap::new(),
         }
     }
 
@@ -176,6 +182,16 @@ impl Session {
         self
     }
 
+    /// Lets the daemon fetch the file at `path` and returns the URL it fetches it by
+    /// (`http://buildkit-session/<id>`, e.g. the frontend's `context` attribute for a
+    /// context tarball read from stdin). The file must stay until the session ends.
+    pub fn add_upload(&mut self, path: impl Into<std::path::PathBuf>) -> String {
+        let id = new_session_id();
+        let url = format!("{}{id}", upload::URL_PREFIX);
+        self.uploads.insert(id, path.into());
+        url
+    }
+
     /// Uses these registry credentials instead of the default Docker config file.
     pub fn set_auth(&mut self, auth: DockerConfigAuth) -> &mut Self {
         self.auth = Some(auth);
@@ -199,6 +215,9 @@ impl Session {
         }
         if !self.ssh.is_empty() {
             methods.extend(sshforward::METHODS);
+        }
+        if !self.uploads.is_empty() {
+            methods.push(upload::PULL);
         }
         methods.extend([
             "/moby.filesync.v1.Auth/Credentials",
@@ -263,6 +282,13 @@ impl Session {
         if !self.ssh.is_empty() {
             routes = routes.add_service(
                 SshServer::new(sshforward::SshForwardService::new(self.ssh))
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            );
+        }
+        if !self.uploads.is_empty() {
+            routes = routes.add_service(
+                UploadServer::new(upload::UploadService::new(self.uploads))
                     .max_decoding_message_size(MAX_MESSAGE_SIZE)
                     .max_encoding_message_size(MAX_MESSAGE_SIZE),
             );

@@ -4,11 +4,15 @@
 //! directories) the way buildx lays them out.
 
 mod annotations;
+mod attestations;
 mod cache;
+mod call;
 mod contexts;
 mod docker_session;
 mod finish;
 mod git_info;
+mod main_context;
+mod metadata_provenance;
 pub(crate) mod nodes;
 mod options;
 mod outputs;
@@ -27,15 +31,19 @@ use brix_solver_client::session::{OutputTarget, SecretSource, Session, SyncedDir
 use brix_solver_client::solve::{ExporterSpec, SolveError, SolveResult, SolveSpec, solve};
 
 use crate::progress::printer::{Printer, ProgressMode};
+use main_context::ContextSource;
 use nodes::BuildNode;
 use outputs::{Dest, Output};
 
 /// Arguments of `brix build`.
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The build context: a directory, or `-` to read a Dockerfile from stdin (empty context).
+    /// The build context: a directory, a git URL (`https://…/repo.git#REF:DIR`,
+    /// `git@host:org/repo.git`), an https tarball URL, or `-` (stdin: a tarball, or a
+    /// Dockerfile with an empty context).
     pub context: String,
-    /// Name of the Dockerfile (default: `PATH/Dockerfile`).
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`; `-` reads it from stdin; with a
+    /// remote context a relative name is inside the context).
     #[arg(short = 'f', long = "file")]
     pub file: Option<String>,
     /// Name and optionally a tag (`name:tag`); repeatable.
@@ -109,25 +117,35 @@ pub struct BuildArgs {
     /// Type of progress output.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
-    /// Provenance attestation (`true`, `false`, `mode=min`, `mode=max`). Default: minimal
-    /// provenance for image outputs, as buildx.
+    /// Provenance attestation: shorthand for `--attest=type=provenance` (`true`, `false`, or
+    /// its fields: `mode=min|max`, `builder-id=…`). Default: minimal provenance for image
+    /// outputs, as buildx.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub provenance: Option<String>,
-    /// Attestation parameters (`type=provenance,mode=max,builder-id=…`): buildx's spelling of
-    /// `--provenance`.
+    /// SBOM attestation: shorthand for `--attest=type=sbom` (`true`, `false`, or its fields:
+    /// `generator=IMAGE`, the scanner's own settings).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    /// Attestation parameters (format: `type=sbom,generator=image`,
+    /// `type=provenance,mode=max`; `disabled=true` turns one off).
     #[arg(long = "attest")]
     pub attests: Vec<String>,
     /// Suppress the build output and print the image ID on success.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Set method for evaluating build (`check`, `outline`, `targets`; `build`, the default,
+    /// builds), with `,format=json` or `,ignorestatus=true`.
+    #[arg(long = "call", value_name = "METHOD", default_value = "build")]
+    pub call: String,
+    /// Shorthand for `--call=check`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub check: Option<String>,
 }
 
 /// Everything `brix build` needs, checked before any daemon is contacted.
 struct Plan {
-    context_dir: PathBuf,
-    dockerfile_dir: PathBuf,
-    /// Keeps a stdin Dockerfile's folder alive for the build.
-    _stdin_dir: Option<tempfile::TempDir>,
+    /// The context and the Dockerfile.
+    main: main_context::MainContext,
     platforms: Vec<Platform>,
     frontend_attrs: BTreeMap<String, String>,
     outputs: Vec<Output>,
@@ -147,6 +165,9 @@ struct Plan {
     /// `--annotation`.
     annotations: annotations::Annotations,
     provenance: Option<String>,
+    /// `--attest`, `--provenance` and `--sbom` as given (the other types' attributes, and
+    /// whether any is asked for).
+    attestations: attestations::Attestations,
     /// The provenance for the engine's BuildKit on the containerd image store, which also
     /// loads images with attestations.
     engine_store_provenance: Option<String>,
@@ -157,6 +178,7 @@ struct Plan {
 /// Runs `brix build`.
 pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let plan = plan(&args)?;
+    let call = call::requested(&args)?;
     let store = Store::open_default()?;
     let ng = {
         let txn = store.txn()?;
@@ -179,10 +201,21 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let mut called = None;
+    let work = async {
+        match &call {
+            // `--call`: the frontend's answer, printed once the progress is done.
+            Some(c) => call::solve(&plan, &ng, &printer, c).await.map(|answer| {
+                called = Some(answer);
+                None
+            }),
+            None => build(&plan, &args, &ng, &printer).await,
+        }
+    };
     let outcome = rt.block_on(async {
         let ticker = printer.spawn_ticker();
         let result = tokio::select! {
-            r = build(&plan, &args, &ng, &printer) => Some(r),
+            r = work => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         ticker.abort();
@@ -200,10 +233,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Some(Ok(summary)) => {
             printer.finish();
-            if let Some(d) = summary
-                && mode == ProgressMode::Quiet
-            {
-                println!("{d}");
+            if mode == ProgressMode::Quiet {
+                // As buildx: the image ID, an empty line when there is none.
+                println!("{}", summary.unwrap_or_default());
+            }
+            if let (Some(c), Some(answer)) = (&call, &called) {
+                return call::finish(&args, &plan, c, answer);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -271,61 +306,7 @@ fn report_failure(printer: &Printer, failure: &BuildFailure) {
 }
 
 fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
-    let mut stdin_dir = None;
-    let (context_dir, dockerfile_dir, dockerfile_name) = if args.context == "-" {
-        if args.file.as_deref().is_some_and(|f| f != "-") {
-            bail!("a Dockerfile from stdin (`-` as the context) cannot be combined with -f");
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("brix-stdin-")
-            .tempdir()
-            .context("creating a folder for the Dockerfile read from stdin")?;
-        let mut text = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
-            .context("reading the Dockerfile from stdin")?;
-        if text.iter().all(u8::is_ascii_whitespace) {
-            bail!("the Dockerfile read from stdin is empty");
-        }
-        let ctx = dir.path().join("context");
-        let df = dir.path().join("dockerfile");
-        std::fs::create_dir_all(&ctx)?;
-        std::fs::create_dir_all(&df)?;
-        std::fs::write(df.join("Dockerfile"), text)?;
-        stdin_dir = Some(dir);
-        (ctx, df, "Dockerfile".to_owned())
-    } else {
-        let ctx = PathBuf::from(&args.context);
-        if !ctx.is_dir() {
-            bail!(
-                "unable to prepare context: path {:?} not found or not a directory",
-                args.context
-            );
-        }
-        let file = match args.file.as_deref() {
-            Some("-") => bail!(
-                "-f - (Dockerfile from stdin) needs `-` as the context: brix build -f - . is not supported; use brix build - < Dockerfile"
-            ),
-            Some(f) => PathBuf::from(f),
-            None => ctx.join("Dockerfile"),
-        };
-        if !file.is_file() {
-            bail!(
-                "failed to read dockerfile: open {}: no such file or directory (give its path with -f)",
-                file.display()
-            );
-        }
-        let dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "Dockerfile".to_owned());
-        (ctx, dir, name)
-    };
-
+    let main = main_context::MainContext::resolve(&args.context, args.file.as_deref())?;
     let mut platforms: Vec<Platform> = Vec::new();
     for value in &args.platforms {
         for p in Platform::parse_list(value)? {
@@ -336,9 +317,15 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     }
 
     let mut attrs = BTreeMap::new();
-    attrs.insert("filename".to_owned(), dockerfile_name.clone());
-    if args.context != "-" {
-        attrs.extend(git_info::git_attributes(&context_dir, &dockerfile_dir));
+    attrs.insert("filename".to_owned(), main.filename.clone());
+    if main.dockerfile_key {
+        attrs.insert("dockerfilekey".to_owned(), "dockerfile".to_owned());
+    }
+    if args.context != "-"
+        && let (Some(context_dir), Some(dockerfile_dir)) =
+            (main.local_dir(), main.dockerfile_dir.as_deref())
+    {
+        attrs.extend(git_info::git_attributes(context_dir, dockerfile_dir));
     }
     if let Some(t) = &args.target {
         attrs.insert("target".to_owned(), t.clone());
@@ -390,7 +377,12 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         secrets.insert(id, source);
     }
     // After the secrets, as buildx checks them.
-    let ssh = ssh::parse_ssh_flags(&args.ssh)?;
+    // As buildx: a git context over ssh forwards the default agent unless --ssh is given.
+    let ssh = if args.ssh.is_empty() && main_context::git_scheme(&args.context) == Some("ssh") {
+        ssh::parse_ssh_flags(&["default".to_owned()])?
+    } else {
+        ssh::parse_ssh_flags(&args.ssh)?
+    };
     // After the SSH agents, as buildx reads them.
     let annotations = annotations::Annotations::parse(&args.annotations)?;
 
@@ -414,15 +406,16 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         &env,
     )?)?;
 
-    let requested = provenance_request(args)?;
-    let provenance = match requested.as_deref() {
-        Some("false" | "0") => None,
+    let attestations = attestations::Attestations::parse(
+        &args.attests,
+        args.provenance.as_deref(),
+        args.sbom.as_deref(),
+    )?;
+    let requested = attestations.provenance();
+    let provenance = match requested {
+        Some(asked) => asked.map(str::to_owned),
         None if no_default_attestations()? => None,
-        Some("true" | "1") | None => Some("mode=min".to_owned()),
-        Some(v) if v.split(',').all(|f| f.contains('=')) => Some(v.to_owned()),
-        Some(v) => bail!(
-            "invalid --provenance value {v:?}: use true, false, or key=value fields such as mode=min or mode=max"
-        ),
+        None => Some("mode=min".to_owned()),
     };
     // Like buildx, provenance goes with image outputs only unless asked for explicitly. A
     // `docker` tarball with an attestation has no manifest.json, which engines without the
@@ -445,13 +438,14 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
     } else {
         provenance
     };
+    // What the daemon would refuse in the attestations, as buildx reports it: after every
+    // check of buildx's own.
+    attestations.check(&attrs)?;
     // BuildKit checks this when it exports, after the build: last.
     annotations.check_platforms(&platforms)?;
 
     Ok(Plan {
-        context_dir,
-        dockerfile_dir,
-        _stdin_dir: stdin_dir,
+        main,
         platforms,
         frontend_attrs: attrs,
         outputs,
@@ -464,48 +458,10 @@ fn plan(args: &BuildArgs) -> anyhow::Result<Plan> {
         annotations,
         run_options: args.run_options.clone(),
         provenance,
+        attestations,
         engine_store_provenance,
         build_id: brix_solver_client::solve::new_build_ref()[..10].to_owned(),
     })
-}
-
-/// The provenance the command line asks for, as `--provenance` spells it (`true`, `false`,
-/// or its key=value fields), from `--provenance` or buildx's `--attest type=provenance,…`.
-/// Other attestation types are refused rather than dropped.
-fn provenance_request(args: &BuildArgs) -> anyhow::Result<Option<String>> {
-    let mut requested = args.provenance.clone();
-    for attest in &args.attests {
-        let mut kind = None;
-        let mut rest = Vec::new();
-        let mut disabled = false;
-        for field in attest.split(',').filter(|f| !f.is_empty()) {
-            match field.split_once('=') {
-                Some(("type", t)) => kind = Some(t),
-                Some(("disabled", v)) => disabled = parse_go_bool(v).unwrap_or(false),
-                Some(_) => rest.push(field),
-                None => bail!("invalid --attest {attest:?}: expected key=value fields"),
-            }
-        }
-        match kind {
-            Some("provenance") => {}
-            Some("sbom") => bail!(
-                "--attest {attest:?}: SBOM attestations are not supported by brix yet; leave it out or use buildx"
-            ),
-            Some(other) => bail!("invalid --attest {attest:?}: unknown type {other:?}"),
-            None => bail!("invalid --attest {attest:?}: type is required (type=provenance,…)"),
-        }
-        if requested.is_some() {
-            bail!("provenance is given twice (--provenance and --attest type=provenance): use one");
-        }
-        requested = Some(if disabled {
-            "false".to_owned()
-        } else if rest.is_empty() {
-            "true".to_owned()
-        } else {
-            rest.join(",")
-        });
-    }
-    Ok(requested)
 }
 
 /// `BUILDX_NO_DEFAULT_ATTESTATIONS`, read as buildx reads it (Go's `strconv.ParseBool`).
@@ -649,15 +605,14 @@ async fn build(
     // frontend's per-local session override; the engine's own, older BuildKit (docker
     // driver) may not know it, so there each solve's session keeps serving the context.
     let mut context_sessions = BTreeMap::new();
-    if multi {
+    if multi && !local_names(&plan.main).is_empty() {
         for &node_index in &assignment {
             let node = &nodes[node_index];
             if node.is_docker() || context_sessions.contains_key(&node_index) {
                 continue;
             }
             let mut session = Session::new(shared_key(plan, node));
-            session.add_local("context", SyncedDir::new(&plan.context_dir));
-            session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+            add_locals(&plan.main, &mut session);
             let running = session.run_over_control(&mut node.client.raw()).await?;
             context_sessions.insert(node_index, running);
         }
@@ -684,7 +639,7 @@ async fn build(
                 .insert("platform".into(), joined.clone());
         }
         if let Some(shared) = context_sessions.get(&node_index) {
-            for local in ["context", "dockerfile"] {
+            for local in local_names(&plan.main) {
                 ps.spec
                     .frontend_attrs
                     .insert(format!("local-sessionid:{local}"), shared.id().to_owned());
@@ -779,10 +734,11 @@ fn save_local_states(
     };
     let state = brix_driver::store::LocalState {
         target: args.target.clone().unwrap_or_else(|| "default".to_owned()),
-        local_path: if args.context == "-" {
-            "-".to_owned()
-        } else {
-            absolute(&plan.context_dir)
+        local_path: match &plan.main.context {
+            _ if args.context == "-" => "-".to_owned(),
+            ContextSource::Local(dir) => absolute(dir),
+            ContextSource::Remote(url) => url.clone(),
+            ContextSource::Upload(_) => "-".to_owned(),
         },
         dockerfile_path: match args.file.as_deref() {
             Some("-") | None => String::new(),
@@ -822,15 +778,42 @@ fn index_registry_hosts(plan: &Plan) -> Vec<String> {
 /// The cache-sharing hint for a node's sessions, as buildx makes it: the context folder's name
 /// and the node's name.
 fn shared_key(plan: &Plan, node: &BuildNode) -> String {
+    let Some(context_dir) = plan.main.local_dir() else {
+        // buildx sets no shared key for a remote context.
+        return String::new();
+    };
     format!(
         "{}:{}",
-        plan.context_dir
+        context_dir
             .canonicalize()
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "context".to_owned()),
         node.node.name
     )
+}
+
+/// The session's local folders: the context when it is local, the Dockerfile's folder when
+/// the Dockerfile is on this machine.
+fn add_locals(main: &main_context::MainContext, session: &mut Session) {
+    if let Some(dir) = main.local_dir() {
+        session.add_local("context", SyncedDir::new(dir));
+    }
+    if let Some(dir) = &main.dockerfile_dir {
+        session.add_local("dockerfile", SyncedDir::new(dir));
+    }
+}
+
+/// The names [`add_locals`] serves.
+fn local_names(main: &main_context::MainContext) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if main.local_dir().is_some() {
+        names.push("context");
+    }
+    if main.dockerfile_dir.is_some() {
+        names.push("dockerfile");
+    }
+    names
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -850,8 +833,7 @@ fn prepare(
     // Unless the node's platforms share one context session (`local-sessionid:`), this
     // solve's own session serves the context and the Dockerfile.
     if serves_context {
-        session.add_local("context", SyncedDir::new(&plan.context_dir));
-        session.add_local("dockerfile", SyncedDir::new(&plan.dockerfile_dir));
+        add_locals(&plan.main, &mut session);
     }
     for (id, src) in &plan.secrets {
         session.add_secret(id.clone(), src.clone());
@@ -871,6 +853,16 @@ fn prepare(
     // Chosen here, so the build's local state can be recorded under it before it runs.
     spec.build_ref = brix_solver_client::solve::new_build_ref();
     spec.frontend_attrs = plan.frontend_attrs.clone();
+    match &plan.main.context {
+        ContextSource::Local(_) => {}
+        ContextSource::Remote(url) => {
+            spec.frontend_attrs.insert("context".into(), url.clone());
+        }
+        ContextSource::Upload(file) => {
+            let url = session.add_upload(file);
+            spec.frontend_attrs.insert("context".into(), url);
+        }
+    }
     spec.entitlements = plan.entitlements.clone();
     contexts::add_to_solve(&plan.named_contexts, &mut spec.frontend_attrs, &mut session)?;
     if let Some(hosts) = plan.run_options.extra_hosts(&|| node.host_gateway_ip())? {
@@ -880,7 +872,19 @@ fn prepare(
         spec.frontend_attrs.insert("platform".into(), p.to_string());
     }
     // As buildx: attestations only where the node's store keeps them (not the engine's
-    // BuildKit on the classic store, which may also predate them).
+    // BuildKit on the classic store, which may also predate them); asked for there, refused.
+    let attestations_kept = node.engine_holds_indexes() || !node.is_docker();
+    if !attestations_kept && plan.attestations.any_enabled() {
+        bail!(
+            "failed to build: Attestation is not supported for the docker driver.\n\
+             Switch to a different driver, or turn on the containerd image store, and try again.\n\
+             Learn more at https://docs.docker.com/go/attestations/"
+        );
+    }
+    if attestations_kept {
+        spec.frontend_attrs
+            .extend(plan.attestations.other_frontend_attrs());
+    }
     let provenance = if node.engine_holds_indexes() {
         &plan.engine_store_provenance
     } else if node.is_docker() {
@@ -1086,7 +1090,7 @@ async fn run_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{BuildArgs, parse_go_bool, provenance_request};
+    use super::{BuildArgs, attestations::Attestations, parse_go_bool};
     use clap::Parser;
 
     #[derive(Parser)]
@@ -1095,54 +1099,46 @@ mod tests {
         build: BuildArgs,
     }
 
-    fn requested(args: &[&str]) -> anyhow::Result<Option<String>> {
+    fn attestations(args: &[&str]) -> Attestations {
         let cmd = Cmd::try_parse_from(
             std::iter::once("build")
                 .chain(args.iter().copied())
                 .chain(["."]),
         )
         .expect("parses");
-        provenance_request(&cmd.build)
+        let b = &cmd.build;
+        Attestations::parse(&b.attests, b.provenance.as_deref(), b.sbom.as_deref()).expect("valid")
     }
 
     #[test]
-    fn attest_is_provenance_under_buildx_s_spelling() {
-        assert_eq!(requested(&[]).expect("ok"), None);
+    fn attestation_flags_reach_the_parser() {
+        assert_eq!(attestations(&[]), Attestations::default());
+        let a = attestations(&[
+            "--attest",
+            "type=provenance,mode=max,builder-id=https://ci/run/1",
+            "--sbom=true",
+        ]);
         assert_eq!(
-            requested(&[
-                "--attest",
-                "type=provenance,mode=max,builder-id=https://ci/run/1"
-            ])
-            .expect("ok")
-            .as_deref(),
-            Some("mode=max,builder-id=https://ci/run/1")
+            a.provenance(),
+            Some(Some("type=provenance,builder-id=https://ci/run/1,mode=max"))
         );
         assert_eq!(
-            requested(&["--attest", "type=provenance"])
-                .expect("ok")
-                .as_deref(),
-            Some("true")
+            a.other_frontend_attrs(),
+            vec![("attest:sbom".to_owned(), "type=sbom".to_owned())]
+        );
+        let a = attestations(&["--provenance", "--sbom=generator=r/s:1"]);
+        assert_eq!(a.provenance(), Some(Some("type=provenance")));
+        assert_eq!(
+            a.other_frontend_attrs(),
+            vec![(
+                "attest:sbom".to_owned(),
+                "type=sbom,generator=r/s:1".to_owned()
+            )]
         );
         assert_eq!(
-            requested(&["--attest", "type=provenance,disabled=true"])
-                .expect("ok")
-                .as_deref(),
-            Some("false")
+            attestations(&["--provenance=false"]).provenance(),
+            Some(None)
         );
-        assert_eq!(
-            requested(&["--provenance", "mode=max"])
-                .expect("ok")
-                .as_deref(),
-            Some("mode=max")
-        );
-        for bad in [
-            &["--attest", "type=sbom"][..],
-            &["--attest", "mode=max"],
-            &["--attest", "type=nope"],
-            &["--provenance", "true", "--attest", "type=provenance"],
-        ] {
-            assert!(requested(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

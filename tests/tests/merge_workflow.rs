@@ -108,6 +108,70 @@ fn per_platform_pushes_by_digest_merge_into_the_index_buildx_makes() {
         digest,
         "the pushed index is the printed digest"
     );
+
+    // One source and nothing to change: an index is pushed as it is, a single manifest too
+    // with --prefer-index=false, and wrapped in a new index by default — as buildx does.
+    let index_digest = digest;
+    // Each platform's push is an index (the image and its provenance): its image manifest
+    // is the single-manifest source.
+    let (_, per_platform) = brix_e2e::pushed_index(&digests[0]);
+    let single_manifest = per_platform["manifests"][0]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no manifest in {per_platform}"))
+        .to_owned();
+    let manifest_source = format!("{repository}@{single_manifest}");
+    let tools: &[&str] = if std::env::var_os("BRIX_E2E_BUILDX").is_some() {
+        &["brix", "buildx"]
+    } else {
+        &["brix"]
+    };
+    let mut wrapped = Vec::new();
+    for tool in tools {
+        let create = |target: &str, extra: &[&str], source: &str| {
+            let mut c = if *tool == "brix" {
+                env.brix_in(&store)
+            } else {
+                let mut c = Command::new("docker");
+                c.env("BUILDX_CONFIG", env.scratch_dir("merge-buildx"))
+                    .env("DOCKER_HOST", &env.docker_host)
+                    .arg("buildx");
+                c
+            };
+            run(c
+                .args(["imagetools", "create", "-t", target])
+                .args(extra)
+                .arg(source))
+            .ok();
+            let (raw, _) = brix_e2e::pushed_index(target);
+            format!("sha256:{}", sha256_hex(raw.as_bytes()))
+        };
+        let same_index = create(&format!("{repository}:copy-{tool}"), &[], &tag);
+        assert_eq!(
+            same_index, index_digest,
+            "{tool}: one index source is kept as it is"
+        );
+        let manifest = create(
+            &format!("{repository}:manifest-{tool}"),
+            &["--prefer-index=false"],
+            &manifest_source,
+        );
+        assert_eq!(
+            manifest, single_manifest,
+            "{tool}: --prefer-index=false keeps the manifest"
+        );
+        wrapped.push(create(
+            &format!("{repository}:wrapped-{tool}"),
+            &[],
+            &digests[0],
+        ));
+        assert_ne!(
+            wrapped[0], single_manifest,
+            "{tool}: a new index over the manifest"
+        );
+    }
+    if let [ours, theirs] = &wrapped[..] {
+        assert_eq!(ours, theirs, "the same index over one manifest");
+    }
     let _ = brix(&["rm", "--force", &name]);
 }
 

@@ -889,6 +889,9 @@ impl Registry {
                 reason: format!("all tags must be in one repository ({})", first.name()),
             });
         }
+        if let Some(single) = self.single_source(sources, first, append, edits).await? {
+            return self.copy_single_source(single, targets, dry_run).await;
+        }
         let mut parts: Vec<(ImageReference, Vec<Descriptor>)> = Vec::new();
         if append {
             parts.push((first.clone(), self.image_manifests(first).await?));
@@ -928,6 +931,70 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// buildx's single-source rule for `imagetools create`: one source (an image, a `-f`
+    /// descriptor or the appended target) and nothing to change is pushed as it is when it is
+    /// an index, and when it is one manifest unless an index is preferred. The source's
+    /// repository and manifest, or `None` when a new index is to be made.
+    async fn single_source(
+        &self,
+        sources: &[ImageReference],
+        first: &ImageReference,
+        append: bool,
+        edits: &IndexEdits,
+    ) -> Result<Option<(ImageReference, FetchedManifest)>> {
+        let count = sources.len() + edits.descriptors.len() + usize::from(append);
+        let changes = !edits.index_annotations.is_empty()
+            || !edits.descriptor_annotations.is_empty()
+            || !edits.platforms.is_empty();
+        if count != 1 || changes {
+            return Ok(None);
+        }
+        let reference = match (sources.first(), edits.descriptors.first()) {
+            (Some(source), _) => source.clone(),
+            (None, Some(descriptor)) => first.with_digest(&descriptor.digest),
+            (None, None) => first.clone(),
+        };
+        let fetched = self.fetch_manifest(&reference).await?;
+        let keep = media_type::is_index(&fetched.descriptor.media_type) || edits.no_index_over_one;
+        Ok(keep.then_some((reference, fetched)))
+    }
+
+    /// Pushes a single source's manifest or index byte for byte under every target tag, its
+    /// content copied into the target's repository first.
+    async fn copy_single_source(
+        &self,
+        (source, fetched): (ImageReference, FetchedManifest),
+        targets: &[ImageReference],
+        dry_run: bool,
+    ) -> Result<AssembledIndex> {
+        let index = fetched.index()?.unwrap_or_else(|| ImageIndex {
+            schema_version: 2,
+            media_type: String::new(),
+            manifests: Vec::new(),
+            annotations: Default::default(),
+        });
+        let assembled = AssembledIndex {
+            bytes: fetched.bytes.clone(),
+            descriptor: fetched.descriptor.clone(),
+            index,
+        };
+        if dry_run {
+            return Ok(assembled);
+        }
+        let first = &targets[0];
+        self.copy_manifests(&source, first, std::slice::from_ref(&fetched.descriptor))
+            .await?;
+        let tags: Vec<String> = targets
+            .iter()
+            .filter_map(|t| t.tag().map(str::to_owned))
+            .collect();
+        self.push_manifest_and_tags(first, &fetched.descriptor, &fetched.bytes, &tags)
+            .await?;
+        Ok(assembled)
+    }
+}
+
 /// What `imagetools create` changes on the way from the sources to the new index; also what
 /// a multi-platform build adds to the index it assembles from its per-platform results.
 #[derive(Debug, Clone, Default)]
@@ -946,6 +1013,9 @@ pub struct IndexEdits {
     /// Annotations of the index's own descriptor (`index-descriptor:KEY=VALUE`): where one
     /// is stored (an OCI layout's `index.json`) and in the build's metadata.
     pub index_descriptor_annotations: std::collections::BTreeMap<String, String>,
+    /// `imagetools create --prefer-index=false`: a single source that is one manifest is
+    /// pushed as that manifest rather than wrapped in an index.
+    pub no_index_over_one: bool,
 }
 
 impl IndexEdits {

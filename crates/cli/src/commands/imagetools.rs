@@ -81,7 +81,10 @@ struct CreateArgs {
 
 /// `--annotation` values as buildx reads them for `imagetools create`.
 fn index_edits(args: &CreateArgs) -> anyhow::Result<brix_exporter::IndexEdits> {
-    let mut edits = brix_exporter::IndexEdits::default();
+    let mut edits = brix_exporter::IndexEdits {
+        no_index_over_one: !args.prefer_index,
+        ..Default::default()
+    };
     for value in &args.platforms {
         for p in brix_config::Platform::parse_list(value)? {
             edits.platforms.push(p);
@@ -400,11 +403,6 @@ fn inspect_json(
 
 async fn create(registry: &Registry, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let edits = index_edits(&args)?;
-    if !args.prefer_index {
-        anyhow::bail!(
-            "--prefer-index=false (copying a single manifest instead of making an index) is not supported by brix yet"
-        );
-    }
     if args.sources.is_empty() && args.files.is_empty() && !args.append {
         anyhow::bail!(
             "no source images: name at least one SOURCE (or use --append to re-push the existing index)"
@@ -431,8 +429,10 @@ async fn create(registry: &Registry, args: CreateArgs) -> anyhow::Result<ExitCod
         for target in &targets {
             let kind = if index.descriptor.media_type == media_type::OCI_INDEX {
                 "index"
-            } else {
+            } else if media_type::is_index(&index.descriptor.media_type) {
                 "manifest list"
+            } else {
+                "manifest"
             };
             eprintln!(
                 "pushed {kind} {} to {}",

@@ -437,7 +437,8 @@ fn is_empty(d: &Data) -> bool {
     }
 }
 
-fn json_string(out: &mut String, s: &str, escape_html: bool) {
+/// A JSON string as Go's `encoding/json` writes it (`<`, `>`, `&` escaped with `escape_html`).
+pub(crate) fn json_string(out: &mut String, s: &str, escape_html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -1465,6 +1466,8 @@ pub enum Funcs {
     DockerCli,
     /// buildx's `imagetools inspect`: `json` only, indented by two spaces.
     Imagetools,
+    /// Go's builtins only (buildx's `history inspect --format`).
+    Builtins,
 }
 
 const BUILTINS: &[&str] = &[
@@ -1482,11 +1485,13 @@ impl Funcs {
             || match self {
                 Funcs::DockerCli => CLI_FUNCS.contains(&name),
                 Funcs::Imagetools => name == "json",
+                Funcs::Builtins => false,
             }
     }
 }
 
 struct Parser {
+    name: String,
     items: Vec<Item>,
     at: usize,
     funcs: Funcs,
@@ -1502,7 +1507,7 @@ impl Parser {
             .items
             .get(self.at.saturating_sub(1))
             .map_or(1, |i| i.line);
-        TemplateError(format!("template: :{line}: {msg}"))
+        TemplateError(format!("template: {}:{line}: {msg}", self.name))
     }
 
     fn next(&mut self) -> ParseResult<Item> {
@@ -1517,8 +1522,8 @@ impl Parser {
         }
         if item.tok == Tok::Error {
             return Err(TemplateError(format!(
-                "template: :{}: {}",
-                item.line, item.val
+                "template: {}:{}: {}",
+                self.name, item.line, item.val
             )));
         }
         Ok(item)
@@ -2045,6 +2050,7 @@ fn unquote(quoted: &str) -> Option<String> {
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
+    name: String,
     text: String,
     root: Vec<Node>,
     funcs: Funcs,
@@ -2075,9 +2081,17 @@ enum Flow {
 }
 
 impl Template {
-    /// Parses `text` with the functions of `funcs`.
+    /// Parses `text` with the functions of `funcs` (an unnamed template, as docker's CLI
+    /// formatter makes them).
     pub fn parse(text: &str, funcs: Funcs) -> Result<Self, TemplateError> {
+        Self::parse_named("", text, funcs)
+    }
+
+    /// [`Template::parse`] for a template Go would create as `template.New(name)`: its name
+    /// is in every message.
+    pub fn parse_named(name: &str, text: &str, funcs: Funcs) -> Result<Self, TemplateError> {
         let mut parser = Parser {
+            name: name.to_owned(),
             items: Lexer::lex(text),
             at: 0,
             funcs,
@@ -2086,6 +2100,7 @@ impl Template {
         };
         let root = parser.parse_root()?;
         Ok(Template {
+            name: name.to_owned(),
             text: text.to_owned(),
             root,
             funcs,
@@ -2125,7 +2140,7 @@ impl Template {
 
     fn exec_error(&self, fail: Fail) -> TemplateError {
         let Some(pos) = fail.pos else {
-            return TemplateError(format!("template: : {}", fail.msg));
+            return TemplateError(format!("template: {}: {}", self.name, fail.msg));
         };
         let before = &self.text[..pos.min(self.text.len())];
         let line = 1 + before.matches('\n').count();
@@ -2134,8 +2149,10 @@ impl Template {
             None => pos,
         };
         TemplateError(format!(
-            "template: :{line}:{col}: executing \"\" at <{}>: {}",
-            fail.context, fail.msg
+            "template: {name}:{line}:{col}: executing \"{name}\" at <{}>: {}",
+            fail.context,
+            fail.msg,
+            name = self.name
         ))
     }
 }
@@ -2633,7 +2650,7 @@ impl State<'_> {
                         indent: false,
                         escape_html: false,
                     },
-                    Funcs::Imagetools => JsonStyle {
+                    Funcs::Imagetools | Funcs::Builtins => JsonStyle {
                         indent: true,
                         escape_html: true,
                     },

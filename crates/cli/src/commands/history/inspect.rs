@@ -25,7 +25,10 @@ use super::{
     one_record, relative_path,
 };
 use crate::commands::node_status::print_stdout;
+use crate::gotemplate::{Funcs, Template};
 use crate::tabwriter;
+
+mod template;
 
 /// The largest provenance or error blob read into memory.
 const MAX_METADATA_BLOB: u64 = 16 << 20;
@@ -44,7 +47,8 @@ pub struct InspectArgs {
     /// omitted).
     #[arg(value_name = "REF")]
     build_ref: Option<String>,
-    /// Format the output: `pretty` (the default) or `json`.
+    /// Format the output: `pretty` (the default), `json`, or a Go template over buildx's
+    /// record fields (`{{.Ref}}`, `{{.Status}}`, `{{.Duration}}`, …).
     #[arg(long, default_value = "pretty")]
     format: String,
 }
@@ -234,16 +238,27 @@ pub(super) async fn run(ng: &NodeGroup, args: InspectArgs) -> anyhow::Result<Exi
     if let Some(InspectCommand::Attachment(a)) = args.command {
         return attachment(ng, a).await;
     }
-    let json = match args.format.as_str() {
-        "pretty" => false,
-        "json" => true,
-        other => bail!("unsupported --format {other:?}: use pretty or json"),
+    let json = args.format == "json";
+    // As buildx: anything else than pretty or json is a template (Go's builtins only),
+    // parsed before any daemon is contacted.
+    let custom = match args.format.as_str() {
+        "pretty" | "json" => None,
+        text => Some(
+            Template::parse_named("inspect", text, Funcs::Builtins)
+                .map_err(|e| anyhow::anyhow!("failed to parse format template: {e}"))?,
+        ),
     };
     let reference = args.build_ref.unwrap_or_default();
     let nodes = connect(ng, true).await?;
     let rec = one_record(&nodes, &reference).await?;
     let out = inspect_output(&rec).await?;
-    if json {
+    if let Some(template) = custom {
+        let mut text = String::new();
+        template
+            .execute_into(&template::data(&out), &mut text)
+            .map_err(|e| anyhow::anyhow!("failed to execute format template: {e}"))?;
+        print_stdout(&format!("{text}\n"));
+    } else if json {
         let text = serde_json::to_string_pretty(&out).context("encoding the record")?;
         print_stdout(&format!("{}\n", go_json_escape(&text)));
     } else {

@@ -56,6 +56,9 @@ pub enum CaseKind {
     WarmBuild,
     /// The same build with brix on buildx's transport (`docker exec buildctl dial-stdio`).
     WarmBuildDialStdio,
+    /// The warm build with the session's extra services (`--ssh default`, two
+    /// `--build-context` folders), against brix's same build without them.
+    SessionExtras,
     /// A two-platform build of the large context, with the cache pruned first.
     ColdContext,
     /// The same build after one file of the context changed.
@@ -209,6 +212,20 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
                 ..Target::default()
             },
             kind: CaseKind::WarmBuildDialStdio,
+        },
+        Case {
+            name: "session-extras",
+            scenario: "build-inputs",
+            description: format!(
+                "the warm `--platform {PLATFORMS}` build, `-o type=cacheonly`, with `--ssh default` \
+                 and two `--build-context` folders, against brix's same build without them"
+            ),
+            baseline: "brix",
+            target: Target {
+                wall_max: Some(1.1),
+                ..Target::default()
+            },
+            kind: CaseKind::SessionExtras,
         },
         Case {
             name: "cold-context",
@@ -389,13 +406,22 @@ impl Runner<'_> {
             CaseKind::WarmPush
             | CaseKind::WarmBuild
             | CaseKind::WarmBuildDialStdio
-            | CaseKind::EngineWarmPush => {
+            | CaseKind::EngineWarmPush
+            | CaseKind::SessionExtras => {
                 let dir = self.dirs.root.join("warm");
                 std::fs::create_dir_all(&dir)?;
                 std::fs::write(
                     dir.join("Dockerfile"),
                     format!("FROM {BUSYBOX_IMAGE}\nRUN echo hi > /x\n"),
                 )?;
+                if case.kind == CaseKind::SessionExtras {
+                    for name in ["extra-a", "extra-b"] {
+                        let extra = self.dirs.root.join(name);
+                        std::fs::create_dir_all(&extra)?;
+                        std::fs::write(extra.join("file.txt"), name)?;
+                    }
+                    setup::ensure_ssh_agent(&self.agent_socket())?;
+                }
             }
             CaseKind::ColdContext
             | CaseKind::OneFileChanged
@@ -429,6 +455,11 @@ impl Runner<'_> {
             | CaseKind::PushLayout => {}
         }
         Ok(())
+    }
+
+    /// The socket of the agent `--ssh default` forwards in the session-extras case.
+    fn agent_socket(&self) -> PathBuf {
+        self.dirs.root.join("ssh-agent.sock")
     }
 
     fn context_dir(&self) -> PathBuf {
@@ -606,6 +637,23 @@ impl Runner<'_> {
                     Side::Brix => inv.env("BRIX_DIAL", "exec"),
                     Side::Baseline => inv,
                 }
+            }
+            CaseKind::SessionExtras => {
+                let mut extra = vec!["-o".to_owned(), "type=cacheonly".to_owned()];
+                if side == Side::Brix {
+                    extra.extend(["--ssh".to_owned(), "default".to_owned()]);
+                    for name in ["extra-a", "extra-b"] {
+                        extra.push("--build-context".to_owned());
+                        extra.push(format!("{name}={}", root.join(name).display()));
+                    }
+                }
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                let args = build_args(&extra, &root.join("warm"));
+                let mut brix_args = vec!["build", "--builder", BRIX_BUILDER];
+                brix_args.extend(args.iter().map(String::as_str));
+                // Both sides are brix: the baseline is the same build without the extras.
+                self.tool(Side::Brix, &brix_args, &[])
+                    .env("SSH_AUTH_SOCK", self.agent_socket().display().to_string())
             }
             CaseKind::ColdContext | CaseKind::QemuMultistage => {
                 setup::prune_cache()?;
@@ -791,6 +839,7 @@ mod tests {
             "qemu",
             "current-engine",
             "cache",
+            "build-inputs",
         ] {
             assert!(cases.iter().any(|c| c.scenario == scenario), "{scenario}");
         }
@@ -801,7 +850,7 @@ mod tests {
         assert!(
             cases
                 .iter()
-                .all(|c| matches!(c.baseline, "buildx" | "skopeo"))
+                .all(|c| matches!(c.baseline, "buildx" | "skopeo" | "brix"))
         );
     }
 }

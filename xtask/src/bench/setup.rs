@@ -333,3 +333,38 @@ pub fn forget_pushed(ws: &Workspace, repository: &str, layer_digests: &[String])
         }
     }
 }
+
+/// Starts an `ssh-agent` (OpenSSH's, from the e2e packages) on `socket` unless one answers
+/// there; it holds no keys: `--ssh default` only needs an agent to forward.
+pub fn ensure_ssh_agent(socket: &Path) -> Result<()> {
+    let alive = Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        // 0: keys listed, 1: no keys; 2: no agent.
+        .is_ok_and(|s| matches!(s.code(), Some(0 | 1)));
+    if alive {
+        return Ok(());
+    }
+    if socket.exists() {
+        std::fs::remove_file(socket)
+            .with_context(|| format!("removing the stale agent socket {}", socket.display()))?;
+    }
+    // ssh-agent forks into the background and exits once the socket is bound.
+    let status = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(socket)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context(
+            "starting ssh-agent (openssh-client; `cargo xtask e2e --setup-only` installs it)",
+        )?;
+    anyhow::ensure!(
+        status.success(),
+        "ssh-agent -a {} failed ({status})",
+        socket.display()
+    );
+    Ok(())
+}

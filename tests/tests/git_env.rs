@@ -69,6 +69,28 @@ fn git_contexts_over_http_and_ssh_land_the_subfolder() {
         // No --ssh: an ssh context forwards the default agent by itself.
         let out = build(&env, tool, &store, &name, &context, Some((&agent, false)));
         check_output(&out, tool, &context);
+
+        // A git URL as a named context beside a local one (issue 14 item 2).
+        let local = env.scratch_dir("git-env-local");
+        std::fs::write(
+            local.join("Dockerfile"),
+            "FROM scratch\nCOPY --from=src / /\n",
+        )
+        .expect("Dockerfile");
+        let named = format!("src={}#{}:sub", repo.http_url, repo.tag);
+        let out = env.scratch_dir(&format!("git-env-{tool}-named"));
+        let r = run(env
+            .tool_in(tool, &store)
+            .args(["build", "--builder", &name, "--progress", "plain"])
+            .args(["--build-context", &named])
+            .arg(format!("--output=type=local,dest={}", out.display()))
+            .arg(&local));
+        assert!(
+            r.success,
+            "{tool} build --build-context {named}:\n{}",
+            r.stderr
+        );
+        check_output(&out, tool, &named);
     }
 }
 

@@ -423,6 +423,62 @@ pub fn unique_name(purpose: &str) -> String {
     )
 }
 
+/// Panics unless real buildx is installed (`cargo xtask e2e` installs it): for the tests that
+/// compare brix with it.
+#[track_caller]
+pub fn require_buildx() {
+    if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
+        panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
+    }
+}
+
+/// A docker-container builder of one test, in a store of its own, for brix and real buildx
+/// side by side: created with [`E2eEnv::create_builder`] and booted by brix (buildx cannot
+/// boot a node here: it asks for a privileged container), removed with its container when
+/// dropped.
+pub struct SharedBuilder {
+    /// The environment it runs in.
+    pub env: E2eEnv,
+    /// The store both tools use (`BRIX_CONFIG` / `BUILDX_CONFIG`).
+    pub store: PathBuf,
+    /// The builder's name.
+    pub name: String,
+}
+
+impl SharedBuilder {
+    /// Creates and boots the builder; needs real buildx.
+    #[track_caller]
+    pub fn new(env: &E2eEnv, purpose: &str) -> Self {
+        require_buildx();
+        let store = env.scratch_dir(&format!("{purpose}-store"));
+        let name = unique_name(purpose);
+        env.create_builder(&store, &name, "");
+        run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
+        SharedBuilder {
+            env: env.clone(),
+            store,
+            name,
+        }
+    }
+
+    /// `TOOL build --builder NAME` (brix or buildx, with the builder's store).
+    pub fn build(&self, tool: &str) -> Command {
+        let mut c = self.env.tool_in(tool, &self.store);
+        c.args(["build", "--builder", &self.name]);
+        c
+    }
+}
+
+impl Drop for SharedBuilder {
+    fn drop(&mut self) {
+        let _ = run(self
+            .env
+            .brix_in(&self.store)
+            .args(["rm", "--force", &self.name]));
+        remove_node_container(&format!("buildx_buildkit_{}0", self.name));
+    }
+}
+
 /// The outcome of a finished command, kept for assertions and messages.
 #[derive(Debug)]
 pub struct Run {
@@ -471,7 +527,13 @@ impl Run {
 #[track_caller]
 pub fn run(cmd: &mut Command) -> Run {
     let command = describe(cmd);
-    let output: Output = match cmd.stdin(Stdio::null()).output() {
+    finish(command, cmd.stdin(Stdio::null()))
+}
+
+/// Runs `cmd` (its stdin already set) and keeps what it printed.
+#[track_caller]
+fn finish(command: String, cmd: &mut Command) -> Run {
+    let output: Output = match cmd.output() {
         Ok(output) => output,
         Err(err) => panic!("could not start `{command}`: {err}"),
     };
@@ -490,16 +552,7 @@ pub fn run_with_stdin(cmd: &mut Command, input: &std::path::Path) -> Run {
     let command = format!("{} < {}", describe(cmd), input.display());
     let file = std::fs::File::open(input)
         .unwrap_or_else(|err| panic!("opening {} for `{command}`: {err}", input.display()));
-    let output: Output = match cmd.stdin(file).output() {
-        Ok(output) => output,
-        Err(err) => panic!("could not start `{command}`: {err}"),
-    };
-    Run {
-        command,
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    finish(command, cmd.stdin(file))
 }
 
 /// Every path below `dir`, relative to it and sorted: what landed in a local output.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use brix_e2e::{E2eEnv, Run, path, pushed_index, remove_node_container, run, skopeo, unique_name};
+use brix_e2e::{E2eEnv, Run, SharedBuilder, path, pushed_index, run, skopeo, unique_name};
 use serde_json::Value;
 
 const PLATFORMS: &str = "linux/amd64,linux/arm64";
@@ -23,29 +23,17 @@ const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 /// when dropped; and a build context whose image no earlier run built.
 struct Builder<'a> {
     env: &'a E2eEnv,
-    store: PathBuf,
-    name: String,
+    shared: SharedBuilder,
     ctx: PathBuf,
 }
 
 impl<'a> Builder<'a> {
     fn new(env: &'a E2eEnv, purpose: &str) -> Self {
-        if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
-            panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
-        }
-        let store = env.scratch_dir(&format!("{purpose}-store"));
-        let name = unique_name(purpose);
-        env.create_builder(&store, &name, "");
         let builder = Builder {
             env,
-            store,
-            name,
+            shared: SharedBuilder::new(env, purpose),
             ctx: env.scratch_dir(&format!("{purpose}-ctx")),
         };
-        run(env
-            .brix_in(&builder.store)
-            .args(["inspect", "--bootstrap", &builder.name]))
-        .ok();
         std::fs::write(builder.ctx.join("a.txt"), unique_name(purpose)).expect("a.txt");
         std::fs::write(
             builder.ctx.join("Dockerfile"),
@@ -61,8 +49,8 @@ impl<'a> Builder<'a> {
     }
 
     fn build_command(&self, tool: &str, args: &[&str]) -> Command {
-        let mut c = self.env.tool_in(tool, &self.store);
-        c.args(["build", "--builder", &self.name, "--progress", "plain"])
+        let mut c = self.shared.build(tool);
+        c.args(["--progress", "plain"])
             .args(["--platform", PLATFORMS])
             .args(args)
             .arg(&self.ctx);
@@ -75,16 +63,6 @@ impl<'a> Builder<'a> {
         let r = self.build(tool, &[&["--push", "-t", &image][..], args].concat());
         assert!(r.success, "{tool} {args:?}:\n{}", r.stderr);
         image
-    }
-}
-
-impl Drop for Builder<'_> {
-    fn drop(&mut self) {
-        let _ = run(self
-            .env
-            .brix_in(&self.store)
-            .args(["rm", "--force", &self.name]));
-        remove_node_container(&format!("buildx_buildkit_{}0", self.name));
     }
 }
 
@@ -372,7 +350,7 @@ fn sbom_and_provenance_land_where_buildx_puts_them() {
     let sboms: Vec<BTreeMap<String, Vec<String>>> = images
         .iter()
         .map(|image| {
-            let r = run(env.buildx_in(&builder.store).args([
+            let r = run(env.buildx_in(&builder.shared.store).args([
                 "imagetools",
                 "inspect",
                 image,
@@ -463,7 +441,7 @@ fn bad_attestations_are_refused_with_buildx_s_words() {
         );
     }
     // Refused before any daemon is asked: even the builder is never looked up.
-    let r = run(env.brix_in(&builder.store).args([
+    let r = run(env.brix_in(&builder.shared.store).args([
         "build",
         "--builder",
         "no-such-builder",
@@ -482,7 +460,7 @@ fn bad_attestations_are_refused_with_buildx_s_words() {
         .iter()
         .map(|tool| {
             run(env
-                .tool_in(tool, &builder.store)
+                .tool_in(tool, &builder.shared.store)
                 .args(["build", "--builder", "default", "--sbom=true"])
                 .arg(&builder.ctx))
             .error_line()

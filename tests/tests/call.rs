@@ -3,35 +3,28 @@
 //! and `format=json`), their exit codes and metadata files, buildx's refusals of bad `--call`
 //! values and the frontend's of an unknown method, and the warnings summary after a build.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use brix_e2e::{E2eEnv, remove_node_container, run, unique_name};
+use brix_e2e::{E2eEnv, SharedBuilder, unique_name};
 
+/// The builder both tools build on ([`SharedBuilder`]), with the environment at hand.
 struct Builder {
     env: E2eEnv,
-    store: PathBuf,
-    name: String,
+    shared: SharedBuilder,
 }
 
 impl Builder {
     fn create(purpose: &str) -> Option<Self> {
         let env = E2eEnv::get()?;
-        if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
-            panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
-        }
-        let store = env.scratch_dir(&format!("{purpose}-store"));
-        let name = unique_name(purpose);
-        env.create_builder(&store, &name, "");
-        // Booted by brix: buildx cannot boot a node here (it asks for a privileged container).
-        run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
-        Some(Builder { env, store, name })
+        let shared = SharedBuilder::new(&env, purpose);
+        Some(Builder { env, shared })
     }
 
     /// `build --builder B ARGS` with `tool`: its exit code, stdout and stderr.
     fn build(&self, tool: &str, args: &[&str]) -> Outcome {
-        let mut c: Command = self.env.tool_in(tool, &self.store);
-        c.args(["build", "--builder", &self.name]).args(args);
+        let mut c: Command = self.shared.build(tool);
+        c.args(args);
         let out = c
             .stdin(std::process::Stdio::null())
             .output()
@@ -46,16 +39,6 @@ impl Builder {
     /// The same build with brix and with buildx.
     fn both(&self, args: &[&str]) -> (Outcome, Outcome) {
         (self.build("brix", args), self.build("buildx", args))
-    }
-}
-
-impl Drop for Builder {
-    fn drop(&mut self) {
-        let _ = run(self
-            .env
-            .brix_in(&self.store)
-            .args(["rm", "--force", &self.name]));
-        remove_node_container(&format!("buildx_buildkit_{}0", self.name));
     }
 }
 

@@ -8,45 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use brix_e2e::{
-    E2eEnv, Run, path, relative_paths, remove_node_container, run, run_with_stdin, unique_name,
+    E2eEnv, Run, SharedBuilder, path, relative_paths, run, run_with_stdin, unique_name,
 };
 
-/// A builder both tools use, removed at the end.
-struct Builder<'a> {
-    env: &'a E2eEnv,
-    store: PathBuf,
-    name: String,
-}
-
-impl<'a> Builder<'a> {
-    fn new(env: &'a E2eEnv) -> Self {
-        if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
-            panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
-        }
-        let store = env.scratch_dir("main-ctx-store");
-        let name = unique_name("main-ctx");
-        env.create_builder(&store, &name, "");
-        run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
-        Builder { env, store, name }
-    }
-
-    /// `TOOL build --builder NAME --progress plain ARGS…`.
-    fn build(&self, tool: &str, args: &[&str]) -> Command {
-        let mut c = self.env.tool_in(tool, &self.store);
-        c.args(["build", "--builder", &self.name, "--progress", "plain"])
-            .args(args);
-        c
-    }
-}
-
-impl Drop for Builder<'_> {
-    fn drop(&mut self) {
-        let _ = run(self
-            .env
-            .brix_in(&self.store)
-            .args(["rm", "--force", &self.name]));
-        remove_node_container(&format!("buildx_buildkit_{}0", self.name));
-    }
+/// `TOOL build --builder NAME --progress plain ARGS…`.
+fn build(builder: &SharedBuilder, tool: &str, args: &[&str]) -> Command {
+    let mut c = builder.build(tool);
+    c.args(["--progress", "plain"]).args(args);
+    c
 }
 
 /// A context folder: a Dockerfile that copies the context, files, and a second Dockerfile in
@@ -88,7 +57,7 @@ fn tarball(env: &E2eEnv, dir: &Path, gzip: bool) -> PathBuf {
 /// Builds with both tools into local folders and returns what landed in each.
 fn side_by_side(
     env: &E2eEnv,
-    builder: &Builder,
+    builder: &SharedBuilder,
     purpose: &str,
     args: &[&str],
     stdin: Option<&Path>,
@@ -98,7 +67,7 @@ fn side_by_side(
         .map(|tool| {
             let out = env.scratch_dir(&format!("main-ctx-{purpose}-{tool}"));
             let dest = format!("type=local,dest={}", path(&out));
-            let mut c = builder.build(tool, &["-o", &dest]);
+            let mut c = build(builder, tool, &["-o", &dest]);
             c.args(args);
             let r: Run = match stdin {
                 Some(input) => run_with_stdin(&mut c, input),
@@ -129,7 +98,7 @@ fn assert_same(purpose: &str, results: &[(PathBuf, Vec<String>)], expected: &[&s
 #[test]
 fn stdin_and_dockerfile_sources_match_buildx() {
     let Some(env) = E2eEnv::get() else { return };
-    let builder = Builder::new(&env);
+    let builder = SharedBuilder::new(&env, "main-ctx");
     let ctx = context(&env, &unique_name("stdin"));
 
     // A tarball on stdin is the context, on two platforms (one upload served to each
@@ -202,7 +171,7 @@ fn stdin_and_dockerfile_sources_match_buildx() {
         let lines: Vec<String> = ["brix", "buildx"]
             .into_iter()
             .map(|tool| {
-                let mut c = builder.build(tool, args);
+                let mut c = build(&builder, tool, args);
                 let r = match stdin {
                     Some(input) => run_with_stdin(&mut c, input),
                     None => run(&mut c),
@@ -262,7 +231,7 @@ impl Drop for HttpServer {
 #[test]
 fn an_http_tarball_context_matches_buildx() {
     let Some(env) = E2eEnv::get() else { return };
-    let builder = Builder::new(&env);
+    let builder = SharedBuilder::new(&env, "main-ctx");
     let ctx = context(&env, &unique_name("http"));
     let tgz = tarball(&env, &ctx, true);
     let server = HttpServer::serve(tgz.parent().expect("folder"));

@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use brix_solver_client::gateway::{Fallback, FrontendResult, call_frontend};
 use serde_json::Value;
 
-use super::{BuildArgs, BuildFailure, Plan, docker_session, nodes, prepare};
+use super::{BuildArgs, BuildFailure, Plan, nodes, prepare};
 use crate::gotemplate::json_string;
 use crate::progress::printer::Printer;
 use crate::progress::source::print_source;
@@ -161,16 +161,7 @@ pub(super) async fn solve(
         solve: Some(0),
         error: e,
     };
-    let running = match &node.docker_endpoint {
-        Some(ep) => docker_session::run_over_dockerd(ps.session, ep)
-            .await
-            .map_err(wrap)?,
-        None => ps
-            .session
-            .run_over_control(&mut node.client.raw())
-            .await
-            .map_err(|e| wrap(e.into()))?,
-    };
+    let running = super::start_session(ps.session, node).await.map_err(wrap)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let events = printer.clone();
     let forward = tokio::spawn(async move {

@@ -1049,6 +1049,18 @@ fn dest_target(dest: &Dest) -> OutputTarget {
     }
 }
 
+/// Connects a solve's session to the node: through dockerd's `/session` on the docker
+/// driver, through `Control.Session` elsewhere.
+async fn start_session(
+    session: Session,
+    node: &BuildNode,
+) -> anyhow::Result<brix_solver_client::session::RunningSession> {
+    match &node.docker_endpoint {
+        Some(ep) => docker_session::run_over_dockerd(session, ep).await,
+        None => Ok(session.run_over_control(&mut node.client.raw()).await?),
+    }
+}
+
 async fn run_one(
     index: usize,
     ps: PlatformSolve,
@@ -1060,16 +1072,7 @@ async fn run_one(
         solve: Some(index),
         error: e,
     };
-    let running = match &node.docker_endpoint {
-        Some(ep) => docker_session::run_over_dockerd(ps.session, ep)
-            .await
-            .map_err(wrap)?,
-        None => ps
-            .session
-            .run_over_control(&mut node.client.raw())
-            .await
-            .map_err(|e| wrap(e.into()))?,
-    };
+    let running = start_session(ps.session, node).await.map_err(wrap)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {

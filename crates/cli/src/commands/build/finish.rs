@@ -13,6 +13,9 @@ use brix_exporter::{
 };
 use futures_util::StreamExt;
 
+use super::metadata_provenance::{
+    PROVENANCE_KEY, ProvenanceMode, metadata_file_text, record_provenance,
+};
 use super::nodes::BuildNode;
 use super::outputs::{Dest, Output};
 use super::{BuildArgs, BuildFailure, Plan, Solved, platform_dir};
@@ -183,6 +186,16 @@ pub(super) async fn finish(
             format!("{}/{}/{}", ng.name, node, s.result.build_ref).into(),
         );
     }
+    let mut predicates = BTreeMap::new();
+    if args.metadata_file.is_some() {
+        let mode = ProvenanceMode::from_env();
+        if mode != ProvenanceMode::Disabled {
+            let step = printer.client_step("resolving provenance for metadata file");
+            let r = solved_provenance(nodes, &solved, multi, mode).await;
+            step.done(r.as_ref().err().map(|e| format!("{e:#}")));
+            predicates = r?;
+        }
+    }
     if args.metadata_file.is_some() && metadata_warnings_wanted()? {
         let warnings = printer.warnings();
         if !warnings.is_empty() {
@@ -193,8 +206,8 @@ pub(super) async fn finish(
         }
     }
     if let Some(path) = &args.metadata_file {
-        let text = serde_json::to_string_pretty(&serde_json::Value::Object(metadata))
-            .context("encoding the metadata file")?;
+        let text =
+            metadata_file_text(&metadata, &predicates).context("encoding the metadata file")?;
         crate::files::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing the metadata file {}", path.display()))?;
     }
@@ -203,6 +216,34 @@ pub(super) async fn finish(
             .with_context(|| format!("writing the image ID file {}", path.display()))?;
     }
     Ok(image_id)
+}
+
+/// The `buildx.build.provenance` predicates of every solve's build record. buildx runs one
+/// multi-platform solve and keys its per-platform results `…/<platform>`; brix's one solve per
+/// platform gets the same keys from each solve's platform.
+async fn solved_provenance(
+    nodes: &[BuildNode],
+    solved: &[Solved],
+    multi: bool,
+    mode: ProvenanceMode,
+) -> anyhow::Result<BTreeMap<String, Box<serde_json::value::RawValue>>> {
+    let mut out = BTreeMap::new();
+    for s in solved {
+        let entries = record_provenance(&nodes[s.node].client, &s.result.build_ref, mode).await?;
+        for (record_platform, value) in entries {
+            let platform = record_platform.or_else(|| {
+                multi
+                    .then(|| s.platform.as_ref().map(ToString::to_string))
+                    .flatten()
+            });
+            let key = match platform {
+                Some(p) => format!("{PROVENANCE_KEY}/{p}"),
+                None => PROVENANCE_KEY.to_owned(),
+            };
+            out.insert(key, value);
+        }
+    }
+    Ok(out)
 }
 
 /// `BUILDX_METADATA_WARNINGS`, as buildx reads it: a true value puts the build's warnings in

@@ -191,7 +191,16 @@ pub(super) async fn finish(
         let mode = ProvenanceMode::from_env();
         if mode != ProvenanceMode::Disabled {
             let step = printer.client_step("resolving provenance for metadata file");
-            let r = solved_provenance(nodes, &solved, multi, mode).await;
+            // As buildx 0.29 on BuildKit 0.34 (checked side by side): a multi-platform build
+            // whose output carries its attestations (an image, oci or docker output) leaves no
+            // per-platform provenance in its build record, so buildx writes none; it does for
+            // a single platform and for outputs without images.
+            let in_images = plan.platforms.len() > 1 && plan.outputs.iter().any(Output::is_image);
+            let r = if in_images {
+                Ok(BTreeMap::new())
+            } else {
+                solved_provenance(nodes, &solved, multi, mode).await
+            };
             step.done(r.as_ref().err().map(|e| format!("{e:#}")));
             predicates = r?;
         }

@@ -7,30 +7,23 @@
 
 use std::path::PathBuf;
 
-use brix_e2e::{E2eEnv, path, remove_node_container, run, unique_name};
+use brix_e2e::{E2eEnv, SharedBuilder, path, run, unique_name};
 use serde_json::Value;
 
 const PLATFORMS: &str = "linux/amd64,linux/arm64";
 const KEY: &str = "buildx.build.provenance";
 
+/// The builder both tools build on ([`SharedBuilder`]) and a context of its own.
 struct Builder {
     env: E2eEnv,
-    store: PathBuf,
-    name: String,
+    shared: SharedBuilder,
     ctx: PathBuf,
 }
 
 impl Builder {
     fn create(purpose: &str) -> Option<Self> {
         let env = E2eEnv::get()?;
-        if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
-            panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
-        }
-        let store = env.scratch_dir(&format!("{purpose}-store"));
-        let name = unique_name(purpose);
-        env.create_builder(&store, &name, "");
-        // Booted by brix: buildx cannot boot a node here (it asks for a privileged container).
-        run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
+        let shared = SharedBuilder::new(&env, purpose);
         let ctx = env.scratch_dir(&format!("{purpose}-ctx"));
         std::fs::write(ctx.join("a.txt"), unique_name(purpose)).expect("a.txt");
         std::fs::write(
@@ -38,12 +31,7 @@ impl Builder {
             format!("FROM {}\nCOPY a.txt /a.txt\n", env.busybox),
         )
         .expect("Dockerfile");
-        Some(Builder {
-            env,
-            store,
-            name,
-            ctx,
-        })
+        Some(Builder { env, shared, ctx })
     }
 
     /// The metadata file of `tool build --metadata-file` (to the cache only) with
@@ -53,15 +41,12 @@ impl Builder {
             .env
             .scratch_dir(&format!("{tool}-metadata"))
             .join("metadata.json");
-        let mut c = self.env.tool_in(tool, &self.store);
+        let mut c = self.shared.build(tool);
         c.env_remove("BUILDX_METADATA_PROVENANCE");
         if let Some(mode) = mode {
             c.env("BUILDX_METADATA_PROVENANCE", mode);
         }
         c.args([
-            "build",
-            "--builder",
-            &self.name,
             "--progress",
             "plain",
             "--output",
@@ -81,16 +66,6 @@ impl Builder {
             );
         }
         std::fs::read_to_string(&file).expect("metadata file")
-    }
-}
-
-impl Drop for Builder {
-    fn drop(&mut self) {
-        let _ = run(self
-            .env
-            .brix_in(&self.store)
-            .args(["rm", "--force", &self.name]));
-        remove_node_container(&format!("buildx_buildkit_{}0", self.name));
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod hcl;
 pub mod raw;
+pub mod types;
 pub mod value;
 
 /// One bake file as read: its name as the user gave it (shown in messages) and its bytes.

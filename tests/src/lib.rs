@@ -50,6 +50,12 @@ pub struct E2eEnv {
     /// The current Docker engine's address: dockerd 28 with containerd 2 and the containerd
     /// image store, `unix://<target>/e2e/docker28/docker.sock` (`BRIX_E2E_DOCKER28_HOST`).
     pub docker28_host: String,
+    /// dockerd 28's TLS listener, `tcp://127.0.0.1:2376`, client certificates required
+    /// (`BRIX_E2E_DOCKER28_TLS_HOST`).
+    pub docker28_tls_host: String,
+    /// The folder with that listener's `ca.pem` and a client's `cert.pem`/`key.pem`
+    /// (`BRIX_E2E_DOCKER28_TLS_CERTS`).
+    pub docker28_tls_certs: PathBuf,
     /// A scratch folder for build contexts and outputs (under `target/e2e/work`).
     pub work_dir: PathBuf,
     /// The SBOM generator image speaking BuildKit's scanner protocol,
@@ -169,6 +175,8 @@ impl E2eEnv {
             brix_bin: PathBuf::from(required("BRIX_E2E_BRIX_BIN")),
             docker_host: required("BRIX_E2E_DOCKER_HOST"),
             docker28_host: required("BRIX_E2E_DOCKER28_HOST"),
+            docker28_tls_host: required("BRIX_E2E_DOCKER28_TLS_HOST"),
+            docker28_tls_certs: PathBuf::from(required("BRIX_E2E_DOCKER28_TLS_CERTS")),
             work_dir: PathBuf::from(required("BRIX_E2E_WORK_DIR")),
             scanner: std::env::var("BRIX_E2E_SCANNER").ok(),
             git: git_servers(),

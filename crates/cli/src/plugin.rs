@@ -160,6 +160,11 @@ struct PluginCall {
     debug: bool,
     /// `--tls`, or `--tlsverify` (which turns TLS on whatever its value, as in the docker CLI).
     tls: bool,
+    /// `--tlsverify`'s value, when given.
+    tls_verify: Option<bool>,
+    /// `--tlscacert`, `--tlscert`, `--tlskey`: the files in place of the docker CLI's
+    /// defaults (`$DOCKER_CERT_PATH/{ca,cert,key}.pem`).
+    tls_files: Vec<(&'static str, OsString)>,
     /// The plugin's own arguments, after its name.
     args: Vec<OsString>,
 }
@@ -201,7 +206,7 @@ impl PluginCall {
                     "debug" => call.debug = parse_bool(inline)?,
                     "tls" => call.tls |= parse_bool(inline)?,
                     "tlsverify" => {
-                        parse_bool(inline)?;
+                        call.tls_verify = Some(parse_bool(inline)?);
                         call.tls = true;
                     }
                     "config" | "context" | "host" | "log-level" | "tlscacert" | "tlscert"
@@ -253,7 +258,9 @@ impl PluginCall {
             "config" => self.config = Some(value),
             "context" => self.context = Some(value.into_string().ok()?),
             "log-level" => self.debug |= matches!(value.to_str(), Some("debug" | "trace")),
-            // Certificate paths mean nothing without TLS, as in the docker CLI.
+            "tlscacert" => self.tls_files.push((TLS_CA_VAR, value)),
+            "tlscert" => self.tls_files.push((TLS_CERT_VAR, value)),
+            "tlskey" => self.tls_files.push((TLS_KEY_VAR, value)),
             _ => {}
         }
         Some(())
@@ -265,12 +272,6 @@ impl PluginCall {
             bail!(
                 "specify only one -H (the docker CLI was given {})",
                 self.hosts.len()
-            );
-        }
-        if self.tls {
-            bail!(
-                "brix does not connect to Docker engines over TLS yet (docker --tls/--tlsverify): \
-                 reach the engine through a unix socket or plain tcp:// instead"
             );
         }
         // `default` is what -H/DOCKER_HOST already mean.
@@ -294,6 +295,17 @@ impl PluginCall {
         if let Some(config) = self.config {
             env.push(("DOCKER_CONFIG", config));
         }
+        // TLS as the docker CLI sets it up for `-H tcp://…`: `--tlsverify` (or
+        // DOCKER_TLS_VERIFY already set) verifies, `--tls` alone or `--tlsverify=false` does
+        // not; certificate files mean nothing without TLS.
+        if self.tls {
+            let verify = self.tls_verify.unwrap_or_else(|| {
+                std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty())
+            });
+            env.push(("DOCKER_TLS", "1".into()));
+            env.push(("DOCKER_TLS_VERIFY", if verify { "1" } else { "" }.into()));
+            env.extend(self.tls_files);
+        }
         // `--context NAME` wins over DOCKER_HOST, as in the docker CLI: brix reads the context
         // from DOCKER_CONTEXT, and an empty DOCKER_HOST counts as unset.
         if let Some(context) = context {
@@ -309,6 +321,12 @@ impl PluginCall {
         })
     }
 }
+
+/// Where the docker CLI's `--tlscacert`, `--tlscert` and `--tlskey` reach brix's docker
+/// client (read with `DOCKER_TLS`/`DOCKER_TLS_VERIFY` for the `default` context).
+const TLS_CA_VAR: &str = brix_driver::docker_context::TLS_CA_VAR;
+const TLS_CERT_VAR: &str = brix_driver::docker_context::TLS_CERT_VAR;
+const TLS_KEY_VAR: &str = brix_driver::docker_context::TLS_KEY_VAR;
 
 /// Go's `strconv.ParseBool` for a bool flag's `=VALUE` (none means true), as pflag reads it.
 fn parse_bool(value: Option<&str>) -> Option<bool> {
@@ -482,13 +500,56 @@ mod tests {
     }
 
     #[test]
-    fn contexts_become_docker_context_and_tls_and_two_hosts_are_refused() {
+    fn tls_flags_become_the_docker_clis_tls_environment() {
+        let r = run(
+            &[
+                "docker-brix",
+                "-H",
+                "tcp://h:2376",
+                "--tlsverify",
+                "--tlscacert",
+                "/c/ca.pem",
+                "brix",
+                "ls",
+            ],
+            true,
+        );
+        assert!(
+            r.env.contains(&("DOCKER_TLS_VERIFY", "1".into())),
+            "{:?}",
+            r.env
+        );
+        assert!(
+            r.env.contains(&(TLS_CA_VAR, "/c/ca.pem".into())),
+            "{:?}",
+            r.env
+        );
+        let r = run(&["docker-brix", "--tlsverify=false", "brix", "ls"], true);
+        assert!(r.env.contains(&("DOCKER_TLS", "1".into())), "{:?}", r.env);
+        assert!(
+            r.env.contains(&("DOCKER_TLS_VERIFY", OsString::new())),
+            "{:?}",
+            r.env
+        );
+        // Certificate files without TLS are ignored, as the docker CLI ignores them.
+        let r = run(
+            &["docker-brix", "--tlscert", "/c/cert.pem", "brix", "ls"],
+            true,
+        );
+        assert!(
+            !r.env.iter().any(|(k, _)| *k == TLS_CERT_VAR),
+            "{:?}",
+            r.env
+        );
+    }
+
+    #[test]
+    fn contexts_become_docker_context_and_two_hosts_are_refused() {
         let err = |args: &[&str]| {
             Invocation::parse(os(args), true)
                 .expect_err("refused")
                 .to_string()
         };
-        assert!(err(&["docker-brix", "--tlsverify=false", "brix", "ls"]).contains("TLS"));
         assert!(err(&["docker-brix", "-H", "a", "-H", "b", "brix", "ls"]).contains("only one"));
         assert!(
             err(&["docker-brix", "-c", "remote", "-H", "a", "brix", "ls"])

@@ -614,6 +614,18 @@ pub fn resolve(txn: &Txn<'_>, name: Option<&str>) -> Result<NodeGroup, DriverErr
     }
 }
 
+/// The docker context `ng` is, when it is one and not the current context: buildx refuses
+/// to build there (`use \`docker --context=NAME buildx\` to switch to context "NAME"`),
+/// brix builds there and says so.
+pub fn non_current_context(ng: &NodeGroup) -> Option<String> {
+    let is_context = ng.driver == "docker"
+        && ng.nodes.len() == 1
+        && ng.nodes[0].endpoint == ng.name
+        && ng.name != DEFAULT_BUILDER
+        && docker_context::get(&ng.name).is_ok();
+    (is_context && docker_context::current_name() != ng.name).then(|| ng.name.clone())
+}
+
 /// The builder a docker context is: the `docker` driver on that context's engine, one node
 /// named after it.
 pub fn context_builder(context: &str) -> NodeGroup {

@@ -71,6 +71,7 @@ pub fn connect_docker(endpoint: &str) -> Result<Docker, DriverError> {
                 ctx.name
             )));
         };
+        crate::docker_tls::ensure_process_provider();
         let host = ctx.host.replacen("tcp://", "https://", 1);
         return Docker::connect_with_ssl(&host, key, cert, ca, REQUEST_TIMEOUT_SECS, &API_VERSION)
             .map_err(|source| DriverError::DockerUnreachable {
@@ -107,6 +108,12 @@ pub fn docker_error(
     action: impl Into<String>,
     source: bollard::errors::Error,
 ) -> DriverError {
+    if let Some(reason) = tls_failure(&source) {
+        return DriverError::DockerTls {
+            endpoint: endpoint.replacen("tcp://", "https://", 1),
+            reason,
+        };
+    }
     if is_unreachable(&source) {
         DriverError::DockerUnreachable {
             endpoint: endpoint.to_string(),
@@ -118,6 +125,20 @@ pub fn docker_error(
             source,
         }
     }
+}
+
+/// What a failed TLS handshake said, found down the error's chain of causes (bollard wraps
+/// it in hyper's and the connector's errors).
+fn tls_failure(e: &bollard::errors::Error) -> Option<String> {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cause {
+        let text = err.to_string();
+        if text.contains("certificate") || text.contains("handshake") {
+            return Some(text);
+        }
+        cause = err.source();
+    }
+    None
 }
 
 pub(crate) fn is_unreachable(e: &bollard::errors::Error) -> bool {
@@ -242,11 +263,6 @@ pub async fn upgrade_h2c(
         endpoint: host_url.to_string(),
         source: bollard::errors::Error::IOError { err: e },
     };
-    if ctx.tls.is_some() {
-        return Err(err(
-            "the docker driver reaches the engine's BuildKit over plain connections only; for a TLS context use a docker-container builder (brix create --driver docker-container CONTEXT)".into(),
-        ));
-    }
     let (io, host): (crate::BoxedDaemonIo, String) = match host_url.split_once("://") {
         Some(("unix", p)) => (
             Box::pin(
@@ -256,6 +272,20 @@ pub async fn upgrade_h2c(
             ),
             "docker".into(),
         ),
+        Some(("tcp" | "https", hp)) if ctx.tls.is_some() || ctx.skip_tls_verify => {
+            let no_files = crate::docker_context::ContextTls::default();
+            let files = ctx.tls.as_ref().unwrap_or(&no_files);
+            let stream = crate::docker_tls::connect(hp, files, ctx.skip_tls_verify)
+                .await
+                .map_err(|e| match e {
+                    crate::docker_tls::TlsConnectError::Unreachable(e) => unreachable(e),
+                    crate::docker_tls::TlsConnectError::Setup(reason)
+                    | crate::docker_tls::TlsConnectError::Handshake(reason) => {
+                        err(format!("TLS: {reason}"))
+                    }
+                })?;
+            (Box::pin(stream), hp.to_string())
+        }
         Some(("tcp" | "http", hp)) => (
             Box::pin(
                 tokio::net::TcpStream::connect(hp)

@@ -8,7 +8,7 @@
 //! The current context is the docker CLI's: `DOCKER_HOST` set means `default`, else
 //! `DOCKER_CONTEXT`, else `currentContext` in `config.json`, else `default`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -95,13 +95,56 @@ pub fn current_name() -> String {
         .unwrap_or_else(|| DEFAULT_CONTEXT.to_string())
 }
 
-/// The `default` context: `DOCKER_HOST`, else the local engine's socket.
+/// The `default` context: `DOCKER_HOST`, else the local engine's socket; for a `tcp://`
+/// host, TLS as the docker CLI turns it on from the environment (`DOCKER_TLS_VERIFY`, or
+/// `DOCKER_TLS` without verification), with `ca.pem`, `cert.pem` and `key.pem` from
+/// `DOCKER_CERT_PATH`, else the docker configuration folder.
 fn default_context() -> DockerContext {
+    let host = non_empty("DOCKER_HOST").unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_string());
+    let verify = non_empty("DOCKER_TLS_VERIFY").is_some();
+    let tls_dir = (host.starts_with("tcp://") && (verify || non_empty("DOCKER_TLS").is_some()))
+        .then(|| {
+            non_empty("DOCKER_CERT_PATH")
+                .map(PathBuf::from)
+                .or_else(docker_config_dir)
+        })
+        .flatten();
     DockerContext {
         name: DEFAULT_CONTEXT.to_string(),
-        host: non_empty("DOCKER_HOST").unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_string()),
-        tls: None,
-        skip_tls_verify: false,
+        host,
+        skip_tls_verify: tls_dir.is_some() && !verify,
+        tls: tls_dir.map(|dir| {
+            let mut files = tls_files(&dir);
+            for (var, file) in [
+                (TLS_CA_VAR, &mut files.ca),
+                (TLS_CERT_VAR, &mut files.cert),
+                (TLS_KEY_VAR, &mut files.key),
+            ] {
+                if let Some(path) = non_empty(var) {
+                    *file = Some(PathBuf::from(path));
+                }
+            }
+            files
+        }),
+    }
+}
+
+/// Environment variables naming the `default` context's TLS files one by one, over
+/// `DOCKER_CERT_PATH`'s: how brix, run as a Docker CLI plugin, passes on the docker CLI's
+/// `--tlscacert`, `--tlscert` and `--tlskey`.
+pub const TLS_CA_VAR: &str = "BRIX_DOCKER_TLSCACERT";
+/// See [`TLS_CA_VAR`].
+pub const TLS_CERT_VAR: &str = "BRIX_DOCKER_TLSCERT";
+/// See [`TLS_CA_VAR`].
+pub const TLS_KEY_VAR: &str = "BRIX_DOCKER_TLSKEY";
+
+/// The TLS files the docker CLI looks for in a folder (each kept only if it exists).
+fn tls_files(dir: &Path) -> ContextTls {
+    let file = |f: &str| Some(dir.join(f)).filter(|p| p.is_file());
+    ContextTls {
+        ca: file("ca.pem"),
+        cert: file("cert.pem"),
+        key: file("key.pem"),
     }
 }
 
@@ -131,13 +174,7 @@ fn read_context(root: PathBuf, meta: Meta, hash: &str) -> Result<DockerContext, 
             meta.name
         ))
     })?;
-    let tls_dir = root.join("tls").join(hash).join("docker");
-    let file = |f: &str| Some(tls_dir.join(f)).filter(|p| p.is_file());
-    let tls = ContextTls {
-        ca: file("ca.pem"),
-        cert: file("cert.pem"),
-        key: file("key.pem"),
-    };
+    let tls = tls_files(&root.join("tls").join(hash).join("docker"));
     let has_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
     Ok(DockerContext {
         name: meta.name,

@@ -19,6 +19,17 @@ pub enum DriverError {
         /// The underlying error.
         source: bollard::errors::Error,
     },
+    /// The TLS handshake with a Docker engine failed (a CA that did not sign the engine's
+    /// certificate, a name the certificate does not carry, a refused client certificate).
+    #[error(
+        "error during connect: {endpoint}: tls: {reason} (the TLS files of the context or of DOCKER_CERT_PATH must match the engine's certificate)"
+    )]
+    DockerTls {
+        /// The Docker endpoint tried.
+        endpoint: String,
+        /// What the TLS layer said.
+        reason: String,
+    },
     /// A Docker API call failed.
     #[error("{action}: {source}")]
     Docker {

@@ -55,6 +55,7 @@ pub mod docker;
 pub mod docker_api;
 pub mod docker_container;
 pub mod docker_context;
+mod docker_tls;
 pub mod platforms;
 pub mod remote;
 pub use daemon_info::{DaemonInfo, daemon_info};

@@ -45,6 +45,9 @@ const BRIDGE_ADDRESS: &str = "10.228.0.1/24";
 const NAMESPACE: &str = "brix28";
 const PLUGINS_NAMESPACE: &str = "brix28-plugins";
 const CGROUP_PARENT: &str = "/brix28";
+/// The engine's second listener: TCP with TLS, client certificates required (what a TLS
+/// docker context points at), with its CA and the client's files in `tls/`.
+pub const TLS_ADDRESS: &str = "127.0.0.1:2376";
 /// Unix socket paths longer than this do not fit `sockaddr_un` (108 bytes with the NUL),
 /// allowing for the `.ttrpc` suffix containerd adds.
 const MAX_SOCKET_PATH: usize = 100;
@@ -58,6 +61,9 @@ pub struct Docker28 {
     /// dockerd's API socket, `docker.sock`.
     pub socket: PathBuf,
     containerd_socket: PathBuf,
+    /// `tls/`: `ca.pem`, the engine's `server-cert.pem`/`server-key.pem`, and a client's
+    /// `cert.pem`/`key.pem` (a TLS docker context's files).
+    pub tls_dir: PathBuf,
 }
 
 impl Docker28 {
@@ -68,6 +74,7 @@ impl Docker28 {
             pkgs: dir.join("pkgs"),
             socket: dir.join("docker.sock"),
             containerd_socket: dir.join("containerd").join("containerd.sock"),
+            tls_dir: dir.join("tls"),
             dir,
         }
     }
@@ -108,6 +115,10 @@ impl Docker28 {
 pub fn ensure(ws: &Workspace) -> Result<String> {
     let engine = Docker28::new(ws);
     let before = system_bridge()?;
+    if ping(&engine.socket).is_some() && !tls_listening() {
+        // Started by a version of this step without the TLS listener.
+        stop_dockerd(&engine)?;
+    }
     if let Some(api) = ping(&engine.socket) {
         if UnixStream::connect(&engine.containerd_socket).is_ok() {
             return Ok(format!(
@@ -148,6 +159,7 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     let fetched = ensure_packages(ws, &engine)?;
     let versions = versions(&engine)?;
     ensure_bridge()?;
+    ensure_tls_files(&engine)?;
     start_containerd(&engine)?;
     let api = start_dockerd(&engine)?;
     let after = bridge_addresses(SYSTEM_BRIDGE)?;
@@ -166,9 +178,11 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
         );
     }
     Ok(format!(
-        "{fetched}started {versions} (API {api}) on {}, bridge {BRIDGE} {BRIDGE_ADDRESS}, \
-         {SYSTEM_BRIDGE} untouched; logs: {}/{{containerd,dockerd}}.log",
+        "{fetched}started {versions} (API {api}) on {} and tcp://{TLS_ADDRESS} (TLS, client \
+         certificates in {}), bridge {BRIDGE} {BRIDGE_ADDRESS}, {SYSTEM_BRIDGE} untouched; logs: \
+         {}/{{containerd,dockerd}}.log",
         ws.display(&engine.socket),
+        ws.display(&engine.tls_dir),
         ws.display(&engine.dir)
     ))
 }
@@ -502,6 +516,15 @@ fn start_dockerd(engine: &Docker28) -> Result<String> {
         .arg(&pidfile)
         .arg("--host")
         .arg(engine.host())
+        .arg("--host")
+        .arg(format!("tcp://{TLS_ADDRESS}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(engine.tls_dir.join("ca.pem"))
+        .arg("--tlscert")
+        .arg(engine.tls_dir.join("server-cert.pem"))
+        .arg("--tlskey")
+        .arg(engine.tls_dir.join("server-key.pem"))
         .arg("--containerd")
         .arg(&engine.containerd_socket)
         .args(["--containerd-namespace", NAMESPACE])
@@ -527,6 +550,132 @@ fn start_dockerd(engine: &Docker28) -> Result<String> {
         },
     )?;
     Ok(api.unwrap_or_default())
+}
+
+/// Whether something accepts connections on the TLS listener's address.
+fn tls_listening() -> bool {
+    std::net::TcpStream::connect_timeout(
+        &TLS_ADDRESS.parse().expect("TLS_ADDRESS is an address"),
+        Duration::from_secs(2),
+    )
+    .is_ok()
+}
+
+/// Stops the running dockerd 28 (SIGTERM to the pid in its pid file) and waits until it has
+/// exited; its containerd keeps running.
+fn stop_dockerd(engine: &Docker28) -> Result<()> {
+    let pidfile = engine.dir.join("docker.pid");
+    let pid = std::fs::read_to_string(&pidfile)
+        .with_context(|| format!("dockerd 28 answers but {} is missing", pidfile.display()))?;
+    let pid = pid.trim();
+    output(Command::new("kill").args(["-TERM", pid]))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+        .is_ok_and(|stat| is_live_dockerd(&stat))
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("dockerd {pid} did not exit within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Makes the TLS listener's files unless they exist: a CA of its own, the engine's
+/// certificate for `127.0.0.1`/`localhost` and a client certificate, all signed by that CA
+/// (EC P-256 keys: quick to make).
+fn ensure_tls_files(engine: &Docker28) -> Result<()> {
+    let dir = &engine.tls_dir;
+    let wanted = [
+        "ca.pem",
+        "server-cert.pem",
+        "server-key.pem",
+        "cert.pem",
+        "key.pem",
+    ];
+    if wanted.iter().all(|f| dir.join(f).is_file()) {
+        return Ok(());
+    }
+    super::packages::require_command("openssl")?;
+    let partial = dir.with_extension("partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    std::fs::create_dir_all(&partial)?;
+    let openssl = |args: &[&str]| -> Result<()> {
+        output(Command::new("openssl").current_dir(&partial).args(args)).map(|_| ())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "3650"],
+            &["-subj", "/CN=brix e2e docker CA"],
+        ]
+        .concat(),
+    )?;
+    for (name, key, cert, extensions) in [
+        (
+            "localhost",
+            "server-key.pem",
+            "server-cert.pem",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "key.pem",
+            "cert.pem",
+            "extendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        let csr = format!("{name}.csr");
+        let ext = format!("{name}.ext");
+        std::fs::write(partial.join(&ext), extensions)?;
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN={name}"),
+                ],
+            ]
+            .concat(),
+        )?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "3650",
+            "-extfile",
+            &ext,
+        ])?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&partial, dir)?;
+    Ok(())
 }
 
 /// Removes a pid file whose process is not a running dockerd (left by a killed daemon; a

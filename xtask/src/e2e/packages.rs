@@ -14,7 +14,8 @@ use std::process::Command;
 /// key files, and its tests make keys and an agent of their own; git, openssh-client, pigz,
 /// xz-utils: copied into the BuildKit image, as the official one carries them; git,
 /// openssh-server: the `git-server` step's servers (its sshd runs on its own config, the
-/// package's service is never started).
+/// package's service is never started); openssl: the certificates of dockerd 28's TLS
+/// listener.
 const PACKAGES: &[&str] = &[
     "openssh-client",
     "openssh-server",
@@ -27,6 +28,7 @@ const PACKAGES: &[&str] = &[
     "skopeo",
     "socat",
     "tmux",
+    "openssl",
 ];
 
 /// Architectures the busybox base image is published for (Debian names).

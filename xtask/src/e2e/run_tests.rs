@@ -61,6 +61,14 @@ pub fn run(
         .env("BRIX_E2E_BRIX_BIN", &brix_bin)
         .env("BRIX_E2E_DOCKER_HOST", &engines[0])
         .env("BRIX_E2E_DOCKER28_HOST", &engines[1])
+        .env(
+            "BRIX_E2E_DOCKER28_TLS_HOST",
+            format!("tcp://{}", super::docker28::TLS_ADDRESS),
+        )
+        .env(
+            "BRIX_E2E_DOCKER28_TLS_CERTS",
+            super::docker28::Docker28::new(ws).tls_dir,
+        )
         .env("BRIX_E2E_WORK_DIR", &work_dir)
         // Builders the tests create live here, not in the user's ~/.docker/buildx, and not in
         // another run's store (`brix use` changes the store's current builder).

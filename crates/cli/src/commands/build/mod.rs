@@ -189,6 +189,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.progress.resolve()
     };
+    if let Some(context) = brix_driver::builder::non_current_context(&ng) {
+        eprintln!(
+            "brix: building on docker context {context:?}, which is not the current context \
+             (buildx refuses this: `docker --context={context} buildx …` switches to it)"
+        );
+    }
     let printer = Printer::new(
         mode,
         Some(format!(

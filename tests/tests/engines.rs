@@ -249,19 +249,31 @@ fn ls_and_inspect_default_match_buildx_on_both_engines() {
             &["--builder", "default", "inspect"],
             &["--builder", "default", "ls"],
         ] {
-            let ours = run(brix(&env, &store, &engine).args(args)).ok();
-            let theirs = run(Command::new("docker")
-                .env("DOCKER_HOST", &engine.host)
-                .env("BUILDX_CONFIG", &buildx_store)
-                .env_remove("BUILDX_BUILDER")
-                .arg("buildx")
-                .args(args))
-            .ok();
-            assert_eq!(
-                ours.stdout, theirs.stdout,
-                "{}: brix {args:?} differs from docker buildx {args:?}",
-                engine.name
-            );
+            // In debug mode (the docker CLI's DEBUG) `inspect` also shows the driver's
+            // features, which on this driver depend on the engine's image store.
+            for debug in ["", "1"] {
+                let ours = run(brix(&env, &store, &engine).env("DEBUG", debug).args(args)).ok();
+                let theirs = run(Command::new("docker")
+                    .env("DOCKER_HOST", &engine.host)
+                    .env("BUILDX_CONFIG", &buildx_store)
+                    .env("DEBUG", debug)
+                    .env_remove("BUILDX_BUILDER")
+                    .arg("buildx")
+                    .args(args))
+                .ok();
+                assert_eq!(
+                    ours.stdout, theirs.stdout,
+                    "{}: brix {args:?} differs from docker buildx {args:?} (DEBUG={debug:?})",
+                    engine.name
+                );
+                if debug == "1" && args.contains(&"inspect") {
+                    assert!(
+                        ours.stdout.contains("Multi-platform build:"),
+                        "{}",
+                        ours.stdout
+                    );
+                }
+            }
         }
     }
 }

@@ -65,6 +65,15 @@ enum Command {
     History(commands::history::HistoryArgs),
 }
 
+/// `-D/--debug` was given.
+static DEBUG_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The docker CLI's debug mode, as buildx reads it: `-D/--debug`, or `DEBUG` set and not empty.
+pub(crate) fn debug_mode() -> bool {
+    DEBUG_FLAG.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var_os("DEBUG").is_some_and(|v| !v.is_empty())
+}
+
 fn main() -> ExitCode {
     let run = match plugin::prepare() {
         Ok(plugin::Invocation::Run(run)) => run,
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if cli.debug {
+        DEBUG_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(tracing_subscriber::EnvFilter::new(

@@ -85,6 +85,12 @@ impl Features {
             w.labels
                 .contains_key(brix_solver_client::workers::labels::SNAPSHOTTER)
         });
+        Self::docker_engine_store(containerd_store)
+    }
+
+    /// The `docker` driver's features for an engine with (`true`) or without the
+    /// containerd image store; see [`Features::docker_engine`].
+    pub fn docker_engine_store(containerd_store: bool) -> Self {
         Features {
             oci_exporter: containerd_store,
             docker_exporter: containerd_store,
@@ -93,6 +99,22 @@ impl Features {
             direct_push: containerd_store,
             default_load: true,
         }
+    }
+
+    /// Each feature under buildx's name for it, in the order buildx's `inspect` prints them
+    /// in debug mode (sorted by name).
+    pub fn named(&self) -> [(&'static str, bool); 6] {
+        [
+            (
+                "Automatically load images to the Docker Engine image store",
+                self.default_load,
+            ),
+            ("Cache export", self.cache_export),
+            ("Direct push", self.direct_push),
+            ("Docker exporter", self.docker_exporter),
+            ("Multi-platform build", self.multi_platform),
+            ("OCI exporter", self.oci_exporter),
+        ]
     }
 }
 

@@ -117,6 +117,15 @@ fn render(ng: &brix_driver::NodeGroup, views: &[NodeView]) -> String {
         if !platforms.is_empty() {
             let _ = writeln!(s, "Platforms:\t{}", platforms.join(", "));
         }
+        // buildx prints its drivers' features in debug mode.
+        if crate::debug_mode()
+            && let Some(features) = v.features(&ng.driver)
+        {
+            s.push_str("Features:\n");
+            for (name, on) in features.named() {
+                let _ = writeln!(s, "\t{name}:\t{on}");
+            }
+        }
         if let Some(info) = &v.info {
             if !info.labels.is_empty() {
                 s.push_str("Labels:\n");

@@ -59,6 +59,19 @@ impl NodeView {
             .collect()
     }
 
+    /// What the node's driver (`driver`, the builder's) can do; for the `docker` driver read
+    /// from the engine's workers (the containerd image store shows in their labels), as
+    /// buildx reads it.
+    pub fn features(&self, driver: &str) -> Option<brix_driver::Features> {
+        if driver == "docker" {
+            let labels = &self.info.as_ref()?.labels;
+            let containerd_store =
+                labels.contains_key(brix_solver_client::workers::labels::SNAPSHOTTER);
+            return Some(brix_driver::Features::docker_engine_store(containerd_store));
+        }
+        self.driver.as_ref().map(|d| d.features())
+    }
+
     /// The status word `ls` prints.
     pub fn status_word(&self) -> String {
         match (&self.err, self.status) {

@@ -56,6 +56,10 @@ pub struct E2eEnv {
     /// The folder with that listener's `ca.pem` and a client's `cert.pem`/`key.pem`
     /// (`BRIX_E2E_DOCKER28_TLS_CERTS`).
     pub docker28_tls_certs: PathBuf,
+    /// The registry behind the Docker token flow (`cargo xtask e2e`'s `token-registry` step,
+    /// `BRIX_E2E_TOKEN_REGISTRY*`), `None` when `--no-setup` found it stopped;
+    /// [`E2eEnv::token_registry`] fails a test that needs it then.
+    pub token_registry: Option<TokenRegistry>,
     /// A scratch folder for build contexts and outputs (under `target/e2e/work`).
     pub work_dir: PathBuf,
     /// The SBOM generator image speaking BuildKit's scanner protocol,
@@ -179,7 +183,18 @@ impl E2eEnv {
             docker28_tls_certs: PathBuf::from(required("BRIX_E2E_DOCKER28_TLS_CERTS")),
             work_dir: PathBuf::from(required("BRIX_E2E_WORK_DIR")),
             scanner: std::env::var("BRIX_E2E_SCANNER").ok(),
+            token_registry: token_registry(),
             git: git_servers(),
+        })
+    }
+
+    /// The token-auth registry; panics when `cargo xtask e2e` did not pass it.
+    #[track_caller]
+    pub fn token_registry(&self) -> &TokenRegistry {
+        self.token_registry.as_ref().unwrap_or_else(|| {
+            panic!(
+                "BRIX_E2E_TOKEN_REGISTRY is not set: the token-auth registry is not running; run `cargo xtask e2e --setup-only` (its token-registry step)"
+            )
         })
     }
 
@@ -288,10 +303,13 @@ impl E2eEnv {
     #[track_caller]
     pub fn create_builder(&self, store: &std::path::Path, name: &str, extra_toml: &str) {
         let config = store.join(format!("{name}.buildkitd.toml"));
-        let toml = format!(
+        let mut toml = format!(
             "{extra_toml}[registry.\"{}\"]\n  http = true\n",
             self.registry
         );
+        if let Some(token) = &self.token_registry {
+            toml.push_str(&format!("[registry.\"{}\"]\n  http = true\n", token.host));
+        }
         if let Err(err) = std::fs::write(&config, toml) {
             panic!("writing {}: {err}", config.display());
         }
@@ -318,6 +336,51 @@ impl E2eEnv {
     pub fn registry_ref(&self, purpose: &str, tag: &str) -> String {
         format!("{}/{}:{tag}", self.registry, unique_name(purpose))
     }
+}
+
+/// The registry behind the Docker token flow: a distribution registry with `auth: token` and
+/// distribution's token server, which grants `USER` the repositories under `HOST/USER/`.
+#[derive(Debug, Clone)]
+pub struct TokenRegistry {
+    /// As image references name it: `localhost:5001` (plain HTTP).
+    pub host: String,
+    /// The one user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl TokenRegistry {
+    /// `HOST/USER/<unique name>:<tag>`: a repository the user may push to.
+    pub fn image_ref(&self, purpose: &str, tag: &str) -> String {
+        format!("{}/{}/{}:{tag}", self.host, self.user, unique_name(purpose))
+    }
+
+    /// A docker CLI configuration folder whose `config.json` holds `auths` for this
+    /// registry as `docker login` writes them, under `dir`.
+    pub fn docker_config(&self, dir: &std::path::Path) -> PathBuf {
+        use base64::Engine as _;
+        let config = dir.join("docker-config");
+        std::fs::create_dir_all(&config).expect("docker config folder");
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.user, self.password));
+        let json = serde_json::json!({ "auths": { self.host.clone(): { "auth": auth } } });
+        std::fs::write(config.join("config.json"), json.to_string()).expect("config.json");
+        config
+    }
+
+    /// `--creds USER:PASSWORD` for skopeo.
+    pub fn skopeo_creds(&self) -> String {
+        format!("{}:{}", self.user, self.password)
+    }
+}
+
+fn token_registry() -> Option<TokenRegistry> {
+    Some(TokenRegistry {
+        host: std::env::var("BRIX_E2E_TOKEN_REGISTRY").ok()?,
+        user: std::env::var("BRIX_E2E_TOKEN_REGISTRY_USER").ok()?,
+        password: std::env::var("BRIX_E2E_TOKEN_REGISTRY_PASSWORD").ok()?,
+    })
 }
 
 /// One of the Docker engines `cargo xtask e2e` runs: see [`E2eEnv::engines`].

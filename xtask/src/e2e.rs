@@ -22,6 +22,7 @@ mod registry;
 mod run_tests;
 mod s3;
 mod scanner;
+mod token_registry;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 13 };
+    let setup_steps = if args.no_setup { 0 } else { 14 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -155,6 +156,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         progress.step("git-server", || git_server::ensure(&ws))?;
         // After the registry: the SBOM generator image the attestation tests scan with.
         progress.step("scanner", || scanner::ensure(&ws))?;
+        progress.step("token-registry", || token_registry::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

@@ -82,6 +82,18 @@ pub fn run(
     if super::s3::running() {
         cmd.env("BRIX_E2E_S3", format!("http://{}", super::s3::S3_ADDR));
     }
+    // The token-auth registry of the registry tests, after the `token-registry` step.
+    if super::token_registry::running() {
+        cmd.env(
+            "BRIX_E2E_TOKEN_REGISTRY",
+            super::token_registry::REGISTRY_HOST,
+        )
+        .env("BRIX_E2E_TOKEN_REGISTRY_USER", super::token_registry::USER)
+        .env(
+            "BRIX_E2E_TOKEN_REGISTRY_PASSWORD",
+            super::token_registry::PASSWORD,
+        );
+    }
     // The SBOM generator image of the attestation tests, after the `scanner` step.
     if super::scanner::pushed() {
         cmd.env("BRIX_E2E_SCANNER", super::scanner::image());

@@ -1,0 +1,212 @@
+//! The Docker token flow end to end (issue 17): a distribution registry with `auth: token`
+//! behind distribution's own token server, reached with credentials from `config.json`. Every
+//! push path goes through it: the daemon's per-platform pushes (the session's Auth service),
+//! brix's own index push, `imagetools create`/`inspect`, a registry cache export and import,
+//! and the docker driver on both engines; real buildx does the same steps on the same builder.
+
+use std::process::Command;
+
+use brix_e2e::{E2eEnv, SharedBuilder, path, run, skopeo};
+
+/// The manifest or index `image` points at, fetched with the registry's credentials.
+fn raw_manifest(env: &E2eEnv, image: &str) -> serde_json::Value {
+    let token = env.token_registry();
+    let out = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &token.skopeo_creds(),
+        &format!("docker://{image}"),
+    ])
+    .ok();
+    serde_json::from_str(&out.stdout).expect("a JSON manifest")
+}
+
+/// The platforms an index lists, attestation manifests left out.
+fn platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["platform"]["os"] != "unknown")
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_push_path_goes_through_token_auth() {
+    let Some(env) = E2eEnv::get() else { return };
+    let token = env.token_registry().clone();
+    let b = SharedBuilder::new(&env, "token-auth");
+    let scratch = env.scratch_dir("token-auth");
+    let config = token.docker_config(&scratch);
+    let ctx = env.scratch_dir("token-auth-ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo token > /t\n", env.busybox),
+    )
+    .expect("Dockerfile");
+
+    for tool in ["brix", "buildx"] {
+        // A two-platform push: the daemon pushes each platform, the index goes up last.
+        let image = token.image_ref(&format!("token-{tool}"), "1");
+        let r = run(b
+            .build(tool)
+            .env("DOCKER_CONFIG", &config)
+            .args([
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .args(["-t", &image, "--push"])
+            .arg(path(&ctx)));
+        assert!(r.success, "{tool} push through token auth:\n{}", r.stderr);
+        assert!(
+            !r.stderr.contains(&token.password),
+            "{tool} printed the password"
+        );
+        let index = raw_manifest(&env, &image);
+        assert_eq!(
+            platforms(&index),
+            ["linux/amd64", "linux/arm64"],
+            "{tool}: {index}"
+        );
+
+        // The same image combined under a new tag, and inspected, through the token flow.
+        let merged = token.image_ref(&format!("token-{tool}-merged"), "1");
+        let mut create = env.tool_in(tool, &b.store);
+        let r = run(create.env("DOCKER_CONFIG", &config).args([
+            "imagetools",
+            "create",
+            "-t",
+            &merged,
+            &image,
+        ]));
+        assert!(r.success, "{tool} imagetools create:\n{}", r.stderr);
+        let mut inspect = env.tool_in(tool, &b.store);
+        let r = run(inspect.env("DOCKER_CONFIG", &config).args([
+            "imagetools",
+            "inspect",
+            "--raw",
+            &merged,
+        ]));
+        assert!(r.success, "{tool} imagetools inspect:\n{}", r.stderr);
+        let listed: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+        assert_eq!(platforms(&listed), platforms(&index), "{tool}");
+
+        // A registry cache exported for both platforms, then imported by a fresh build.
+        let cache = token.image_ref(&format!("token-{tool}-cache"), "cache");
+        let r = run(b
+            .build(tool)
+            .env("DOCKER_CONFIG", &config)
+            .args([
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .args(["-o", "type=cacheonly"])
+            .arg(format!("--cache-to=type=registry,ref={cache},mode=max"))
+            .arg(path(&ctx)));
+        assert!(
+            r.success,
+            "{tool} cache export through token auth:\n{}",
+            r.stderr
+        );
+        let r = run(b
+            .build(tool)
+            .env("DOCKER_CONFIG", &config)
+            .args([
+                "--progress",
+                "plain",
+                "--no-cache",
+                "--platform",
+                "linux/amd64",
+            ])
+            .args(["-o", "type=cacheonly"])
+            .arg(format!("--cache-from=type=registry,ref={cache}"))
+            .arg(path(&ctx)));
+        assert!(
+            r.success,
+            "{tool} cache import through token auth:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("importing cache manifest from"),
+            "{tool} imported no cache:\n{}",
+            r.stderr
+        );
+    }
+
+    // Without credentials the push is refused, in one line.
+    let empty = scratch.join("no-credentials");
+    std::fs::create_dir_all(&empty).expect("empty docker config");
+    let image = token.image_ref("token-anonymous", "1");
+    let r = run(b
+        .build("brix")
+        .env("DOCKER_CONFIG", &empty)
+        .args(["--progress", "plain", "-t", &image, "--push"])
+        .arg(path(&ctx)));
+    let line = r.error_line();
+    assert!(
+        line.contains("401") || line.to_lowercase().contains("unauthorized"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_docker_driver_pushes_through_token_auth_on_both_engines() {
+    let Some(env) = E2eEnv::get() else { return };
+    let token = env.token_registry().clone();
+    let scratch = env.scratch_dir("token-docker");
+    let config = token.docker_config(&scratch);
+    let ctx = env.scratch_dir("token-docker-ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo docker-driver > /t\n", env.busybox),
+    )
+    .expect("Dockerfile");
+    for engine in env.engines() {
+        let store = env.scratch_dir("token-docker-store");
+        let image = token.image_ref(&format!("token-{}", engine.name), "1");
+        let r = run(Command::new(&env.brix_bin)
+            .env("BRIX_CONFIG", &store)
+            .env("DOCKER_HOST", &engine.host)
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("BRIX_BUILDER")
+            .env_remove("BUILDX_BUILDER")
+            .args(["build", "--builder", "default", "--progress", "plain"])
+            .args([
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                &image,
+                "--push",
+            ])
+            .arg(path(&ctx)));
+        assert!(
+            r.success,
+            "{}: docker driver push:\n{}",
+            engine.name, r.stderr
+        );
+        let index = raw_manifest(&env, &image);
+        assert_eq!(
+            platforms(&index),
+            ["linux/amd64", "linux/arm64"],
+            "{}: {index}",
+            engine.name
+        );
+    }
+}

@@ -366,6 +366,14 @@ impl TokenRegistry {
             .encode(format!("{}:{}", self.user, self.password));
         let json = serde_json::json!({ "auths": { self.host.clone(): { "auth": auth } } });
         std::fs::write(config.join("config.json"), json.to_string()).expect("config.json");
+        // The docker CLI looks for its plugins (real buildx) under DOCKER_CONFIG too.
+        let home = std::env::var("HOME").unwrap_or_default();
+        let buildx = std::path::Path::new(&home).join(".docker/cli-plugins/docker-buildx");
+        if buildx.exists() {
+            let plugins = config.join("cli-plugins");
+            std::fs::create_dir_all(&plugins).expect("cli-plugins");
+            let _ = std::os::unix::fs::symlink(&buildx, plugins.join("docker-buildx"));
+        }
         config
     }
 

@@ -227,3 +227,154 @@ fn the_docker_driver_pushes_through_token_auth_on_both_engines() {
         );
     }
 }
+
+/// Every place a secret could leak to: the password, its base64 form (the `auth` field and
+/// a Basic header), a token (a JWT starts `eyJ`) or an `Authorization` header.
+fn leaks(text: &str, password: &str, basic: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    if text.contains(password) {
+        found.push("the password");
+    }
+    if text.contains(basic) {
+        found.push("the base64 credentials");
+    }
+    if text.contains("eyJ") {
+        found.push("a token (eyJ…)");
+    }
+    if text.to_ascii_lowercase().contains("authorization:")
+        || text.to_ascii_lowercase().contains("\"authorization\"")
+    {
+        found.push("an Authorization header");
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_any_output_or_file() {
+    use base64::Engine as _;
+    let Some(env) = E2eEnv::get() else { return };
+    let token = env.token_registry().clone();
+    let b = SharedBuilder::new(&env, "token-leaks");
+    let scratch = env.scratch_dir("token-leaks");
+    let config = token.docker_config(&scratch);
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", token.user, token.password));
+    let ctx = env.scratch_dir("token-leaks-ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo leaks > /l\n", env.busybox),
+    )
+    .expect("Dockerfile");
+    let out = env.scratch_dir("token-leaks-out");
+    let mut problems = Vec::new();
+    for (label, extra) in [
+        ("RUST_LOG=trace", &["--progress", "plain"][..]),
+        ("--debug", &["--progress", "plain"][..]),
+        ("--progress rawjson", &["--progress", "rawjson"][..]),
+    ] {
+        let image = token.image_ref("token-leaks", "1");
+        let metadata = out.join(format!("metadata-{}.json", unique_suffix(label)));
+        let mut cmd = env.brix_in(&b.store);
+        cmd.env("DOCKER_CONFIG", &config);
+        if label == "RUST_LOG=trace" {
+            cmd.env("RUST_LOG", "trace");
+        }
+        if label == "--debug" {
+            cmd.arg("--debug");
+        }
+        let r = run(cmd
+            .args(["build", "--builder", &b.name])
+            .args(extra)
+            .args([
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-t",
+                &image,
+                "--push",
+            ])
+            .arg("--metadata-file")
+            .arg(&metadata)
+            .arg(format!(
+                "--cache-to=type=registry,ref={}",
+                token.image_ref("token-leaks-cache", "c")
+            ))
+            .arg(path(&ctx)));
+        assert!(r.success, "{label}: {}", r.stderr);
+        for (what, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            for leak in leaks(text, &token.password, &basic) {
+                problems.push(format!("{label}: {leak} in {what}"));
+            }
+        }
+        let meta = std::fs::read_to_string(&metadata).expect("metadata file");
+        for leak in leaks(&meta, &token.password, &basic) {
+            problems.push(format!("{label}: {leak} in the metadata file"));
+        }
+        // A failed push's error message names no secret either.
+        let mut bad = env.brix_in(&b.store);
+        let wrong = scratch.join("wrong-password");
+        std::fs::create_dir_all(&wrong).expect("folder");
+        let wrong_basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}-wrong", token.user, token.password));
+        std::fs::write(
+            wrong.join("config.json"),
+            serde_json::json!({ "auths": { token.host.clone(): { "auth": wrong_basic } } })
+                .to_string(),
+        )
+        .expect("config.json");
+        let r = run(bad
+            .env("DOCKER_CONFIG", &wrong)
+            .args(["build", "--builder", &b.name])
+            .args(extra)
+            .args(["-t", &image, "--push"])
+            .arg(path(&ctx)));
+        assert!(
+            !r.success,
+            "{label}: a push with a wrong password succeeded"
+        );
+        for leak in leaks(&r.stderr, &token.password, &wrong_basic) {
+            problems.push(format!("{label}: {leak} in a failed push's stderr"));
+        }
+    }
+    // Nothing brix keeps on disk (the builder store, its local state) holds one either.
+    for file in walk(&b.store) {
+        let Ok(text) = std::fs::read(&file) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        for leak in leaks(&text, &token.password, &basic) {
+            problems.push(format!("{leak} in {}", file.display()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "secrets leaked:\n{}",
+        problems.join("\n")
+    );
+}
+
+fn unique_suffix(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -92,11 +92,15 @@ fn main() -> ExitCode {
     };
     if cli.debug {
         DEBUG_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    // `-D` logs brix's debug lines; RUST_LOG, when set, chooses the levels itself (down to
+    // `trace` of every library).
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    if cli.debug || rust_log.is_some() {
+        let filter = rust_log.unwrap_or_else(|| "debug,h2=info,hyper=info".to_owned());
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "debug,h2=info,hyper=info",
-            ))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
     let command = match cli.builder {

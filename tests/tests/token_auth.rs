@@ -378,3 +378,147 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A password store of the test's own for `docker-credential-pass` (Debian's
+/// golang-docker-credential-helpers): a throwaway gpg key without a passphrase, `pass init`,
+/// and the registry's credentials stored through the helper itself. Returns the environment
+/// the helper needs (`GNUPGHOME`, `PASSWORD_STORE_DIR`).
+fn pass_store(
+    dir: &std::path::Path,
+    token: &brix_e2e::TokenRegistry,
+) -> Vec<(String, std::path::PathBuf)> {
+    use std::io::Write as _;
+    let gnupg = dir.join("gnupg");
+    let store = dir.join("password-store");
+    std::fs::create_dir_all(&gnupg).expect("gnupg");
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod gnupg");
+    let env = vec![
+        ("GNUPGHOME".to_owned(), gnupg.clone()),
+        ("PASSWORD_STORE_DIR".to_owned(), store),
+    ];
+    let with_env = |c: &mut Command| {
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+    };
+    let key = dir.join("key.conf");
+    std::fs::write(
+        &key,
+        "%no-protection\nKey-Type: RSA\nKey-Length: 2048\nName-Real: brix e2e\nName-Email: e2e@brix.invalid\nExpire-Date: 0\n%commit\n",
+    )
+    .expect("key.conf");
+    let mut gpg = Command::new("gpg");
+    with_env(&mut gpg);
+    run(gpg.args(["--batch", "--quiet", "--gen-key"]).arg(&key)).ok();
+    let mut init = Command::new("pass");
+    with_env(&mut init);
+    run(init.args(["init", "e2e@brix.invalid"])).ok();
+    let mut store_cmd = Command::new("docker-credential-pass");
+    with_env(&mut store_cmd);
+    let mut child = store_cmd
+        .arg("store")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker-credential-pass (golang-docker-credential-helpers)");
+    let secret = serde_json::json!({
+        "ServerURL": token.host, "Username": token.user, "Secret": token.password
+    });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(secret.to_string().as_bytes())
+        .expect("write");
+    assert!(
+        child.wait().expect("wait").success(),
+        "docker-credential-pass store failed"
+    );
+    env
+}
+
+#[test]
+fn credentials_from_a_credential_helper_and_an_identity_token() {
+    let Some(env) = E2eEnv::get() else { return };
+    let token = env.token_registry().clone();
+    let b = SharedBuilder::new(&env, "token-helper");
+    let scratch = env.scratch_dir("token-helper");
+    let helper_env = pass_store(&scratch, &token);
+    let ctx = env.scratch_dir("token-helper-ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo helper > /h\n", env.busybox),
+    )
+    .expect("Dockerfile");
+
+    // `credsStore` for every registry, then `credHelpers` for this one (over a wrong
+    // `auths` entry, which the helper wins over).
+    let wrong = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:wrong", token.user))
+    };
+    for (name, config_json) in [
+        ("credsStore", serde_json::json!({ "credsStore": "pass" })),
+        (
+            "credHelpers",
+            serde_json::json!({
+                "auths": { token.host.clone(): { "auth": wrong } },
+                "credHelpers": { token.host.clone(): "pass" },
+            }),
+        ),
+    ] {
+        let config = scratch.join(format!("config-{name}"));
+        std::fs::create_dir_all(&config).expect("config folder");
+        std::fs::write(config.join("config.json"), config_json.to_string()).expect("config.json");
+        let image = token.image_ref(&format!("token-{}", name.to_lowercase()), "1");
+        let mut build = b.build("brix");
+        for (k, v) in &helper_env {
+            build.env(k, v);
+        }
+        let r = run(build
+            .env("DOCKER_CONFIG", &config)
+            .args([
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .args(["-t", &image, "--push"])
+            .arg(path(&ctx)));
+        assert!(
+            r.success,
+            "{name}: push with the helper's credentials:\n{}",
+            r.stderr
+        );
+        assert_eq!(
+            platforms(&raw_manifest(&env, &image)),
+            ["linux/amd64", "linux/arm64"],
+            "{name}"
+        );
+        // Real buildx reads the same helper (its imagetools, which this server serves).
+        let plugins = config.join("cli-plugins");
+        std::fs::create_dir_all(&plugins).expect("cli-plugins");
+        let home = std::env::var("HOME").unwrap_or_default();
+        let _ = std::os::unix::fs::symlink(
+            std::path::Path::new(&home).join(".docker/cli-plugins/docker-buildx"),
+            plugins.join("docker-buildx"),
+        );
+        for tool in ["brix", "buildx"] {
+            let mut inspect = env.tool_in(tool, &b.store);
+            for (k, v) in &helper_env {
+                inspect.env(k, v);
+            }
+            let r = run(inspect.env("DOCKER_CONFIG", &config).args([
+                "imagetools",
+                "inspect",
+                "--raw",
+                &image,
+            ]));
+            assert!(
+                r.success,
+                "{name}: {tool} imagetools inspect:\n{}",
+                r.stderr
+            );
+        }
+    }
+}

@@ -15,7 +15,8 @@ use std::process::Command;
 /// xz-utils: copied into the BuildKit image, as the official one carries them; git,
 /// openssh-server: the `git-server` step's servers (its sshd runs on its own config, the
 /// package's service is never started); openssl: the certificates of dockerd 28's TLS
-/// listener.
+/// listener; golang-docker-credential-helpers, pass, gnupg: a real credential helper
+/// (`docker-credential-pass` over a throwaway gpg key) for the registry tests.
 const PACKAGES: &[&str] = &[
     "openssh-client",
     "openssh-server",
@@ -29,6 +30,9 @@ const PACKAGES: &[&str] = &[
     "socat",
     "tmux",
     "openssl",
+    "golang-docker-credential-helpers",
+    "pass",
+    "gnupg",
 ];
 
 /// Architectures the busybox base image is published for (Debian names).

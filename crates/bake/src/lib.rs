@@ -25,3 +25,18 @@ pub struct File {
     /// The file's contents.
     pub data: Vec<u8>,
 }
+
+pub mod model;
+pub mod overrides;
+pub mod print;
+#[cfg(test)]
+mod testutil;
+pub mod api;
+pub mod compose;
+pub mod lookup;
+pub mod resolve;
+
+pub use api::{
+    BakeError, Definition, ReadOptions, list, parse_files, print, read_targets, resolve_targets,
+};
+pub use resolve::Resolved;

@@ -51,7 +51,8 @@ pub struct VariableInfo {
     pub name: String,
     /// Its `description`, if any.
     pub description: Option<String>,
-    /// Its declared `type`, as written (`list(string)`), if any.
+    /// Its declared `type` as buildx lists it (cty's name for the constraint: `list of
+    /// string`, `any type`), if any.
     pub type_expr: Option<String>,
     /// Its default value, if any.
     pub default: Option<Value>,

@@ -521,4 +521,50 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
             );
         }
     }
+
+    // An identity token (an OAuth2 refresh token, what `docker login` keeps for registries
+    // that hand one out): brix trades it for access tokens.
+    let refresh = {
+        let out = run(Command::new("curl").args([
+            "-sf",
+            "-u",
+            &token.skopeo_creds(),
+            "http://127.0.0.1:5002/token/?service=brix-e2e-registry&offline_token=true&client_id=e2e&scope=repository:brix/probe:pull",
+        ]))
+        .ok();
+        let answer: serde_json::Value = serde_json::from_str(&out.stdout).expect("token JSON");
+        answer["refresh_token"]
+            .as_str()
+            .expect("the token server hands out a refresh token")
+            .to_owned()
+    };
+    let config = scratch.join("config-identitytoken");
+    std::fs::create_dir_all(&config).expect("config folder");
+    std::fs::write(
+        config.join("config.json"),
+        serde_json::json!({ "auths": { token.host.clone(): { "identitytoken": refresh } } })
+            .to_string(),
+    )
+    .expect("config.json");
+    let image = token.image_ref("token-identitytoken", "1");
+    let r = run(b
+        .build("brix")
+        .env("DOCKER_CONFIG", &config)
+        .args([
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ])
+        .args(["-t", &image, "--push"])
+        .arg(path(&ctx)));
+    assert!(r.success, "push with an identity token:\n{}", r.stderr);
+    assert!(
+        !r.stderr.contains(&refresh),
+        "the identity token was printed"
+    );
+    assert_eq!(
+        platforms(&raw_manifest(&env, &image)),
+        ["linux/amd64", "linux/arm64"]
+    );
 }

@@ -55,7 +55,11 @@ impl Value {
 /// as `+Inf` / `-Inf`.
 pub fn number_to_string(n: f64) -> String {
     if n.is_infinite() {
-        return if n > 0.0 { "+Inf".to_string() } else { "-Inf".to_string() };
+        return if n > 0.0 {
+            "+Inf".to_string()
+        } else {
+            "-Inf".to_string()
+        };
     }
     if n == 0.0 && n.is_sign_negative() {
         return "-0".to_string();
@@ -86,7 +90,11 @@ pub fn denoise(n: f64) -> f64 {
         return n;
     };
     let ulp = (n.abs().next_up() - n.abs()).abs();
-    if (rounded - n).abs() <= 2.0 * ulp { rounded } else { n }
+    if (rounded - n).abs() <= 2.0 * ulp {
+        rounded
+    } else {
+        n
+    }
 }
 
 #[cfg(test)]

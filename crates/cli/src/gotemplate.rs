@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::tabwriter;
+use brix_build::go::json_string;
 
 /// Why a template could not be parsed or executed, worded as Go's `text/template` words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,27 +436,6 @@ fn is_empty(d: &Data) -> bool {
         Data::Map(m) => m.is_empty(),
         Data::Struct(_) | Data::Unavailable(_) => false,
     }
-}
-
-/// A JSON string as Go's `encoding/json` writes it (`<`, `>`, `&` escaped with `escape_html`).
-pub(crate) fn json_string(out: &mut String, s: &str, escape_html: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `strconv.Quote`.

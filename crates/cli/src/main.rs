@@ -32,6 +32,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build from a file (docker-bake.hcl, docker-bake.json, compose.yaml).
+    Bake(commands::bake::BakeArgs),
     /// Show or manage QEMU emulators (binfmt_misc) for foreign architectures.
     Binfmt(commands::binfmt::BinfmtArgs),
     /// Build images from a Dockerfile, one solve per platform.
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         None => cli.command,
     };
     let result = match command {
+        Command::Bake(args) => commands::bake::run(args),
         Command::Binfmt(args) => commands::binfmt::run(args),
         Command::Build(args) => commands::build::run(args),
         Command::Version(args) => commands::version::run(args),
@@ -189,6 +192,10 @@ fn with_builder(command: Command, builder: String) -> Command {
         Command::Build(mut a) => {
             a.builder.get_or_insert(builder);
             Command::Build(a)
+        }
+        Command::Bake(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::Bake(a)
         }
         Command::Du(mut a) => {
             a.builder.get_or_insert(builder);

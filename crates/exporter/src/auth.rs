@@ -29,6 +29,10 @@ pub enum Credentials {
     },
     /// A registry bearer token used as is (`registrytoken` in the config).
     Bearer(String),
+    /// An identity token (`identitytoken`: an OAuth2 refresh token `docker login` keeps for
+    /// registries that hand one out), traded at the registry's token server for access tokens
+    /// per repository.
+    IdentityToken(String),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             Credentials::Bearer(_) => write!(f, "Bearer(***)"),
+            Credentials::IdentityToken(_) => write!(f, "IdentityToken(***)"),
         }
     }
 }
@@ -156,11 +161,9 @@ impl DockerConfig {
             return Ok(Some(Credentials::Bearer(entry.registrytoken.clone())));
         }
         if !entry.identitytoken.is_empty() {
-            // An identity token is an OAuth refresh token; the token flow we use cannot
-            // redeem it, so say so instead of sending it as a password.
-            tracing::warn!(registry, config = %self.path.display(),
-                "identity tokens are not supported; continuing without credentials");
-            return Ok(None);
+            return Ok(Some(Credentials::IdentityToken(
+                entry.identitytoken.clone(),
+            )));
         }
         if !entry.auth.is_empty() {
             let decoded = base64::engine::general_purpose::STANDARD
@@ -353,7 +356,10 @@ mod tests {
             c.credentials_for("r.example").unwrap(),
             Some(Credentials::Bearer("tok".into()))
         );
-        assert_eq!(c.credentials_for("i.example").unwrap(), None);
+        assert_eq!(
+            c.credentials_for("i.example").unwrap(),
+            Some(Credentials::IdentityToken("x".into()))
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod descriptor;
 pub mod docker_archive;
 pub mod engine_image;
 mod error;
+mod identity_token;
 pub mod index;
 pub mod layout;
 mod reference;

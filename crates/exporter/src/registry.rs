@@ -268,8 +268,22 @@ impl Registry {
     }
 
     async fn client(&self, registry: &str) -> Result<oci_client::Client> {
+        self.client_for(registry, None).await
+    }
+
+    /// The client for `repository` on `registry`: the registry's, or with an identity token
+    /// one per repository, holding the access token traded for it.
+    async fn client_for(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<oci_client::Client> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(registry) {
+            return Ok(client.clone());
+        }
+        let repository_key = repository.map(|r| format!("{registry}/{r}"));
+        if let Some(client) = repository_key.as_ref().and_then(|k| clients.get(k)) {
             return Ok(client.clone());
         }
         let plain_http = self.uses_plain_http(registry);
@@ -306,11 +320,32 @@ impl Registry {
             operation: "looking up credentials".into(),
             reason: e.to_string(),
         })??;
+        let mut key = registry.to_owned();
         let auth = match credentials {
             Some(Credentials::Basic { username, password }) => {
                 Some(RegistryAuth::Basic(username, password))
             }
             Some(Credentials::Bearer(token)) => Some(RegistryAuth::Bearer(token)),
+            Some(Credentials::IdentityToken(refresh)) => {
+                let (Some(repository), Some(repository_key)) = (repository, repository_key) else {
+                    // Set-up ahead of a push: the repository's client is made when it is used.
+                    return Ok(client);
+                };
+                key = repository_key;
+                let access =
+                    crate::identity_token::redeem(plain_http, registry, repository, &refresh)
+                        .await
+                        .map_err(|reason| {
+                            Error::Registry {
+                    registry: registry.to_owned(),
+                    operation:
+                        "trading the identity token from the Docker config for an access token"
+                            .into(),
+                    reason,
+                }
+                        })?;
+                Some(RegistryAuth::Bearer(access))
+            }
             // Without credentials, a loopback registry is used as is (no token round trip per
             // request); anywhere else an anonymous bearer token may still be needed.
             None if plain_http => None,
@@ -323,7 +358,7 @@ impl Registry {
                 .store_auth_if_needed(resolved.resolve_registry(), &auth)
                 .await;
         }
-        clients.insert(registry.to_owned(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -373,7 +408,9 @@ impl Registry {
     /// Fetches a manifest or index (by tag or digest) as the registry serves it, checking the
     /// digest when the reference has one.
     pub async fn fetch_manifest(&self, reference: &ImageReference) -> Result<FetchedManifest> {
-        let client = self.client(reference.registry()).await?;
+        let client = self
+            .client_for(reference.registry(), Some(reference.repository()))
+            .await?;
         let what = || reference.to_string();
         let (bytes, digest) = self
             .retry(reference.registry(), &what, || {
@@ -412,7 +449,9 @@ impl Registry {
         digest: &str,
     ) -> Result<Vec<u8>> {
         validate_digest(digest)?;
-        let client = self.client(reference.registry()).await?;
+        let client = self
+            .client_for(reference.registry(), Some(reference.repository()))
+            .await?;
         let what = || format!("fetching blob {digest} from {}", reference.name());
         let bytes = self
             .retry(reference.registry(), &what, || async {
@@ -517,7 +556,7 @@ impl Registry {
             });
         }
         let registry = target.registry();
-        let client = self.client(registry).await?;
+        let client = self.client_for(registry, Some(target.repository())).await?;
         let what = || format!("checking blob {digest} in {}", target.name());
         if !self
             .retry(registry, &what, || client.blob_exists(&target.0, digest))
@@ -541,7 +580,9 @@ impl Registry {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<()> {
-        let client = self.client(target.registry()).await?;
+        let client = self
+            .client_for(target.registry(), Some(target.repository()))
+            .await?;
         let content_type = http_header_value(media_type)?;
         let what = || format!("pushing manifest {target}");
         self.retry(target.registry(), &what, || {
@@ -698,7 +739,7 @@ impl Registry {
     ) -> Result<BlobOutcome> {
         validate_digest(&blob.digest)?;
         let registry = target.registry();
-        let client = self.client(registry).await?;
+        let client = self.client_for(registry, Some(target.repository())).await?;
         let digest = blob.digest.as_str();
 
         let what = || format!("checking blob {digest} in {}", target.name());
@@ -752,7 +793,9 @@ impl Registry {
                 .await?;
             }
             BlobSource::Registry(from) => {
-                let from_client = self.client(from.registry()).await?;
+                let from_client = self
+                    .client_for(from.registry(), Some(from.repository()))
+                    .await?;
                 self.retry(registry, &what, || {
                     let client = client.clone();
                     let from_client = from_client.clone();

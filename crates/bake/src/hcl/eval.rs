@@ -527,14 +527,14 @@ impl Evaluator<'_> {
             BinaryOp::GreaterOrEqual => Value::Bool(a >= b),
             BinaryOp::Less => Value::Bool(a < b),
             BinaryOp::LessOrEqual => Value::Bool(a <= b),
-            BinaryOp::Add => Value::Number(a + b),
-            BinaryOp::Subtract => Value::Number(a - b),
-            BinaryOp::Multiply => Value::Number(a * b),
+            BinaryOp::Add => Value::Number(crate::value::denoise(a + b)),
+            BinaryOp::Subtract => Value::Number(crate::value::denoise(a - b)),
+            BinaryOp::Multiply => Value::Number(crate::value::denoise(a * b)),
             BinaryOp::Divide => {
                 if a == 0.0 && b == 0.0 || a.is_infinite() && b.is_infinite() {
                     return failed("can't divide zero by zero or infinity by infinity");
                 }
-                Value::Number(a / b)
+                Value::Number(crate::value::denoise(a / b))
             }
             // cty: the remainder of a truncated division; a zero divisor gives the dividend.
             BinaryOp::Modulo => {
@@ -543,7 +543,7 @@ impl Evaluator<'_> {
                 } else if a.is_infinite() || b.is_infinite() {
                     Value::Number(a * b)
                 } else {
-                    Value::Number(a - (a / b).trunc() * b)
+                    Value::Number(crate::value::denoise(a - (a / b).trunc() * b))
                 }
             }
         })

@@ -1562,7 +1562,7 @@ fn decoding_errors_match_buildx() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "c.hcl:3,16-17: Unsuitable value type; Unsuitable value: string required, but have tuple"
+        "c.hcl:3,16-17: Unsuitable value type; Unsuitable value: string required"
     );
     assert_eq!(
         e.snippet().unwrap(),
@@ -1575,12 +1575,12 @@ fn decoding_errors_match_buildx() {
     );
     assert_eq!(
         e,
-        "e.hcl:3,11-12: Unsuitable value type; Unsuitable value: list of string required, but have string"
+        "e.hcl:3,11-12: Unsuitable value type; Unsuitable value: list of string required"
     );
     let e = parse_err("g.hcl", "target \"t\" {\n  output = \"x\"\n}\n", &[]);
     assert_eq!(
         e,
-        "g.hcl:2,13-14: Unsuitable value type; Unsuitable value: list of map of string required, but have string"
+        "g.hcl:2,13-14: Unsuitable value type; Unsuitable value: list of map of string required"
     );
     let e = parse_err(
         "d.hcl",
@@ -1589,7 +1589,7 @@ fn decoding_errors_match_buildx() {
     );
     assert_eq!(
         e,
-        "d.hcl:3,11-12: Unsuitable value type; Unsuitable value: list of string required, but have string, and 1 other diagnostic(s)"
+        "d.hcl:3,11-12: Unsuitable value type; Unsuitable value: list of string required, and 1 other diagnostic(s)"
     );
 }
 

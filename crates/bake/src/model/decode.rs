@@ -543,7 +543,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"description": ["a"]}),
-                "string required, but have tuple",
+                "string required",
             ),
             (
                 serde_json::json!({"tags": ["a", null]}),
@@ -551,7 +551,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"tags": "a"}),
-                "list of string required, but have string",
+                "list of string required",
             ),
             (
                 serde_json::json!({"tags": {"a": 1}}),
@@ -559,11 +559,11 @@ mod tests {
             ),
             (
                 serde_json::json!({"tags": ["a", ["b"]]}),
-                "element 1: string required, but have tuple",
+                "element 1: string required",
             ),
             (
                 serde_json::json!({"args": {"a": [1]}}),
-                "element \"a\": string required, but have tuple",
+                "element \"a\": string required",
             ),
             (serde_json::json!({"args": ["a"]}), "map of string required"),
             (serde_json::json!({"pull": "yes"}), "a bool is required"),
@@ -573,7 +573,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"pull": 1}),
-                "bool required, but have number",
+                "bool required",
             ),
             (
                 serde_json::json!({"contexts": {"a": null}}),
@@ -581,7 +581,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"cache-from": 3}),
-                "list of map of string required, but have number",
+                "list of map of string required",
             ),
             (
                 serde_json::json!({"cache-from": [{"ref": "x"}]}),
@@ -589,7 +589,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"cache-from": [1]}),
-                "map of string required, but have number",
+                "map of string required",
             ),
             (
                 serde_json::json!({"cache-from": [["x"]]}),
@@ -601,7 +601,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"output": "x"}),
-                "list of map of string required, but have string",
+                "list of map of string required",
             ),
             (
                 serde_json::json!({"output": [{"dest": "x"}]}),
@@ -609,7 +609,7 @@ mod tests {
             ),
             (
                 serde_json::json!({"secret": "x"}),
-                "list of object required, but have string",
+                "list of object required",
             ),
             (
                 serde_json::json!({"secret": ["id=a,foo=b"]}),

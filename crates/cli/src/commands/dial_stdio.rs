@@ -12,9 +12,9 @@ use brix_driver::Store;
 use brix_driver::builder::{driver_for, resolve};
 use tokio::io::AsyncWriteExt;
 
-use super::build::nodes;
 use super::node_status::runtime;
 use crate::progress::printer::{Printer, ProgressMode};
+use brix_build::nodes;
 
 /// Arguments of `brix dial-stdio`.
 #[derive(Debug, clap::Args)]

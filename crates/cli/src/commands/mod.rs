@@ -1,5 +1,6 @@
 //! One module per `brix` subcommand (or group of subcommands).
 
+pub mod bake;
 pub mod binfmt;
 pub mod build;
 pub mod config;

@@ -356,22 +356,6 @@ impl Printer {
         }
     }
 
-    /// The build's warnings so far, each once (several platforms' solves report the same
-    /// warning), in the order they came.
-    pub fn warnings(&self) -> Vec<BuildWarning> {
-        let st = self.lock();
-        let mut out: Vec<BuildWarning> = Vec::new();
-        for (_, w) in &st.warnings {
-            let seen = out
-                .iter()
-                .any(|o| o.short == w.short && o.detail == w.detail && o.ranges == w.ranges);
-            if !seen {
-                out.push(w.clone());
-            }
-        }
-        out
-    }
-
     /// The last log lines of the step with `digest` in solve `solve` (for error reports),
     /// with its display name.
     pub fn step_report(&self, solve: usize, digest: &str) -> Option<(String, Vec<String>)> {
@@ -1077,6 +1061,36 @@ impl BootstrapSink for ClientStep {
             }
             BootstrapEvent::Log { line } => self.log(&line),
         }
+    }
+}
+
+/// The build engine reports to the display: solves' events, client steps and warnings.
+impl brix_build::ProgressSink for Printer {
+    fn solve_events(&self, solve: usize, prefix: Option<&str>, events: Vec<ProgressEvent>) {
+        Printer::solve_events(self, solve, prefix, events);
+    }
+
+    fn client_step(&self, name: &str) -> Box<dyn brix_build::StepProgress> {
+        Box::new(Printer::client_step(self, name))
+    }
+
+    fn warning(&self, message: &str) {
+        // As buildx prints them, in place (not in the warnings summary).
+        eprintln!("WARNING: {message}");
+    }
+}
+
+impl brix_build::StepProgress for ClientStep {
+    fn status(&self, id: &str, done: bool) {
+        ClientStep::status(self, id, done);
+    }
+
+    fn log(&self, line: &str) {
+        ClientStep::log(self, line);
+    }
+
+    fn done(&self, error: Option<String>) {
+        ClientStep::done(self, error);
     }
 }
 

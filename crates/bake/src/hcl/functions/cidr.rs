@@ -584,6 +584,19 @@ mod tests {
             ok("cidrsubnet", vec![s("10.0.0.0/8"), n(-1.0), n(0.0)]),
             s("10.0.0.0/7")
         );
+        // negative network numbers as buildx computes them (big.Int two's complement)
+        assert_eq!(
+            ok("cidrsubnet", vec![s("10.0.0.0/8"), n(4.0), n(-1.0)]),
+            s("0.16.0.0/12")
+        );
+        assert_eq!(
+            ok("cidrsubnet", vec![s("fd00::/64"), n(8.0), n(-1.0)]),
+            s("::100:0:0:0/72")
+        );
+        assert_eq!(
+            ok("cidrhost", vec![s("::/0"), n(-1.0)]),
+            s("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+        );
         assert_eq!(
             fails("cidrsubnet", vec![s("10.0.0.0/8"), n(25.0), n(2.0)]),
             call(

@@ -225,15 +225,34 @@ pub(super) fn lookup(args: &[Value]) -> Outcome {
 /// `merge(maps...)`: later keys win; nulls are skipped.
 pub(super) fn merge(args: &[Value]) -> Outcome {
     let mut merged = BTreeMap::new();
+    // cty checks the arguments' types in order but stops at a null (it has no type);
+    // a wrong argument after it then fails while being iterated
     for value in args {
         match value {
-            Value::Null => {}
-            Value::Object(attributes) => merged.extend(attributes.clone()),
+            Value::Null => break,
+            Value::Object(_) => {}
             other => {
                 return Err(Failure::call(format!(
                     "arguments must be maps or objects, got {}",
                     go_quote(&friendly(other))
                 )));
+            }
+        }
+    }
+    for value in args {
+        match value {
+            Value::Null => {}
+            Value::Object(attributes) => merged.extend(attributes.clone()),
+            Value::List(items) | Value::Set(items) if !items.is_empty() => {
+                return Err(Failure::call(
+                    "panic in function implementation: not a string",
+                ));
+            }
+            Value::List(_) | Value::Set(_) => {}
+            _ => {
+                return Err(Failure::call(
+                    "panic in function implementation: attempt to iterate on non-collection, non-tuple type",
+                ));
             }
         }
     }

@@ -247,12 +247,12 @@ fn go_parse_rfc3339(text: &str) -> Result<(), GoParseError> {
     if value.len() < 4 {
         return Err(err("2006", value, ""));
     }
-    let year_text = std::str::from_utf8(&value[..4]).unwrap_or("");
-    let year_digits = year_text.strip_prefix(['-', '+']).unwrap_or(year_text);
-    if year_digits.is_empty() || !year_digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !value[..4].iter().all(u8::is_ascii_digit) {
         return Err(err("2006", value, ""));
     }
-    let year: i64 = year_text.parse().unwrap_or(0);
+    let year = value[..4]
+        .iter()
+        .fold(0i64, |y, d| y * 10 + i64::from(d - b'0'));
     value = &value[4..];
     if !skip(&mut value, b'-') {
         return Err(err("-", value, ""));
@@ -317,21 +317,22 @@ fn go_parse_rfc3339(text: &str) -> Result<(), GoParseError> {
         if value.len() < 6 || value[3] != b':' {
             return Err(err("Z07:00", hold, ""));
         }
-        let (Some((hours, _)), Some((minutes, _))) =
-            (getnum(&value[1..3], true), getnum(&value[4..6], true))
-        else {
-            return Err(err("Z07:00", hold, ""));
-        };
+        // Go parses the hour and minute, notes range errors (which win), then fails
+        let hours = getnum(&value[1..3], true);
+        let minutes = hours.and_then(|_| getnum(&value[4..6], true));
         let after = &value[6..];
-        if hours > 24 {
+        if hours.is_some_and(|(h, _)| h > 24) {
             return Err(err("Z07:00", after, ": time zone offset hour out of range"));
         }
-        if minutes > 60 {
+        if minutes.is_some_and(|(m, _)| m > 60) {
             return Err(err(
                 "Z07:00",
                 after,
                 ": time zone offset minute out of range",
             ));
+        }
+        if minutes.is_none() {
+            return Err(err("Z07:00", hold, ""));
         }
         if value[0] != b'+' && value[0] != b'-' {
             return Err(err("Z07:00", hold, ""));

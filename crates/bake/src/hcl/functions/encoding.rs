@@ -59,11 +59,13 @@ impl CsvReader<'_> {
     fn read(&mut self) -> Option<Result<Vec<String>, CsvError>> {
         let mut line = loop {
             let line = self.read_line()?;
-            if line != b"\n" {
+            if !line.is_empty() && line != b"\n" {
                 break line;
             }
         };
         let record_line = self.line;
+        // Go's position line: advanced only by continuation lines with data
+        let mut position_line = self.line;
         let mut fields: Vec<Vec<u8>> = Vec::new();
         let mut at = 0usize;
         'fields: loop {
@@ -120,10 +122,13 @@ impl CsvReader<'_> {
                 } else if !rest.is_empty() {
                     field.extend_from_slice(rest);
                     line = self.read_line().unwrap_or_default();
+                    if !line.is_empty() {
+                        position_line = self.line;
+                    }
                     at = 0;
                 } else {
                     return Some(Err(CsvError {
-                        line: self.line,
+                        line: position_line,
                         message: QUOTE,
                     }));
                 }
@@ -266,6 +271,15 @@ mod tests {
             rows(&[&[("a", "q\"x")]])
         );
         assert_eq!(ok("csvdecode", vec![s("a,b")]), list(vec![]));
+        // a final lone \r is dropped, leaving an empty line that is skipped
+        assert_eq!(
+            ok("csvdecode", vec![s("h\n\n\nv\n\r")]),
+            rows(&[&[("h", "v")]])
+        );
+        assert_eq!(
+            ok("csvdecode", vec![s("a,b\n1,2\n\r3,\n\r")]),
+            rows(&[&[("a", "1"), ("b", "2")], &[("a", "\r3"), ("b", "")]])
+        );
     }
 
     #[test]

@@ -626,7 +626,7 @@ mod tests {
         let call = |m: &str| format!("Call to function \"format\" failed: {m}.");
         assert_eq!(
             fmt_err("%s", vec![list(vec![n(1.0)])]),
-            call("unsupported value for \"%s\" at 0: string required, but have tuple")
+            call("unsupported value for \"%s\" at 0: string required")
         );
         assert_eq!(
             fmt_err("%d", vec![n(1.5)]),
@@ -670,7 +670,7 @@ mod tests {
         );
         assert_eq!(
             fmt_err("%t", vec![n(1.0)]),
-            call("unsupported value for \"%t\" at 0: bool required, but have number")
+            call("unsupported value for \"%t\" at 0: bool required")
         );
         assert_eq!(
             fmt_err("%c", vec![]),

@@ -132,17 +132,18 @@ pub(super) fn int(args: &[Value]) -> Outcome {
             "panic in function implementation: runtime error: invalid memory address or nil pointer dereference",
         ));
     }
-    Ok(Value::Number(n.trunc()))
+    // + 0.0: big.Int has no negative zero
+    Ok(Value::Number(n.trunc() + 0.0))
 }
 
 /// `ceil(num)`.
 pub(super) fn ceil(args: &[Value]) -> Outcome {
-    Ok(Value::Number(number_arg(args, 0)?.ceil()))
+    Ok(Value::Number(number_arg(args, 0)?.ceil() + 0.0))
 }
 
 /// `floor(num)`.
 pub(super) fn floor(args: &[Value]) -> Outcome {
-    Ok(Value::Number(number_arg(args, 0)?.floor()))
+    Ok(Value::Number(number_arg(args, 0)?.floor() + 0.0))
 }
 
 /// A float64 result as cty makes a number of it: NaN makes `big.Float` panic, which HCL
@@ -233,6 +234,32 @@ pub(super) fn parse_int(args: &[Value]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{b, fails, n, ok, s};
+    use crate::value::{Value, number_to_string};
+
+    #[test]
+    fn decimal_arithmetic_reads_as_cty_prints_it() {
+        // cty's 512-bit numbers have no f64 rounding noise
+        assert_eq!(ok("add", vec![n(0.1), n(0.2)]), n(0.3));
+        assert_eq!(ok("multiply", vec![n(0.1), n(3.0)]), n(0.3));
+        assert_eq!(ok("add", vec![n(0.1), n(0.7)]), n(0.8));
+        let Value::Number(third) = ok("divide", vec![n(1.0), n(3.0)]) else {
+            panic!("not a number")
+        };
+        assert_eq!(number_to_string(third), "0.3333333333333333");
+        let Value::Number(zero) = ok("multiply", vec![n(0.0), n(-1.0)]) else {
+            panic!("not a number")
+        };
+        assert_eq!(number_to_string(zero), "-0");
+        let nan = "panic in function implementation: Float.SetFloat64(NaN)";
+        assert_eq!(
+            fails("pow", vec![n(-1.0), n(1.5)]),
+            format!("Call to function \"pow\" failed: {nan}.")
+        );
+        assert_eq!(
+            fails("log", vec![n(-1.0), n(2.0)]),
+            format!("Call to function \"log\" failed: {nan}.")
+        );
+    }
 
     #[test]
     fn arithmetic_matches_cty() {
@@ -252,7 +279,7 @@ mod tests {
         assert_eq!(ok("negate", vec![n(2.0)]), n(-2.0));
         assert_eq!(ok("add", vec![s("1"), n(2.0)]), n(3.0));
         assert_eq!(
-            fails("add", vec![n(1.0), super::Value::Null]),
+            fails("add", vec![n(1.0), Value::Null]),
             "Invalid value for \"b\" parameter: argument must not be null."
         );
     }
@@ -271,7 +298,7 @@ mod tests {
             "Call to function \"min\" failed: must pass at least one number."
         );
         assert_eq!(
-            fails("min", vec![super::Value::Null]),
+            fails("min", vec![Value::Null]),
             "Invalid value for \"numbers\" parameter: argument must not be null."
         );
     }
@@ -281,6 +308,10 @@ mod tests {
         assert_eq!(ok("int", vec![n(-3.7)]), n(-3.0));
         assert_eq!(ok("int", vec![n(3.7)]), n(3.0));
         assert_eq!(ok("ceil", vec![n(1.2)]), n(2.0));
+        let Value::Number(zero) = ok("ceil", vec![n(-0.5)]) else {
+            panic!("not a number")
+        };
+        assert!(zero.is_sign_positive());
         assert_eq!(ok("floor", vec![n(-1.2)]), n(-2.0));
         assert_eq!(ok("ceil", vec![n(f64::INFINITY)]), n(f64::INFINITY));
         assert_eq!(ok("log", vec![n(8.0), n(2.0)]), n(3.0));

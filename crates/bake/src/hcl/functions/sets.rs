@@ -218,7 +218,7 @@ mod tests {
         );
         assert_eq!(
             fails("setunion", vec![s("a"), strs(&["a"])]),
-            "Invalid value for \"first_set\" parameter: set of dynamic required, but have string."
+            "Invalid value for \"first_set\" parameter: set of any single type required."
         );
     }
 

@@ -17,9 +17,10 @@ use brix_exporter::{Descriptor, ImageReference, Registry};
 use brix_solver_client::session::{LocalContentStore, Session};
 use brix_solver_client::solve::{CacheOption, SolveSpec};
 
-use super::nodes::BuildNode;
-use super::{BuildFailure, Solved};
-use crate::progress::printer::Printer;
+use crate::ProgressSink;
+use crate::engine::Solved;
+use crate::error::Failure;
+use crate::nodes::BuildNode;
 
 /// The exporter response key holding the exported cache manifest's descriptor (JSON).
 const CACHE_MANIFEST: &str = "cache.manifest";
@@ -104,15 +105,18 @@ impl CacheEntry {
     pub fn ignores_errors(&self) -> bool {
         self.attrs
             .get("ignore-error")
-            .and_then(|v| super::parse_go_bool(v))
+            .and_then(|v| crate::go::parse_bool(v))
             .unwrap_or(false)
     }
 }
 
 /// Resolves each `local` import's tag to a digest from the folder's `index.json`, as
 /// BuildKit's client does: a folder or index that cannot be read is skipped with a warning
-/// (the build runs without that cache, and says so); a tag the index lacks is an error.
-pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<CacheEntry>> {
+/// (the build runs without that cache, and `warn` says so); a tag the index lacks is an error.
+pub fn resolve_local_imports(
+    entries: Vec<CacheEntry>,
+    warn: &dyn Fn(&str),
+) -> anyhow::Result<Vec<CacheEntry>> {
     let mut out = Vec::new();
     for mut entry in entries {
         if let Some(src) = entry.local_dir(false)
@@ -120,10 +124,10 @@ pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<Cac
         {
             let unreadable = unreadable_index(&src);
             if let Some(why) = unreadable {
-                eprintln!(
-                    "WARNING: local cache import at {} not found due to err: {why}",
+                warn(&format!(
+                    "local cache import at {} not found due to err: {why}",
                     src.display()
-                );
+                ));
                 continue;
             }
             match brix_exporter::cache::read_tag(&src, entry.local_tag()) {
@@ -134,10 +138,10 @@ pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<Cac
                     "failed to build: local cache importer requires either explicit digest, \"latest\" tag or custom tag on index.json"
                 ),
                 Err(e) => {
-                    eprintln!(
-                        "WARNING: local cache import at {} not found due to err: {e}",
+                    warn(&format!(
+                        "local cache import at {} not found due to err: {e}",
                         src.display()
-                    );
+                    ));
                     continue;
                 }
             }
@@ -149,7 +153,7 @@ pub fn resolve_local_imports(entries: Vec<CacheEntry>) -> anyhow::Result<Vec<Cac
 
 /// Why BuildKit's client (`ociindex.Read`) cannot read the `index.json` of the layout `dir`,
 /// in its words, or `None` when the file is there.
-pub(super) fn unreadable_index(dir: &std::path::Path) -> Option<String> {
+pub(crate) fn unreadable_index(dir: &std::path::Path) -> Option<String> {
     let (verb, file) = if !dir.is_dir() {
         ("lock", dir.join("index.json.lock"))
     } else if !dir.join("index.json").is_file() {
@@ -269,8 +273,8 @@ pub async fn finish_exports(
     exports: &[CacheEntry],
     solved: &[Solved],
     registry: &Registry,
-    printer: &Printer,
-) -> Result<(), BuildFailure> {
+    progress: &dyn ProgressSink,
+) -> Result<(), Failure> {
     let Some(last) = exports.iter().rfind(|e| e.is_content_export()) else {
         return Ok(());
     };
@@ -296,18 +300,18 @@ pub async fn finish_exports(
         .partition(|e| e.shape() == last.shape());
     if !other.is_empty() && solved.len() > 1 {
         let names: Vec<String> = other.iter().map(|e| e.target()).collect();
-        eprintln!(
-            "WARNING: BuildKit reports one cache manifest per solve, that of the last --cache-to: {} (written with other settings) keeps one platform's records; give every registry and local cache the same mode and media types",
+        progress.warning(&format!(
+            "BuildKit reports one cache manifest per solve, that of the last --cache-to: {} (written with other settings) keeps one platform's records; give every registry and local cache the same mode and media types",
             names.join(", ")
-        );
+        ));
     }
     for entry in same {
-        let merged = match merge(entry, &manifests, registry, printer).await {
+        let merged = match merge(entry, &manifests, registry, progress).await {
             Ok(desc) => desc,
             Err(e) if entry.ignores_errors() => {
-                eprintln!(
-                    "WARNING: failed to merge the platforms' caches (ignore-error=true): {e:#}"
-                );
+                progress.warning(&format!(
+                    "failed to merge the platforms' caches (ignore-error=true): {e:#}"
+                ));
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -329,13 +333,13 @@ async fn merge(
     entry: &CacheEntry,
     manifests: &[Descriptor],
     registry: &Registry,
-    printer: &Printer,
+    progress: &dyn ProgressSink,
 ) -> anyhow::Result<Descriptor> {
     if manifests.len() == 1 {
         return Ok(manifests[0].clone());
     }
     let target = entry.target();
-    let step = printer.client_step(format!(
+    let step = progress.client_step(&format!(
         "merging the cache of {} platforms into {target} (brix; buildx keeps the last platform's)",
         manifests.len()
     ));
@@ -462,7 +466,7 @@ fn check(entry: &CacheEntry, direction: Direction) -> anyhow::Result<()> {
         _ => {}
     }
     if direction == Direction::Export && matches!(entry.kind.as_str(), "registry" | "local") {
-        let flag = |key: &str| entry.attrs.get(key).and_then(|v| super::parse_go_bool(v));
+        let flag = |key: &str| entry.attrs.get(key).and_then(|v| crate::go::parse_bool(v));
         if flag("image-manifest") == Some(true) && flag("oci-mediatypes") == Some(false) {
             bail!(
                 "failed to build: failed to solve: invalid configuration for remote cache, OCI mediatypes are required for image-manifest cache format"
@@ -480,7 +484,7 @@ fn add_github_attrs(entry: &mut CacheEntry, env: &dyn Fn(&str) -> Option<String>
     }
     let version = entry.attrs.get("version").cloned().or_else(|| {
         env("ACTIONS_CACHE_SERVICE_V2")
-            .and_then(|v| super::parse_go_bool(&v))
+            .and_then(|v| crate::go::parse_bool(&v))
             .and_then(|v2| v2.then(|| "2".to_owned()))
     });
     let attrs = &mut entry.attrs;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::parse_go_bool;
+use crate::go::parse_bool as parse_go_bool;
 
 /// The attributes for a build of `context` with the Dockerfile in `dockerfile_dir`; empty
 /// when the context is not in a git checkout, git is missing, or BUILDX_GIT_INFO is false.

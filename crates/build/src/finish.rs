@@ -13,13 +13,13 @@ use brix_exporter::{
 };
 use futures_util::StreamExt;
 
-use super::metadata_provenance::{
-    PROVENANCE_KEY, ProvenanceMode, metadata_file_text, record_provenance,
-};
-use super::nodes::BuildNode;
-use super::outputs::{Dest, Output};
-use super::{BuildArgs, BuildFailure, Plan, Solved, platform_dir};
-use crate::progress::printer::Printer;
+use crate::engine::Solved;
+use crate::error::Failure;
+use crate::metadata_provenance::{PROVENANCE_KEY, ProvenanceMode, record_provenance};
+use crate::nodes::BuildNode;
+use crate::outputs::{Dest, Output};
+use crate::plan::{PlannedBuild, platform_dir};
+use crate::{BuildOutcome, ProgressSink, StepProgress};
 
 /// The registry host of an image name (`localhost:5000/app:1` → `localhost:5000`).
 pub fn registry_host(name: &str) -> String {
@@ -43,7 +43,7 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
 
 /// How brix itself talks to registries (index pushes, docker-driver pushes): plain HTTP for
 /// the hosts the nodes' configs mark `http = true` (and loopback).
-pub(super) fn registry_options(nodes: &[BuildNode]) -> RegistryOptions {
+pub(crate) fn registry_options(nodes: &[BuildNode]) -> RegistryOptions {
     RegistryOptions {
         plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
         ..Default::default()
@@ -51,18 +51,20 @@ pub(super) fn registry_options(nodes: &[BuildNode]) -> RegistryOptions {
 }
 
 /// The per-platform results put together; `registry` is the client indexes are pushed with
-/// (the caller may have set it up while the solves ran).
+/// (the caller may have set it up while the solves ran); `warnings` are the solves' (for the
+/// metadata file).
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn finish(
-    plan: &Plan,
-    args: &BuildArgs,
+pub(crate) async fn finish(
+    plan: &PlannedBuild,
     ng: &brix_driver::NodeGroup,
     nodes: &[BuildNode],
     solved: Vec<Solved>,
-    printer: &Printer,
+    progress: &dyn ProgressSink,
     scratch: &Path,
     registry: &Registry,
-) -> Result<Option<String>, BuildFailure> {
+    warnings: Vec<brix_solver_client::progress::BuildWarning>,
+) -> Result<BuildOutcome, Failure> {
+    let args = &plan.request;
     let multi = solved.len() > 1;
     let mut metadata = serde_json::Map::new();
     let mut image_id: Option<String> = None;
@@ -80,8 +82,8 @@ pub(super) async fn finish(
             .collect();
         match output {
             Output::Tar { dest } if multi => {
-                let step = printer.client_step("merging platform tarballs");
-                let epoch = super::source_date_epoch(&plan.frontend_attrs);
+                let step = progress.client_step("merging platform tarballs");
+                let epoch = crate::plan::source_date_epoch(&plan.frontend_attrs);
                 let folders = files
                     .iter()
                     .map(|(name, file)| {
@@ -97,7 +99,7 @@ pub(super) async fn finish(
                 r?;
             }
             Output::Oci { dest, attrs } if multi => {
-                let step = printer.client_step("exporting to one OCI layout with an image index");
+                let step = progress.client_step("exporting to one OCI layout with an image index");
                 let inputs: Vec<PathBuf> = files.iter().map(|(_, f)| f.clone()).collect();
                 let edits = index_edits(plan, &solved);
                 let out = match dest {
@@ -137,26 +139,26 @@ pub(super) async fn finish(
             }
             Output::Docker { dest: None, .. } if !nodes.iter().all(BuildNode::is_docker) => {
                 for (_, file) in &files {
-                    load_into_docker(file, printer).await?;
+                    load_into_docker(file, progress).await?;
                 }
             }
             Output::Image { push: true, .. } if multi && nodes[solved[0].node].is_docker() => {
                 let index =
-                    push_index_through_docker(plan, output, nodes, &solved, printer).await?;
+                    push_index_through_docker(plan, output, nodes, &solved, progress).await?;
                 metadata.extend(index.metadata());
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if multi => {
                 let edits = index_edits(plan, &solved);
-                let index = push_index(output, &edits, registry, &solved, printer).await?;
+                let index = push_index(output, &edits, registry, &solved, progress).await?;
                 metadata.extend(index.metadata());
                 metadata.insert("image.name".into(), output.names().join(",").into());
                 image_id = Some(index.digest().to_owned());
             }
             Output::Image { push: true, .. } if !nodes[solved[0].node].features.direct_push => {
                 for name in output.names() {
-                    push_with_docker(&nodes[solved[0].node], &name, printer).await?;
+                    push_with_docker(&nodes[solved[0].node], &name, progress).await?;
                 }
             }
             _ => {}
@@ -190,7 +192,7 @@ pub(super) async fn finish(
     if args.metadata_file.is_some() {
         let mode = ProvenanceMode::from_env();
         if mode != ProvenanceMode::Disabled {
-            let step = printer.client_step("resolving provenance for metadata file");
+            let step = progress.client_step("resolving provenance for metadata file");
             // As buildx 0.29 on BuildKit 0.34 (checked side by side): a multi-platform build
             // whose output carries its attestations (an image, oci or docker output) leaves no
             // per-platform provenance in its build record, so buildx writes none; it does for
@@ -205,26 +207,32 @@ pub(super) async fn finish(
             predicates = r?;
         }
     }
-    if args.metadata_file.is_some() && metadata_warnings_wanted()? {
-        let warnings = printer.warnings();
-        if !warnings.is_empty() {
-            metadata.insert(
-                "buildx.build.warnings".into(),
-                warnings.iter().map(warning_json).collect(),
-            );
-        }
+    // The variable is read (and a bad value refused) whenever there is a metadata file.
+    if args.metadata_file.is_some() && metadata_warnings_wanted()? && !warnings.is_empty() {
+        metadata.insert(
+            "buildx.build.warnings".into(),
+            warnings.iter().map(warning_json).collect(),
+        );
     }
+    let outcome = BuildOutcome {
+        image_id,
+        metadata,
+        provenance: predicates,
+        warnings,
+        call: None,
+    };
     if let Some(path) = &args.metadata_file {
-        let text =
-            metadata_file_text(&metadata, &predicates).context("encoding the metadata file")?;
+        let text = outcome
+            .metadata_file_text()
+            .context("encoding the metadata file")?;
         crate::files::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing the metadata file {}", path.display()))?;
     }
-    if let (Some(path), Some(id)) = (&args.iidfile, &image_id) {
+    if let (Some(path), Some(id)) = (&args.iidfile, &outcome.image_id) {
         crate::files::write_atomically(path, id.as_bytes())
             .with_context(|| format!("writing the image ID file {}", path.display()))?;
     }
-    Ok(image_id)
+    Ok(outcome)
 }
 
 /// The `buildx.build.provenance` predicates of every solve's build record. buildx runs one
@@ -260,7 +268,7 @@ async fn solved_provenance(
 fn metadata_warnings_wanted() -> anyhow::Result<bool> {
     match std::env::var("BUILDX_METADATA_WARNINGS") {
         Err(_) => Ok(false),
-        Ok(v) => super::parse_go_bool(&v).with_context(|| {
+        Ok(v) => crate::go::parse_bool(&v).with_context(|| {
             format!(
                 "invalid BUILDX_METADATA_WARNINGS: strconv.ParseBool: parsing {v:?}: invalid syntax"
             )
@@ -338,7 +346,7 @@ fn decode_descriptor(v: &str) -> Option<serde_json::Value> {
 
 /// What the build's `--annotation`s add to the index brix assembles over its per-platform
 /// solves.
-fn index_edits(plan: &Plan, solved: &[Solved]) -> IndexEdits {
+fn index_edits(plan: &PlannedBuild, solved: &[Solved]) -> IndexEdits {
     let platforms: Vec<brix_config::Platform> =
         solved.iter().filter_map(|s| s.platform.clone()).collect();
     plan.annotations.index_edits(&platforms)
@@ -352,11 +360,11 @@ async fn push_index(
     edits: &IndexEdits,
     registry: &Registry,
     solved: &[Solved],
-    printer: &Printer,
+    progress: &dyn ProgressSink,
 ) -> anyhow::Result<AssembledIndex> {
     let names = output.names();
-    let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
-    let r = push_index_inner(&names, edits, registry, solved, &step).await;
+    let step = progress.client_step(&format!("merging manifest list {}", names.join(",")));
+    let r = push_index_inner(&names, edits, registry, solved, step.as_ref()).await;
     step.done(r.as_ref().err().map(|e| format!("{e:#}")));
     r
 }
@@ -366,7 +374,7 @@ async fn push_index_inner(
     edits: &IndexEdits,
     registry: &Registry,
     solved: &[Solved],
-    step: &crate::progress::printer::ClientStep,
+    step: &dyn StepProgress,
 ) -> anyhow::Result<AssembledIndex> {
     let mut descriptors = Vec::new();
     for s in solved {
@@ -429,11 +437,11 @@ async fn push_index_inner(
 /// registry code (brix-exporter's `EngineImagePusher`), then one index over them is pushed
 /// under every tag; the temporary names are removed from the engine in every case.
 async fn push_index_through_docker(
-    plan: &Plan,
+    plan: &PlannedBuild,
     output: &Output,
     nodes: &[BuildNode],
     solved: &[Solved],
-    printer: &Printer,
+    progress: &dyn ProgressSink,
 ) -> anyhow::Result<AssembledIndex> {
     use brix_exporter::engine_image::{EngineImage, EngineImagePusher, remove_engine_images};
     let names = output.names();
@@ -443,7 +451,7 @@ async fn push_index_through_docker(
         .filter_map(|s| s.platform.as_ref())
         .map(|p| EngineImage::new(engine_temp_name(&plan.build_id, p)).expect_platform(p.clone()))
         .collect();
-    let step = printer.client_step(format!("merging manifest list {}", names.join(",")));
+    let step = progress.client_step(&format!("merging manifest list {}", names.join(",")));
     step.status("exporting images from the Docker engine", false);
     let pusher = EngineImagePusher::new(docker.clone(), registry_options(nodes));
     let pushed = pusher.push_multi_platform(&images, &names).await;
@@ -510,9 +518,9 @@ fn engine_of(node: &BuildNode) -> anyhow::Result<bollard::Docker> {
 async fn push_with_docker(
     node: &BuildNode,
     name: &str,
-    printer: &Printer,
+    progress: &dyn ProgressSink,
 ) -> anyhow::Result<Option<(String, u64)>> {
-    let step = printer.client_step(format!("pushing {name} with docker"));
+    let step = progress.client_step(&format!("pushing {name} with docker"));
     let r = async {
         let docker = engine_of(node)?;
         let r = ImageReference::parse(name)?;
@@ -546,8 +554,8 @@ async fn push_with_docker(
 }
 
 /// Loads a `docker` exporter tarball into the engine (`docker load`).
-async fn load_into_docker(file: &Path, printer: &Printer) -> anyhow::Result<()> {
-    let step = printer.client_step("importing to docker");
+async fn load_into_docker(file: &Path, progress: &dyn ProgressSink) -> anyhow::Result<()> {
+    let step = progress.client_step("importing to docker");
     let r = async {
         let docker = brix_driver::docker_api::connect_docker(
             &brix_driver::docker_api::current_docker_endpoint(),

@@ -1,4 +1,4 @@
-//! The run options of `brix build` that become frontend attributes or entitlements, and
+//! The run options of a build that become frontend attributes or entitlements, and
 //! buildx's input checks, with buildx's messages: `--network`, `--add-host`, `--allow`,
 //! `--shm-size`, `--ulimit`, `--cgroup-parent`, `--no-cache-filter`; empty keys in
 //! `--build-arg`/`--label`, tags that are not valid references, secrets whose file is missing.
@@ -7,33 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-/// The options, as clap reads them.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct RunOptions {
-    /// Set the networking mode for the RUN instructions during build (`default`, `none`,
-    /// `host`).
-    #[arg(long, default_value = "default")]
-    pub network: String,
-    /// Add a custom host-to-IP mapping (`host:ip` or `host=ip`; `host-gateway` as the IP is the
-    /// engine's gateway on the docker driver).
-    #[arg(long = "add-host")]
-    pub add_hosts: Vec<String>,
-    /// Allow extra privileged entitlement (`network.host`, `security.insecure`, `device`).
-    #[arg(long = "allow")]
-    pub allow: Vec<String>,
-    /// Shared memory size for build containers (`64m`, `1g`, …).
-    #[arg(long = "shm-size", value_parser = parse_shm_size)]
-    pub shm_size: Option<u64>,
-    /// Ulimit options (`nofile=1024:2048`).
-    #[arg(long = "ulimit", value_parser = parse_ulimit)]
-    pub ulimits: Vec<String>,
-    /// Set the parent cgroup for the RUN instructions during build.
-    #[arg(long = "cgroup-parent")]
-    pub cgroup_parent: Option<String>,
-    /// Do not cache specified stages.
-    #[arg(long = "no-cache-filter")]
-    pub no_cache_filter: Vec<String>,
-}
+use crate::RunOptions;
 
 /// The entitlement names BuildKit knows (`device` may name one: `device=NAME`).
 const ENTITLEMENTS: &[&str] = &["network.host", "security.insecure", "device"];
@@ -41,7 +15,10 @@ const ENTITLEMENTS: &[&str] = &["network.host", "security.insecure", "device"];
 impl RunOptions {
     /// Adds the options' frontend attributes and returns the entitlements to ask for. Checks
     /// come first; nothing is sent for an option left at its default.
-    pub fn apply(&self, attrs: &mut BTreeMap<String, String>) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn apply(
+        &self,
+        attrs: &mut BTreeMap<String, String>,
+    ) -> anyhow::Result<Vec<String>> {
         let mut entitlements = Vec::new();
         for value in self.allow.iter().flat_map(|v| v.split(',')) {
             let name = value.split_once('=').map_or(value, |(n, _)| n);
@@ -67,10 +44,19 @@ impl RunOptions {
                 "failed to build: network mode {other:?} not supported by buildkit - you can define a custom network for your builder using the network driver-opt in buildx create"
             ),
         }
-        if let Some(size) = self.shm_size
-            && size > 0
-        {
-            attrs.insert("shm-size".into(), size.to_string());
+        // The CLI's flags are checked as they are read (a usage error); other callers' values
+        // are checked here, with cobra's words for a bad flag value.
+        let flag_error = |flag: &str, value: &str, why: String| {
+            anyhow::anyhow!("invalid argument {value:?} for \"--{flag}\" flag: {why}")
+        };
+        if let Some(value) = &self.shm_size {
+            let size = parse_shm_size(value).map_err(|why| flag_error("shm-size", value, why))?;
+            if size > 0 {
+                attrs.insert("shm-size".into(), size.to_string());
+            }
+        }
+        for value in &self.ulimits {
+            parse_ulimit(value).map_err(|why| flag_error("ulimit", value, why))?;
         }
         if !self.ulimits.is_empty() {
             attrs.insert("ulimit".into(), self.ulimits.join(","));
@@ -87,7 +73,7 @@ impl RunOptions {
     /// The `--add-host` entries as the frontend's `add-hosts` attribute (`host=ip,…`).
     /// `gateway` answers `host-gateway`: the engine's gateway address on the docker driver, or
     /// the reason there is none (buildx's words).
-    pub fn extra_hosts(
+    pub(crate) fn extra_hosts(
         &self,
         gateway: &dyn Fn() -> Result<String, String>,
     ) -> anyhow::Result<Option<String>> {
@@ -125,7 +111,7 @@ impl RunOptions {
 }
 
 /// `NAME=VALUE` of `--build-arg`/`--label` with buildx's check: the key may not be empty.
-pub fn check_key_value(value: &str) -> anyhow::Result<()> {
+pub(crate) fn check_key_value(value: &str) -> anyhow::Result<()> {
     if value.starts_with('=') {
         bail!("invalid key-value pair {value:?}: empty key");
     }
@@ -133,7 +119,7 @@ pub fn check_key_value(value: &str) -> anyhow::Result<()> {
 }
 
 /// Every `-t` must be a valid reference whatever the output (buildx checks before it builds).
-pub fn check_tags(tags: &[String]) -> anyhow::Result<()> {
+pub(crate) fn check_tags(tags: &[String]) -> anyhow::Result<()> {
     for tag in tags {
         if let Err(e) = brix_exporter::ImageReference::parse(tag) {
             let reason = match &e {
@@ -148,7 +134,7 @@ pub fn check_tags(tags: &[String]) -> anyhow::Result<()> {
 
 /// The reason Go gives for a failed file operation (`no such file or directory`), which
 /// buildx's messages end with.
-pub(super) fn go_io_reason(e: &std::io::Error) -> String {
+pub(crate) fn go_io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
@@ -157,7 +143,7 @@ pub(super) fn go_io_reason(e: &std::io::Error) -> String {
 }
 
 /// A `--secret src=` file must exist (buildx stats it before it builds).
-pub fn check_secret_file(path: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn check_secret_file(path: &std::path::Path) -> anyhow::Result<()> {
     if let Err(e) = std::fs::metadata(path) {
         let why = go_io_reason(&e);
         bail!(
@@ -171,7 +157,7 @@ pub fn check_secret_file(path: &std::path::Path) -> anyhow::Result<()> {
 
 /// Docker's `RAMInBytes` (`--shm-size`): a number with an optional binary unit suffix
 /// (`b`, `k`, `m`, `g`, `t`, `p`, optionally followed by `b`/`ib`), case-insensitive.
-fn parse_shm_size(value: &str) -> Result<u64, String> {
+pub fn parse_shm_size(value: &str) -> Result<u64, String> {
     let v = value.trim();
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -214,8 +200,8 @@ const ULIMITS: &[&str] = &[
     "stack",
 ];
 
-/// Docker's `ParseUlimit`: `NAME=SOFT[:HARD]`.
-fn parse_ulimit(value: &str) -> Result<String, String> {
+/// Docker's `ParseUlimit`: `NAME=SOFT[:HARD]`, given back as it is when valid.
+pub fn parse_ulimit(value: &str) -> Result<String, String> {
     let (name, limits) = value
         .split_once('=')
         .ok_or_else(|| format!("invalid ulimit argument: {value}"))?;
@@ -241,10 +227,7 @@ mod tests {
     use super::*;
 
     fn options(f: impl FnOnce(&mut RunOptions)) -> RunOptions {
-        let mut o = RunOptions {
-            network: "default".into(),
-            ..RunOptions::default()
-        };
+        let mut o = RunOptions::default();
         f(&mut o);
         o
     }
@@ -253,7 +236,7 @@ mod tests {
     fn options_become_buildx_s_frontend_attributes() {
         let o = options(|o| {
             o.network = "host".into();
-            o.shm_size = Some(64 << 20);
+            o.shm_size = Some("64m".into());
             o.ulimits = vec!["nofile=1024:2048".into(), "nproc=10".into()];
             o.cgroup_parent = Some("/brix".into());
             o.no_cache_filter = vec!["base".into(), "tools".into()];

@@ -20,14 +20,14 @@ use serde_json::value::RawValue;
 
 /// The metadata key of a single-platform build's provenance; multi-platform builds add
 /// `/<platform>`.
-pub(super) const PROVENANCE_KEY: &str = "buildx.build.provenance";
+pub(crate) const PROVENANCE_KEY: &str = "buildx.build.provenance";
 
 /// The largest provenance blob read into memory.
 const MAX_PROVENANCE_BLOB: u64 = 16 << 20;
 
 /// How much of the provenance goes into the metadata file (`BUILDX_METADATA_PROVENANCE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ProvenanceMode {
+pub(crate) enum ProvenanceMode {
     /// Without `buildConfig` and `metadata` (the default).
     Min,
     /// The whole predicate.
@@ -39,18 +39,18 @@ pub(super) enum ProvenanceMode {
 impl ProvenanceMode {
     /// buildx's `ParseMetadataProvenance`: `min`, `max`, `disabled`, a false boolean
     /// (disabled); anything else, unset included, is `min`.
-    pub(super) fn parse(value: Option<&str>) -> Self {
+    pub(crate) fn parse(value: Option<&str>) -> Self {
         match value.unwrap_or_default() {
             "min" => Self::Min,
             "max" => Self::Max,
             "disabled" => Self::Disabled,
-            v if super::parse_go_bool(v) == Some(false) => Self::Disabled,
+            v if crate::go::parse_bool(v) == Some(false) => Self::Disabled,
             _ => Self::Min,
         }
     }
 
     /// The mode `BUILDX_METADATA_PROVENANCE` asks for.
-    pub(super) fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::parse(std::env::var("BUILDX_METADATA_PROVENANCE").ok().as_deref())
     }
 }
@@ -58,7 +58,7 @@ impl ProvenanceMode {
 /// The provenance predicates of build `build_ref`'s record: one `(None, predicate)` for a
 /// record with one result, `(Some(platform), predicate)` per platform for a multi-platform
 /// record.
-pub(super) async fn record_provenance(
+pub(crate) async fn record_provenance(
     client: &ControlClient,
     build_ref: &str,
     mode: ProvenanceMode,
@@ -108,7 +108,7 @@ const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 /// The predicate `blob` (of `predicate_type`) as buildx puts it in the metadata file: in
 /// SLSA v0.2 (BuildKit's `ConvertToSLSA02` for a v1 one), compact, in Go's escaping, the
 /// members of `min` mode only.
-pub(super) fn predicate_json(
+pub(crate) fn predicate_json(
     blob: &[u8],
     predicate_type: &str,
     mode: ProvenanceMode,
@@ -143,7 +143,7 @@ pub(super) fn predicate_json(
 /// The metadata file's text: `metadata` and the `predicates` (kept as written) in one object,
 /// indented as Go's `json.MarshalIndent(…, "", "  ")`, which for plain values is what
 /// `serde_json::to_string_pretty` writes.
-pub(super) fn metadata_file_text(
+pub(crate) fn metadata_file_text(
     metadata: &serde_json::Map<String, serde_json::Value>,
     predicates: &BTreeMap<String, Box<RawValue>>,
 ) -> serde_json::Result<String> {

@@ -1,6 +1,7 @@
-//! The builder's nodes for one build: booted if needed (shown in the build's progress),
+//! The builder's nodes for a build: booted if needed (shown in the build's progress),
 //! connected, their workers read, and a node chosen for each platform — one that runs it
-//! natively first, then one pinned to it, then one whose workers emulate it.
+//! natively first, then one pinned to it, then one whose workers emulate it. Public for the
+//! commands that pick a node as a build does (`dial-stdio`).
 
 use std::collections::BTreeMap;
 
@@ -11,9 +12,10 @@ use brix_driver::{Features, Node, NodeGroup, Status};
 use brix_solver_client::ControlClient;
 use brix_solver_client::workers::WorkerInfo;
 
-use crate::progress::printer::Printer;
+use crate::ProgressSink;
+use crate::error::{BuildError, Failure};
 
-/// A connected node.
+/// A connected node of the builder: its client, and what the engine needs to know about it.
 pub struct BuildNode {
     /// The node as stored.
     pub node: Node,
@@ -106,14 +108,34 @@ impl BuildNode {
     }
 }
 
-/// Boots (when needed) and connects every node of `ng`, concurrently. Nodes that fail are
-/// reported; it fails only when none can be used.
-pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<Vec<BuildNode>> {
+/// Boots (when needed, shown as a client step of `progress`) and connects every node of
+/// `ng`, concurrently. A node that fails is a warning; it fails only when none can be used.
+pub async fn connect_nodes(
+    ng: &NodeGroup,
+    progress: &dyn ProgressSink,
+) -> Result<Vec<BuildNode>, BuildError> {
+    connect_all(ng, progress)
+        .await
+        .map_err(|e| Failure::from(e).into())
+}
+
+/// For each platform, the index (in `nodes`) of the node that builds it: a native node
+/// first, then one the platform is pinned on, then any whose workers list it. A platform no
+/// node supports is an error that says how to add emulation.
+pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> Result<Vec<usize>, BuildError> {
+    assign_nodes(nodes, platforms, &mut vec![0; nodes.len()]).map_err(|e| Failure::from(e).into())
+}
+
+/// [`connect_nodes`], for the engine.
+pub(crate) async fn connect_all(
+    ng: &NodeGroup,
+    progress: &dyn ProgressSink,
+) -> anyhow::Result<Vec<BuildNode>> {
     let many = ng.nodes.len() > 1;
     let jobs = ng
         .nodes
         .iter()
-        .map(|node| connect_node(ng, node, printer, many));
+        .map(|node| connect_node(ng, node, progress, many));
     let results = futures_util::future::join_all(jobs).await;
     let mut nodes = Vec::new();
     let mut errors = Vec::new();
@@ -131,7 +153,7 @@ pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<
     }
     let lines: Vec<String> = errors
         .iter()
-        .map(|(name, e)| format!("node {name}: {}", crate::errors::one_line(e)))
+        .map(|(name, e)| format!("node {name}: {}", crate::one_line(e.as_ref())))
         .collect();
     if nodes.is_empty() {
         bail!(
@@ -141,7 +163,7 @@ pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<
         );
     }
     for e in lines {
-        eprintln!("WARNING: {e}");
+        progress.warning(&e);
     }
     Ok(nodes)
 }
@@ -149,7 +171,7 @@ pub async fn connect_nodes(ng: &NodeGroup, printer: &Printer) -> anyhow::Result<
 async fn connect_node(
     ng: &NodeGroup,
     node: &Node,
-    printer: &Printer,
+    progress: &dyn ProgressSink,
     many: bool,
 ) -> anyhow::Result<BuildNode> {
     let driver = driver_for(ng, node)?;
@@ -160,8 +182,8 @@ async fn connect_node(
         } else {
             "[internal] booting buildkit".to_owned()
         };
-        let step = printer.client_step(name);
-        let r = driver.bootstrap(&step).await;
+        let step = progress.client_step(&name);
+        let r = driver.bootstrap(step.as_ref()).await;
         step.done(r.as_ref().err().map(|e| e.to_string()));
         r?;
     }
@@ -194,15 +216,27 @@ async fn connect_node(
     })
 }
 
-/// For each platform, the index of the node that builds it: a native node first, then one
-/// the platform is pinned on, then any whose workers list it. A platform no node supports
-/// is an error that says how to add emulation.
-pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> anyhow::Result<Vec<usize>> {
+/// [`assign`], for the engine. `load` counts the solves already given to each node in this
+/// engine call (one per platform of each earlier request); among the nodes of the best kind
+/// for a platform (native, then pinned, then emulating) the least loaded one is taken, the
+/// first on a tie, and counted. So one build behaves as before, and several requests of one
+/// call (bake's targets) spread over the nodes that serve their platform alike (buildx always
+/// takes the first: buildx #3382, #1365).
+pub(crate) fn assign_nodes(
+    nodes: &[BuildNode],
+    platforms: &[Platform],
+    load: &mut [usize],
+) -> anyhow::Result<Vec<usize>> {
     let candidates: Vec<NodePlatforms> = nodes.iter().map(BuildNode::platforms).collect();
     let mut out = Vec::with_capacity(platforms.len());
     for p in platforms {
-        match pick_node(&candidates, p) {
-            Some(i) => out.push(i),
+        match pick_node(&candidates, p, load) {
+            Some(i) => {
+                if let Some(n) = load.get_mut(i) {
+                    *n += 1;
+                }
+                out.push(i)
+            }
             None => {
                 let available: Vec<String> = nodes
                     .iter()
@@ -237,19 +271,26 @@ struct NodePlatforms {
 }
 
 /// The node for `p`: one that runs it natively (same OS and architecture as its native
-/// platform, and listed), then one it is pinned on, then any that lists it.
-fn pick_node(nodes: &[NodePlatforms], p: &Platform) -> Option<usize> {
+/// platform, and listed), then one it is pinned on, then any that lists it; within the
+/// first kind that has one, the node with the fewest solves in `load` (the first on a tie).
+fn pick_node(nodes: &[NodePlatforms], p: &Platform, load: &[usize]) -> Option<usize> {
     let native = |n: &NodePlatforms| {
         n.native
             .as_ref()
             .is_some_and(|q| q.os == p.os && q.architecture == p.architecture)
             && n.supported.contains(p)
     };
-    nodes
-        .iter()
-        .position(native)
-        .or_else(|| nodes.iter().position(|n| n.pinned.contains(p)))
-        .or_else(|| nodes.iter().position(|n| n.supported.contains(p)))
+    let least_loaded = |fits: &dyn Fn(&NodePlatforms) -> bool| {
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| fits(n))
+            .min_by_key(|(i, _)| load.get(*i).copied().unwrap_or(0))
+            .map(|(i, _)| i)
+    };
+    least_loaded(&native)
+        .or_else(|| least_loaded(&|n| n.pinned.contains(p)))
+        .or_else(|| least_loaded(&|n| n.supported.contains(p)))
 }
 
 #[cfg(test)]
@@ -269,12 +310,26 @@ mod tests {
     }
 
     #[test]
+    fn requests_of_one_call_spread_over_equal_nodes() {
+        let a = node("linux/amd64", &["linux/amd64"], &[]);
+        let b = node("linux/amd64", &["linux/amd64"], &[]);
+        let emulating = node("linux/arm64", &["linux/arm64", "linux/amd64"], &[]);
+        let nodes = [a, b, emulating];
+        let amd = plat("linux/amd64");
+        assert_eq!(pick_node(&nodes, &amd, &[0, 0, 0]), Some(0));
+        assert_eq!(pick_node(&nodes, &amd, &[1, 0, 0]), Some(1));
+        assert_eq!(pick_node(&nodes, &amd, &[1, 1, 0]), Some(0));
+        // An idle emulating node does not win over busy native ones.
+        assert_eq!(pick_node(&nodes, &amd, &[5, 5, 0]), Some(0));
+    }
+
+    #[test]
     fn native_nodes_win_over_emulating_ones() {
         let amd = node("linux/amd64", &["linux/amd64", "linux/arm64"], &[]);
         let arm = node("linux/arm64", &["linux/arm64", "linux/amd64"], &[]);
         let nodes = [amd, arm];
-        assert_eq!(pick_node(&nodes, &plat("linux/arm64")), Some(1));
-        assert_eq!(pick_node(&nodes, &plat("linux/amd64")), Some(0));
+        assert_eq!(pick_node(&nodes, &plat("linux/arm64"), &[]), Some(1));
+        assert_eq!(pick_node(&nodes, &plat("linux/amd64"), &[]), Some(0));
     }
 
     #[test]
@@ -286,8 +341,8 @@ mod tests {
             &["linux/riscv64"],
         );
         let nodes = [a, b];
-        assert_eq!(pick_node(&nodes, &plat("linux/riscv64")), Some(1));
-        assert_eq!(pick_node(&nodes[..1], &plat("linux/riscv64")), Some(0));
-        assert_eq!(pick_node(&nodes, &plat("linux/s390x")), None);
+        assert_eq!(pick_node(&nodes, &plat("linux/riscv64"), &[]), Some(1));
+        assert_eq!(pick_node(&nodes[..1], &plat("linux/riscv64"), &[]), Some(0));
+        assert_eq!(pick_node(&nodes, &plat("linux/s390x"), &[]), None);
     }
 }

@@ -102,12 +102,12 @@ impl Annotation {
 
 /// The `--annotation` values of a build.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Annotations(Vec<Annotation>);
+pub(crate) struct Annotations(Vec<Annotation>);
 
 impl Annotations {
     /// Parses the values with buildx's rules and words: `KEY=VALUE` without a type, or one or
     /// more comma-separated types, each with an optional `[os/arch[/variant]]`, before a `:`.
-    pub(super) fn parse(values: &[String]) -> anyhow::Result<Self> {
+    pub(crate) fn parse(values: &[String]) -> anyhow::Result<Self> {
         let mut out: Vec<Annotation> = Vec::new();
         for input in values.iter().filter(|v| !v.is_empty()) {
             let fail = |reason: String| -> anyhow::Result<Self> {
@@ -151,7 +151,7 @@ impl Annotations {
     /// BuildKit's check when it exports several platforms (`invalid annotation: no platform
     /// … found in source`): a manifest annotation names one of the build's platforms. With
     /// one platform BuildKit checks nothing (the annotation just does not apply).
-    pub(super) fn check_platforms(&self, platforms: &[Platform]) -> anyhow::Result<()> {
+    pub(crate) fn check_platforms(&self, platforms: &[Platform]) -> anyhow::Result<()> {
         if platforms.len() < 2 {
             return Ok(());
         }
@@ -170,7 +170,7 @@ impl Annotations {
 
     /// The exporter attributes of the build's only solve, every annotation as buildx sends
     /// it.
-    pub(super) fn solve_attributes(&self) -> BTreeMap<String, String> {
+    pub(crate) fn solve_attributes(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
             .map(|a| (a.attribute(), a.value.clone()))
@@ -181,7 +181,7 @@ impl Annotations {
     /// annotations for every platform and those for this one (which win, as in BuildKit's
     /// `AnnotationsGroup.Platform`), the latter without their platform, since the solve
     /// exports this platform alone.
-    pub(super) fn platform_solve_attributes(
+    pub(crate) fn platform_solve_attributes(
         &self,
         platform: Option<&Platform>,
     ) -> BTreeMap<String, String> {
@@ -208,7 +208,7 @@ impl Annotations {
     /// being the platforms built: index annotations on the index, index-descriptor ones on
     /// its descriptor, manifest-descriptor ones on the entries of the image manifests (not
     /// their attestations, as BuildKit's exporter), those for one platform winning.
-    pub(super) fn index_edits(&self, platforms: &[Platform]) -> brix_exporter::IndexEdits {
+    pub(crate) fn index_edits(&self, platforms: &[Platform]) -> brix_exporter::IndexEdits {
         let mut edits = brix_exporter::IndexEdits::default();
         let read = || self.0.iter().filter(|a| a.read_by_buildkit());
         for a in read() {

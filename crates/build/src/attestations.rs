@@ -16,15 +16,15 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 
-use super::cache::csv_fields;
-use super::parse_go_bool;
+use crate::cache::csv_fields;
+use crate::go::parse_bool as parse_go_bool;
 
 /// The attestation types BuildKit knows (`attestations.Validate`).
 const KNOWN_TYPES: &[&str] = &["sbom", "provenance"];
 
 /// The attestations a build asks for on its command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Attestations {
+pub(crate) struct Attestations {
     /// By type as given (`attest:TYPE`): the first value given for it, as buildx sends it, or
     /// `None` when that one is disabled.
     by_type: BTreeMap<String, Option<String>>,
@@ -32,7 +32,7 @@ pub(super) struct Attestations {
 
 impl Attestations {
     /// Reads `--attest` values, then `--provenance` and `--sbom`, as buildx does.
-    pub(super) fn parse(
+    pub(crate) fn parse(
         attests: &[String],
         provenance: Option<&str>,
         sbom: Option<&str>,
@@ -54,19 +54,19 @@ impl Attestations {
 
     /// The provenance asked for: `None` when not given (the default applies), `Some(None)`
     /// when disabled, else the `attest:provenance` value.
-    pub(super) fn provenance(&self) -> Option<Option<&str>> {
+    pub(crate) fn provenance(&self) -> Option<Option<&str>> {
         self.by_type.get("provenance").map(Option::as_deref)
     }
 
     /// Whether any attestation is asked for and not disabled (buildx then needs a node whose
     /// image store keeps attestations).
-    pub(super) fn any_enabled(&self) -> bool {
+    pub(crate) fn any_enabled(&self) -> bool {
         self.by_type.values().any(Option::is_some)
     }
 
     /// The frontend attributes of the enabled attestations other than `provenance` (whose
     /// value also depends on the outputs and the node): `attest:TYPE` → value.
-    pub(super) fn other_frontend_attrs(&self) -> Vec<(String, String)> {
+    pub(crate) fn other_frontend_attrs(&self) -> Vec<(String, String)> {
         self.by_type
             .iter()
             .filter(|(kind, _)| kind.as_str() != "provenance")
@@ -77,7 +77,7 @@ impl Attestations {
     /// What BuildKit refuses in the attestation attributes it would be sent (these, and the
     /// `BUILDKIT_ATTEST_*` build arguments in `frontend_attrs`), refused here with the line
     /// buildx prints for the daemon's refusal: an unknown type, an empty SBOM generator.
-    pub(super) fn check(&self, frontend_attrs: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    pub(crate) fn check(&self, frontend_attrs: &BTreeMap<String, String>) -> anyhow::Result<()> {
         let sent = self
             .by_type
             .iter()
@@ -185,7 +185,7 @@ mod tests {
     fn error(attests: &[&str], provenance: Option<&str>, sbom: Option<&str>) -> String {
         let attests: Vec<String> = attests.iter().map(|s| s.to_string()).collect();
         let err = Attestations::parse(&attests, provenance, sbom).expect_err("refused");
-        crate::errors::one_line(&err)
+        crate::one_line(err.as_ref())
     }
 
     fn sent(a: &Attestations) -> Vec<(String, Option<String>)> {
@@ -286,7 +286,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            a.check(&attrs).map_err(|e| crate::errors::one_line(&e))
+            a.check(&attrs).map_err(|e| crate::one_line(e.as_ref()))
         };
         assert_eq!(
             check(&parse(&["type=foo"], None, None), &[]),

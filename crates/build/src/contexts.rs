@@ -73,7 +73,7 @@ fn resolve(name: &str, target: &str) -> anyhow::Result<NamedContext> {
         let dir = PathBuf::from(path);
         let digest = match digest {
             Some(d) => d,
-            None if let Some(why) = super::cache::unreadable_index(&dir) => bail!(
+            None if let Some(why) = crate::cache::unreadable_index(&dir) => bail!(
                 "failed to build: oci-layout reference {target:?} could not be resolved: {why}"
             ),
             None => {
@@ -95,7 +95,7 @@ fn resolve(name: &str, target: &str) -> anyhow::Result<NamedContext> {
     }
     let dir = PathBuf::from(target);
     let meta = std::fs::metadata(&dir).map_err(|e| {
-        let why = super::options::go_io_reason(&e);
+        let why = crate::options::go_io_reason(&e);
         anyhow::anyhow!("failed to build: failed to get build context {name}: stat {target}: {why}")
     })?;
     if !meta.is_dir() {

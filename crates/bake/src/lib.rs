@@ -26,15 +26,15 @@ pub struct File {
     pub data: Vec<u8>,
 }
 
-pub mod model;
-pub mod overrides;
-pub mod print;
-#[cfg(test)]
-mod testutil;
 pub mod api;
 pub mod compose;
 pub mod lookup;
+pub mod model;
+pub mod overrides;
+pub mod print;
 pub mod resolve;
+#[cfg(test)]
+mod testutil;
 
 pub use api::{
     BakeError, Definition, ReadOptions, list, parse_files, print, read_targets, resolve_targets,

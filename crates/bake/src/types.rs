@@ -724,7 +724,6 @@ fn mismatch_collections(got: &Type, want: &Type) -> String {
     }
 }
 
-
 /// The most general type all of `types` convert to, as cty's `convert.Unify` (or
 /// `UnifyUnsafe` with `unsafe_ok`) finds it; None when there is none.
 pub(crate) fn unify(types: &[Type], unsafe_ok: bool) -> Option<Type> {
@@ -1255,10 +1254,7 @@ mod tests {
             "a bool is required; to convert from string, use lowercase \"true\""
         );
         assert_eq!(err(s("yes"), Type::Bool), "a bool is required");
-        assert_eq!(
-            err(Value::Bool(true), Type::Number),
-            "number required"
-        );
+        assert_eq!(err(Value::Bool(true), Type::Number), "number required");
         assert_eq!(err(n(1.0), Type::Bool), "bool required");
         assert_eq!(convert(&Value::Null, &Type::String), Ok(Value::Null));
         assert_eq!(convert(&n(1.0), &Type::Any), Ok(n(1.0)));
@@ -1328,10 +1324,7 @@ mod tests {
             err(s("a"), list_of(Type::String)),
             "list of string required"
         );
-        assert_eq!(
-            err(list(vec![s("a")]), Type::String),
-            "string required"
-        );
+        assert_eq!(err(list(vec![s("a")]), Type::String), "string required");
         assert_eq!(
             err(list(vec![n(1.0)]), map_of(Type::String)),
             "map of string required"
@@ -1440,10 +1433,7 @@ mod tests {
             convert(&obj(&[("a", n(1.0))]), &extra_dropped),
             Ok(obj(&[]))
         );
-        assert_eq!(
-            err(s("x"), object_type(&[], &[])),
-            "object required"
-        );
+        assert_eq!(err(s("x"), object_type(&[], &[])), "object required");
         assert_eq!(
             convert(&list(vec![n(1.0)]), &Type::Tuple(vec![Type::String])),
             Ok(list(vec![s("1")]))

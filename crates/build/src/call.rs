@@ -117,7 +117,8 @@ pub(crate) async fn solve(
     let (node_index, platforms) = if plan.platforms.is_empty() {
         (0, Vec::new())
     } else {
-        let assignment = crate::nodes::assign_nodes(nodes, &plan.platforms, &mut vec![0; nodes.len()])?;
+        let assignment =
+            crate::nodes::assign_nodes(nodes, &plan.platforms, &mut vec![0; nodes.len()])?;
         let first = assignment[0];
         let platforms: Vec<_> = plan
             .platforms

@@ -541,18 +541,12 @@ mod tests {
                 serde_json::json!({"description": null}),
                 "null value is not allowed",
             ),
-            (
-                serde_json::json!({"description": ["a"]}),
-                "string required",
-            ),
+            (serde_json::json!({"description": ["a"]}), "string required"),
             (
                 serde_json::json!({"tags": ["a", null]}),
                 "null value is not allowed",
             ),
-            (
-                serde_json::json!({"tags": "a"}),
-                "list of string required",
-            ),
+            (serde_json::json!({"tags": "a"}), "list of string required"),
             (
                 serde_json::json!({"tags": {"a": 1}}),
                 "list of string required",
@@ -571,10 +565,7 @@ mod tests {
                 serde_json::json!({"pull": "True"}),
                 "a bool is required; to convert from string, use lowercase \"true\"",
             ),
-            (
-                serde_json::json!({"pull": 1}),
-                "bool required",
-            ),
+            (serde_json::json!({"pull": 1}), "bool required"),
             (
                 serde_json::json!({"contexts": {"a": null}}),
                 "null value is not allowed",

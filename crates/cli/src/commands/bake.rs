@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use brix_bake::hcl::EvalOptions;
 use brix_bake::lookup;
+use brix_bake::model::text::path_clean;
 use brix_bake::overrides::FlagOverrides;
 use brix_bake::{BakeError, ReadOptions};
 
@@ -170,9 +171,9 @@ fn to_request(
     let raw_context = target.context.clone().unwrap_or_else(|| ".".to_owned());
     let remote = brix_bake::resolve::is_remote_url(&raw_context);
     let context = match raw_context.strip_prefix("cwd://") {
-        Some(path) => clean_path(path),
+        Some(path) => path_clean(path),
         None if remote => raw_context.clone(),
-        None => clean_path(&raw_context),
+        None => path_clean(&raw_context),
     };
     let mut request = brix_build::BuildRequest::new(context.clone());
     let dockerfile = target
@@ -181,12 +182,12 @@ fn to_request(
         .unwrap_or_else(|| "Dockerfile".to_owned());
     request.dockerfile = Some(match (inline, dockerfile.strip_prefix("cwd://")) {
         (Some(inline), _) => inline.display().to_string(),
-        (None, Some(path)) => std::path::absolute(clean_path(path))?.display().to_string(),
+        (None, Some(path)) => std::path::absolute(path_clean(path))?.display().to_string(),
         (None, None) if !remote && !dockerfile.starts_with('/') => std::path::Path::new(&context)
-            .join(clean_path(&dockerfile))
+            .join(path_clean(&dockerfile))
             .display()
             .to_string(),
-        (None, None) => clean_path(&dockerfile),
+        (None, None) => path_clean(&dockerfile),
     });
     request.tags = target.tags.clone().unwrap_or_default();
     request.build_args = set_values(&target.args);
@@ -240,7 +241,7 @@ fn to_request(
             },
             None => value
                 .strip_prefix("cwd://")
-                .map(clean_path)
+                .map(path_clean)
                 .unwrap_or_else(|| value.clone()),
         };
         request.build_contexts.push(format!("{name}={value}"));
@@ -268,31 +269,6 @@ fn set_values(map: &BTreeMap<String, Option<String>>) -> Vec<String> {
     map.iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect()
-}
-
-/// Go's `path.Clean` for the relative and absolute paths bake files hold.
-fn clean_path(path: &str) -> String {
-    let absolute = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (absolute, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
 }
 
 /// Builds the resolved targets on the builder, together: every target whose `target:NAME`
@@ -364,32 +340,19 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
         brix_driver::builder::resolve(&txn, args.builder.as_deref())?
     };
     let mode = args.progress.resolve();
-    let printer = crate::progress::printer::Printer::new(
-        mode,
-        Some(format!(
-            "building with \"{}\" instance using {} driver",
-            ng.name, ng.driver
-        )),
-        format!("{}:{}", ng.driver, ng.name),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let work = async {
-        let sink: std::sync::Arc<dyn brix_build::ProgressSink> =
-            std::sync::Arc::new(printer.clone());
+    let (builder, linked, scratch, make_wave) = (&ng, &linked, &scratch, &make_wave);
+    let (printer, outcome) = super::build::run_with_display(&ng, mode, |sink| async move {
         let mut results = Vec::new();
         let mut wave = first;
         loop {
-            let outcomes = brix_build::build_named(&ng, wave, sink.clone(), named).await;
+            let outcomes = brix_build::build_named(builder, wave, sink.clone(), named).await;
             let failed = outcomes.iter().any(|(_, r)| r.is_err());
             results.extend(outcomes);
             if failed {
                 break;
             }
             let Some(next) = waves.next() else { break };
-            for name in &linked {
+            for name in linked {
                 let tarball = linked_tarball(scratch.path(), name);
                 if tarball.is_file() && !contexts.contains_key(name) {
                     let reference = unpack_layout(&tarball)
@@ -400,17 +363,7 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
             wave = make_wave(&next, &contexts)?;
         }
         anyhow::Ok(results)
-    };
-    let outcome = rt.block_on(async {
-        let ticker = printer.spawn_ticker();
-        let result = tokio::select! {
-            r = work => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        ticker.abort();
-        result
-    });
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    })?;
     let Some(results) = outcome.transpose()? else {
         printer.cancel_running();
         printer.finish();
@@ -541,10 +494,10 @@ mod tests {
 
     #[test]
     fn paths_are_cleaned_as_go_cleans_them() {
-        assert_eq!(clean_path("./a/../b/"), "b");
-        assert_eq!(clean_path("."), ".");
-        assert_eq!(clean_path("../x"), "../x");
-        assert_eq!(clean_path("/a/../../b"), "/b");
+        assert_eq!(path_clean("./a/../b/"), "b");
+        assert_eq!(path_clean("."), ".");
+        assert_eq!(path_clean("../x"), "../x");
+        assert_eq!(path_clean("/a/../../b"), "/b");
     }
 
     #[test]

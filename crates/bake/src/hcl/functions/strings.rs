@@ -266,41 +266,13 @@ fn path_base(path: &str) -> String {
     }
 }
 
-/// Go's `path.Clean`: the shortest lexically equivalent path.
-fn path_clean(path: &str) -> String {
-    if path.is_empty() {
-        return ".".to_string();
-    }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
 /// Go's `path.Dir`: everything before the last element, cleaned.
 fn path_dir(path: &str) -> String {
     let dir = match path.rfind('/') {
         Some(i) => &path[..=i],
         None => "",
     };
-    path_clean(dir)
+    crate::model::text::path_clean(dir)
 }
 
 /// `basename(path)` (buildx): the last element of a slash-separated path.

@@ -221,34 +221,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
              (buildx refuses this: `docker --context={context} buildx …` switches to it)"
         );
     }
-    let printer = Printer::new(
-        mode,
-        Some(format!(
-            "building with \"{}\" instance using {} driver",
-            ng.name, ng.driver
-        )),
-        format!("{}:{}", ng.driver, ng.name),
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let work = async {
-        let sink: Arc<dyn brix_build::ProgressSink> = Arc::new(printer.clone());
-        brix_build::build_one(&ng, planned, sink).await
-    };
-    let outcome = rt.block_on(async {
-        let ticker = printer.spawn_ticker();
-        let result = tokio::select! {
-            r = work => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        ticker.abort();
-        result
-    });
-    // Dropping the build future above reset the solves' gRPC calls (the daemon cancels the
-    // jobs) and closed the sessions; give those tasks a moment to go.
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let builder = &ng;
+    let (printer, outcome) = run_with_display(&ng, mode, |sink| async move {
+        brix_build::build_one(builder, planned, sink).await
+    })?;
     match outcome {
         None => {
             printer.cancel_running();
@@ -274,6 +250,46 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Runs `work` (given the display as its progress sink) under buildx's build display for the
+/// builder `ng` (`#0 building with "NAME" instance using DRIVER driver`), on a runtime of its
+/// own; `None` when Ctrl-C came first (dropping the work resets the solves' calls, so the
+/// daemon cancels the jobs, and closes the sessions). Shared by `build` and `bake`.
+pub(crate) fn run_with_display<T, F>(
+    ng: &brix_driver::NodeGroup,
+    mode: ProgressMode,
+    work: impl FnOnce(Arc<dyn brix_build::ProgressSink>) -> F,
+) -> anyhow::Result<(Printer, Option<T>)>
+where
+    F: std::future::Future<Output = T>,
+{
+    let printer = Printer::new(
+        mode,
+        Some(format!(
+            "building with \"{}\" instance using {} driver",
+            ng.name, ng.driver
+        )),
+        format!("{}:{}", ng.driver, ng.name),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let sink: Arc<dyn brix_build::ProgressSink> = Arc::new(printer.clone());
+    let work = work(sink);
+    let outcome = rt.block_on(async {
+        let ticker = printer.spawn_ticker();
+        let result = tokio::select! {
+            r = work => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        ticker.abort();
+        result
+    });
+    // Give the tasks of the reset calls and closed sessions a moment to go.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok((printer, outcome))
 }
 
 /// Prints buildx's error block: the failing step with its last log lines, the Dockerfile

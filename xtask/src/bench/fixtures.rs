@@ -138,6 +138,130 @@ pub fn multistage_dockerfile(base_image: &str) -> String {
     )
 }
 
+/// How many services the bake-print file's matrix builds, each in two variants; with the
+/// file's four plain targets that makes [`BAKE_PRINT_TARGETS`].
+pub const BAKE_PRINT_SERVICES: usize = 23;
+
+/// Targets `bake --print` of [`bake_print_file`] prints (hidden `_common` not counted).
+pub const BAKE_PRINT_TARGETS: usize = BAKE_PRINT_SERVICES * 2 + 4;
+
+/// A bake file the way a monorepo writes one, for `bake --print`: variables (one a list),
+/// two user functions, a `_common` target the others inherit, a `matrix` target of
+/// [`BAKE_PRINT_SERVICES`] services x `debug`/`release` whose attributes call functions
+/// (`upper`, `join`, `slice`, `concat`, `replace`) and conditionals, a `target:` context, and
+/// four plain targets, two inheriting from a third; the `default` group names them all.
+pub fn bake_print_file() -> String {
+    let services: Vec<String> = (1..=BAKE_PRINT_SERVICES)
+        .map(|n| format!("\"svc{n:02}\""))
+        .collect();
+    format!(
+        r#"variable "REGISTRY" {{
+  default = "registry.example.com/bench"
+}}
+variable "TAG" {{
+  default = "1.4.2"
+}}
+variable "SERVICES" {{
+  default = [{services}]
+}}
+function "image" {{
+  params = [name, variant]
+  result = "${{REGISTRY}}/${{name}}:${{TAG}}-${{variant}}"
+}}
+function "service_dir" {{
+  params = [name]
+  result = "services/${{replace(name, "svc", "")}}"
+}}
+group "default" {{
+  targets = ["base", "app", "lint", "docs", "test"]
+}}
+target "_common" {{
+  args = {{
+    GO_VERSION = "1.25"
+    BUILD_TAG = TAG
+  }}
+  labels = {{
+    "org.opencontainers.image.source" = "https://example.com/monorepo"
+    "org.opencontainers.image.version" = TAG
+  }}
+  platforms = ["linux/amd64", "linux/arm64"]
+}}
+target "base" {{
+  inherits = ["_common"]
+  context = "base"
+  tags = [image("base", "release")]
+}}
+target "app" {{
+  name = "${{svc}}-${{variant}}"
+  inherits = ["_common"]
+  matrix = {{
+    svc = SERVICES
+    variant = ["debug", "release"]
+  }}
+  context = service_dir(svc)
+  target = variant
+  contexts = {{
+    base = "target:base"
+  }}
+  tags = concat([image(svc, variant)], variant == "release" ? ["${{REGISTRY}}/${{svc}}:latest"] : [])
+  args = {{
+    SERVICE = upper(svc)
+    OPTIMIZE = variant == "release" ? "2" : "0"
+    FEATURES = join(",", [for s in slice(SERVICES, 0, 3) : s if s != svc])
+  }}
+  cache-from = ["type=registry,ref=${{REGISTRY}}/${{svc}}:cache"]
+  cache-to = ["type=inline"]
+}}
+target "lint" {{
+  inherits = ["_common"]
+  context = "."
+  dockerfile = "lint.Dockerfile"
+  platforms = ["linux/amd64"]
+  output = ["type=cacheonly"]
+}}
+target "docs" {{
+  inherits = ["lint"]
+  dockerfile = "docs.Dockerfile"
+  args = {{
+    TITLE = title("bench docs ${{TAG}}")
+  }}
+}}
+target "test" {{
+  inherits = ["lint"]
+  target = "test"
+  args = {{
+    SERVICE_COUNT = length(SERVICES)
+  }}
+}}
+"#,
+        services = services.join(", ")
+    )
+}
+
+/// A bake file of `targets` targets that all build the context of the folder bake runs in
+/// (its own `Dockerfile`, `COPY . /src`) for `platforms`, `output = type=cacheonly`. They
+/// differ only in the build arg `VARIANT`, so each is a solve of its own; the Dockerfile
+/// does not read the arg, so the daemon may share their identical steps, as it would for
+/// any real file whose targets share a context.
+pub fn bake_context_file(targets: usize, platforms: &str) -> String {
+    let names: Vec<String> = (1..=targets).map(|n| format!("\"part-{n}\"")).collect();
+    let platforms: Vec<String> = platforms.split(',').map(|p| format!("\"{p}\"")).collect();
+    let mut out = format!(
+        "group \"default\" {{\n  targets = [{}]\n}}\n\
+         target \"_part\" {{\n  context = \".\"\n  platforms = [{}]\n  \
+         output = [\"type=cacheonly\"]\n}}\n",
+        names.join(", "),
+        platforms.join(", ")
+    );
+    for n in 1..=targets {
+        out.push_str(&format!(
+            "target \"part-{n}\" {{\n  inherits = [\"_part\"]\n  args = {{\n    \
+             VARIANT = \"{n}\"\n  }}\n}}\n"
+        ));
+    }
+    out
+}
+
 /// What [`write_push_layout`] made, for checking that the registry received it.
 #[derive(Debug, Clone)]
 pub struct PushLayout {
@@ -324,6 +448,29 @@ mod tests {
         assert_eq!(sizes.iter().sum::<u64>(), 160_000_000);
         assert!(sizes.iter().all(|s| *s >= 8_000 && *s <= 24_000));
         assert!(sizes.iter().min() != sizes.iter().max());
+    }
+
+    #[test]
+    fn bake_print_file_lists_every_service_of_its_matrix() {
+        let file = bake_print_file();
+        assert!(file.contains(r#"default = ["svc01", "svc02","#), "{file}");
+        assert!(file.contains(&format!("\"svc{BAKE_PRINT_SERVICES:02}\"]")));
+        // Interpolations reach the file as HCL, not as Rust format placeholders.
+        assert!(file.contains("result = \"${REGISTRY}/${name}:${TAG}-${variant}\""));
+        assert_eq!(BAKE_PRINT_TARGETS, 50);
+    }
+
+    #[test]
+    fn bake_context_file_has_one_target_per_variant() {
+        let file = bake_context_file(3, "linux/amd64,linux/arm64");
+        assert!(
+            file.contains(r#"targets = ["part-1", "part-2", "part-3"]"#),
+            "{file}"
+        );
+        assert!(file.contains(r#"platforms = ["linux/amd64", "linux/arm64"]"#));
+        assert_eq!(file.matches("VARIANT = ").count(), 3);
+        assert!(file.contains("VARIANT = \"3\""));
+        assert_eq!(file.matches("type=cacheonly").count(), 1);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct Invocation {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// The folder it runs in (bake reads its files and contexts relative to it); the
+    /// bench's own when `None`.
+    pub dir: Option<PathBuf>,
 }
 
 impl Invocation {
@@ -94,7 +97,14 @@ impl Invocation {
             program: program.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: Vec::new(),
+            dir: None,
         }
+    }
+
+    /// Runs it in `dir`.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
     }
 
     /// Adds an environment variable.
@@ -103,9 +113,14 @@ impl Invocation {
         self
     }
 
-    /// The command line as a person would type it (environment first).
+    /// The command line as a person would type it (folder and environment first).
     pub fn display(&self) -> String {
-        let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut parts: Vec<String> = self
+            .dir
+            .iter()
+            .map(|dir| format!("cd {} &&", dir.display()))
+            .collect();
+        parts.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
         parts.push(self.program.clone());
         parts.extend(self.args.iter().cloned());
         parts.join(" ")
@@ -134,7 +149,12 @@ impl Meter {
     /// Runs `inv` once, its output going to `log`. A non-zero exit is an error that carries
     /// the end of the log.
     pub fn run(&self, inv: &Invocation, log: &Path) -> Result<Sample> {
-        let out = Command::new(&self.helper)
+        let mut helper = Command::new(&self.helper);
+        // The helper starts in the command's folder, and the command inherits it.
+        if let Some(dir) = &inv.dir {
+            helper.current_dir(dir);
+        }
+        let out = helper
             .args(["bench", "measure", "--log"])
             .arg(log)
             .arg("--")
@@ -209,5 +229,10 @@ mod tests {
     fn invocation_displays_env_first() {
         let inv = Invocation::new("docker", &["buildx", "ls"]).env("BUILDX_CONFIG", "/x");
         assert_eq!(inv.display(), "BUILDX_CONFIG=/x docker buildx ls");
+        let inv = inv.current_dir("/ctx");
+        assert_eq!(
+            inv.display(),
+            "cd /ctx && BUILDX_CONFIG=/x docker buildx ls"
+        );
     }
 }

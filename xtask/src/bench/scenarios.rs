@@ -76,6 +76,12 @@ pub enum CaseKind {
     RegistryCacheExport,
     /// The same build, cache pruned, importing that registry cache.
     RegistryCacheImport,
+    /// `bake --print` of a generated 50-target HCL file with a matrix, variables and
+    /// functions (no builder involved).
+    BakePrint,
+    /// `bake` of six targets sharing the large context, two platforms each,
+    /// `type=cacheonly`, cache pruned first.
+    BakeColdContext,
 }
 
 /// One row of the report.
@@ -336,8 +342,47 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
             },
             kind: CaseKind::RegistryCacheImport,
         },
+        Case {
+            name: "bake-print",
+            scenario: "bake",
+            description: format!(
+                "`bake --print` in a folder whose docker-bake.hcl has {} targets (a matrix of \
+                 {} services x 2 variants and 4 plain targets; variables, user functions, \
+                 inherits)",
+                fixtures::BAKE_PRINT_TARGETS,
+                fixtures::BAKE_PRINT_SERVICES
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.2),
+                ..Target::default()
+            },
+            kind: CaseKind::BakePrint,
+        },
+        Case {
+            name: "bake-cold-context",
+            scenario: "bake",
+            description: format!(
+                "`bake` of {BAKE_CONTEXT_TARGETS} targets (build arg VARIANT=1…\
+                 {BAKE_CONTEXT_TARGETS}) sharing one context, `COPY . /src` of {} files / \
+                 {:.0} MB, platforms {PLATFORMS} each, `type=cacheonly`, cache pruned",
+                ctx.files,
+                ctx.bytes as f64 / 1e6
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.6),
+                cpu_max: Some(0.3),
+                rss_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::BakeColdContext,
+        },
     ]
 }
+
+/// Targets of the bake-cold-context file.
+const BAKE_CONTEXT_TARGETS: usize = 6;
 
 /// Which of the two tools of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,7 +473,8 @@ impl Runner<'_> {
             | CaseKind::LocalCacheExport
             | CaseKind::LocalCacheImport
             | CaseKind::RegistryCacheExport
-            | CaseKind::RegistryCacheImport => {
+            | CaseKind::RegistryCacheImport
+            | CaseKind::BakeColdContext => {
                 let dir = self.context_dir();
                 let started = std::time::Instant::now();
                 if fixtures::ensure_context(&dir, self.sizes.context, BUSYBOX_IMAGE)? {
@@ -438,6 +484,23 @@ impl Runner<'_> {
                         started.elapsed().as_secs_f64()
                     );
                 }
+                if case.kind == CaseKind::BakeColdContext {
+                    // Beside the context, not in it: the context stays the cold-context
+                    // case's, byte for byte.
+                    let file = self.bake_context_file();
+                    if let Some(folder) = file.parent() {
+                        std::fs::create_dir_all(folder)?;
+                    }
+                    std::fs::write(
+                        &file,
+                        fixtures::bake_context_file(BAKE_CONTEXT_TARGETS, PLATFORMS),
+                    )?;
+                }
+            }
+            CaseKind::BakePrint => {
+                let dir = self.dirs.root.join("bake-print");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join("docker-bake.hcl"), fixtures::bake_print_file())?;
             }
             CaseKind::QemuMultistage => {
                 let dir = self.dirs.root.join("multistage");
@@ -460,6 +523,11 @@ impl Runner<'_> {
     /// The socket of the agent `--ssh default` forwards in the session-extras case.
     fn agent_socket(&self) -> PathBuf {
         self.dirs.root.join("ssh-agent.sock")
+    }
+
+    /// The bake file of the bake-cold-context case.
+    fn bake_context_file(&self) -> PathBuf {
+        self.dirs.root.join("bake-cold").join("docker-bake.hcl")
     }
 
     fn context_dir(&self) -> PathBuf {
@@ -708,6 +776,33 @@ impl Runner<'_> {
                 let args = build_args(&extra, &self.context_dir());
                 self.build(side, &args, &args)
             }
+            CaseKind::BakePrint => {
+                // Both find docker-bake.hcl in the folder they run in, as a user types it.
+                let args = ["bake", "--print"];
+                self.tool(side, &args, &args)
+                    .current_dir(root.join("bake-print"))
+            }
+            CaseKind::BakeColdContext => {
+                setup::prune_cache()?;
+                let file = self.bake_context_file().display().to_string();
+                let builder = match side {
+                    Side::Brix => BRIX_BUILDER,
+                    Side::Baseline => BUILDX_BUILDER,
+                };
+                let args = [
+                    "bake",
+                    "--builder",
+                    builder,
+                    "--progress",
+                    "plain",
+                    "-f",
+                    &file,
+                ];
+                // In the context's folder, so its `context = "."` is inside the working
+                // folder and buildx asks for no `--allow fs.read` entitlement.
+                self.tool(side, &args, &args)
+                    .current_dir(self.context_dir())
+            }
             CaseKind::PushLayout => {
                 let tool = match side {
                     Side::Brix => "brix",
@@ -840,6 +935,7 @@ mod tests {
             "current-engine",
             "cache",
             "build-inputs",
+            "bake",
         ] {
             assert!(cases.iter().any(|c| c.scenario == scenario), "{scenario}");
         }

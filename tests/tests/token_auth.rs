@@ -83,8 +83,8 @@ fn every_push_path_goes_through_token_auth() {
     // Real buildx on the same builder cannot push there: BuildKit's session auth provider
     // asks this token server for an OAuth2 password grant, which it answers with 400, and
     // falls back to the GET flow only on 401, 404 and 405 (containerd's resolver, which
-    // `imagetools` uses, also falls back on 400). brix fetches tokens as `docker login`
-    // does, so it pushes; the README says so.
+    // `imagetools` uses, also falls back on 400). brix's session fetches the tokens for
+    // the daemon the same way and also falls back on 400, so it pushes; the README says so.
     let r = run(b
         .build("buildx")
         .env("DOCKER_CONFIG", &config)

@@ -87,6 +87,10 @@ pub struct DockerConfigAuth {
     config: ConfigFile,
     /// Where helper programs are looked up; `None` uses `PATH`.
     helper_dir: Option<PathBuf>,
+    /// The token authority and the bearer tokens fetched for the daemon (memory only).
+    tokens: super::registry_token::TokenState,
+    /// The HTTP client for token servers, made on first use.
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl DockerConfigAuth {
@@ -125,7 +129,7 @@ impl DockerConfigAuth {
         let config = serde_json::from_str(text).map_err(|e| e.to_string())?;
         Ok(DockerConfigAuth {
             config,
-            helper_dir: None,
+            ..Default::default()
         })
     }
 
@@ -185,6 +189,15 @@ impl DockerConfigAuth {
             username: entry.username.clone().unwrap_or_default(),
             secret: entry.password.clone().unwrap_or_default(),
         })
+    }
+
+    /// Whether the config has a secret for `host` (the token authority key depends on it,
+    /// as buildx's does).
+    async fn has_credentials(&self, host: &str) -> Result<bool, tonic::Status> {
+        self.lookup(host)
+            .await
+            .map(|c| !c.secret.is_empty())
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))
     }
 
     async fn run_helper(&self, helper: &str, key: &str) -> Result<RegistryCredentials, AuthError> {
@@ -263,29 +276,72 @@ impl Auth for DockerConfigAuth {
         }))
     }
 
-    // Token-authority signing is optional: Unimplemented makes the daemon fetch registry
-    // tokens itself with the credentials above.
+    // The token flow on the client, as buildx serves it: the daemon asks for tokens once
+    // this session has answered GetTokenAuthority with a key it verified.
     async fn fetch_token(
         &self,
-        _request: tonic::Request<FetchTokenRequest>,
+        request: tonic::Request<FetchTokenRequest>,
     ) -> Result<tonic::Response<FetchTokenResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "token fetching is done by the daemon",
-        ))
+        let request = request.get_ref();
+        let credentials = self
+            .lookup(&request.host)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let http = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        });
+        let wanted = super::registry_token::TokenRequest {
+            host: &request.host,
+            realm: &request.realm,
+            service: &request.service,
+            scopes: &request.scopes,
+        };
+        let token = self
+            .tokens
+            .token(http, &wanted, &credentials)
+            .await
+            .map_err(|reason| {
+                tonic::Status::unauthenticated(format!("failed to fetch oauth token: {reason}"))
+            })?;
+        tracing::debug!(host = request.host, scopes = ?request.scopes, "fetched a registry token for the daemon");
+        Ok(tonic::Response::new(FetchTokenResponse {
+            token: token.token,
+            expires_in: token.expires_in,
+            issued_at: token.issued_at,
+        }))
     }
 
     async fn get_token_authority(
         &self,
-        _request: tonic::Request<GetTokenAuthorityRequest>,
+        request: tonic::Request<GetTokenAuthorityRequest>,
     ) -> Result<tonic::Response<GetTokenAuthorityResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("no token authority"))
+        let request = request.get_ref();
+        let has_credentials = self.has_credentials(&request.host).await?;
+        let public_key = self
+            .tokens
+            .public_key(&request.salt, has_credentials)
+            .map_err(tonic::Status::internal)?;
+        Ok(tonic::Response::new(GetTokenAuthorityResponse {
+            public_key,
+        }))
     }
 
     async fn verify_token_authority(
         &self,
-        _request: tonic::Request<VerifyTokenAuthorityRequest>,
+        request: tonic::Request<VerifyTokenAuthorityRequest>,
     ) -> Result<tonic::Response<VerifyTokenAuthorityResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("no token authority"))
+        let request = request.get_ref();
+        let has_credentials = self.has_credentials(&request.host).await?;
+        let signed = self
+            .tokens
+            .sign(&request.salt, has_credentials, &request.payload)
+            .map_err(tonic::Status::internal)?;
+        Ok(tonic::Response::new(VerifyTokenAuthorityResponse {
+            signed,
+        }))
     }
 }
 

@@ -23,6 +23,7 @@ mod content;
 mod filesend;
 mod filesync;
 mod grpc;
+mod registry_token;
 mod secrets;
 mod sshforward;
 mod tunnel;

@@ -263,3 +263,43 @@ fn bake_spreads_targets_over_the_nodes_of_one_platform() {
         r.stderr
     );
 }
+
+#[test]
+fn a_failed_target_stops_the_others_and_is_reported_as_buildx_reports_it() {
+    let Some(env) = E2eEnv::get() else { return };
+    let b = SharedBuilder::new(&env, "bake-fail");
+    let dir = env.scratch_dir("bake-fail");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {}\nARG MODE\nRUN if [ \"$MODE\" = fail ]; then exit 3; fi; sleep 60\n",
+            env.busybox
+        ),
+    )
+    .expect("Dockerfile");
+    std::fs::write(
+        dir.join("docker-bake.hcl"),
+        "group \"default\" {\n  targets = [\"fails\", \"slow\"]\n}\n\
+         target \"fails\" {\n  args = { MODE = \"fail\" }\n}\n\
+         target \"slow\" {\n  args = { MODE = \"slow\" }\n}\n",
+    )
+    .expect("bake file");
+    for args in [&[][..], &["fails"]] {
+        let mut lines = Vec::new();
+        for tool in ["buildx", "brix"] {
+            let started = std::time::Instant::now();
+            let r = bake(&b, tool, &dir, "unused", args);
+            assert!(!r.success, "{tool} bake {args:?} succeeded");
+            // The slow target's minute-long RUN was canceled, not waited for.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(40),
+                "{tool} waited for the other target"
+            );
+            lines.push(r.error_line());
+        }
+        assert_eq!(
+            lines[1], lines[0],
+            "brix's error line (bake {args:?}) differs from buildx's"
+        );
+    }
+}

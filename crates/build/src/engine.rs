@@ -99,6 +99,7 @@ pub async fn build_named(
     start_shared_sessions(&mut requests, &nodes).await;
 
     let numbers = AtomicUsize::new(0);
+    let names: Vec<String> = requests.iter().map(|r| r.name.clone()).collect();
     let runs = requests.into_iter().map(|request| {
         let nodes = &nodes;
         let numbers = &numbers;
@@ -137,7 +138,27 @@ pub async fn build_named(
             (name, result)
         }
     });
-    futures_util::future::join_all(runs).await
+    // As buildx: the first request that fails stops the others (their solves' calls are
+    // dropped, so the daemon cancels the jobs); they come back canceled.
+    let mut pending: futures_util::stream::FuturesUnordered<_> = runs
+        .enumerate()
+        .map(|(i, run)| async move { (i, run.await) })
+        .collect();
+    let mut results: Vec<Option<(String, Result<BuildOutcome, BuildError>)>> =
+        std::iter::repeat_with(|| None).take(names.len()).collect();
+    while let Some((i, (name, result))) = futures_util::StreamExt::next(&mut pending).await {
+        let failed = result.is_err();
+        results[i] = Some((name, result));
+        if failed {
+            break;
+        }
+    }
+    drop(pending);
+    results
+        .into_iter()
+        .zip(names)
+        .map(|(result, name)| result.unwrap_or_else(|| (name, Err(BuildError::canceled()))))
+        .collect()
 }
 
 /// [`build`] with one request, named `default` as buildx names the one of `buildx build`.

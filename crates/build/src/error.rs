@@ -21,9 +21,28 @@ use brix_solver_client::solve::{SolveError, SolveFailure};
 pub struct BuildError {
     solve: Option<usize>,
     error: Arc<anyhow::Error>,
+    canceled: bool,
 }
 
 impl BuildError {
+    /// A request stopped because another request of the same [`build`](crate::build) call
+    /// failed (as buildx cancels the other targets of a failed bake).
+    pub(crate) fn canceled() -> Self {
+        BuildError {
+            solve: None,
+            error: Arc::new(anyhow::anyhow!(
+                "canceled: another request of this build failed"
+            )),
+            canceled: true,
+        }
+    }
+
+    /// Whether this request was stopped because another one failed, rather than failing
+    /// itself: the error to show is the other one's.
+    pub fn is_canceled(&self) -> bool {
+        self.canceled
+    }
+
     /// The progress number of the solve that failed, when a solve did.
     pub fn solve(&self) -> Option<usize> {
         self.solve
@@ -86,6 +105,7 @@ impl From<Failure> for BuildError {
         BuildError {
             solve: f.solve,
             error: Arc::new(f.error),
+            canceled: false,
         }
     }
 }

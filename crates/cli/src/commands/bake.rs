@@ -387,9 +387,11 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
                 metadata.insert(name.clone(), value);
             }
             Ok(_) => {}
-            Err(e) => {
-                failure.get_or_insert(e);
+            // The failure to show is the one that stopped the others.
+            Err(e) if !e.is_canceled() => {
+                failure.get_or_insert((name, e));
             }
+            Err(_) => {}
         }
     }
     if let Some(path) = &args.metadata_file
@@ -401,7 +403,9 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
             .with_context(|| format!("writing the metadata file {}", path.display()))?;
     }
     if let Some(failure) = failure {
-        super::build::report_failure(&printer, failure);
+        let (target, failure) = failure;
+        let target = named.then_some(target.as_str());
+        super::build::report_failure(&printer, failure, true, target);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -246,7 +246,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         Some(Err(failure)) => {
             printer.cancel_running();
             printer.finish();
-            report_failure(&printer, &failure);
+            report_failure(&printer, &failure, false, None);
             Ok(ExitCode::FAILURE)
         }
     }
@@ -294,7 +294,14 @@ where
 
 /// Prints buildx's error block: the failing step with its last log lines, the Dockerfile
 /// lines, then `ERROR: …`.
-pub(crate) fn report_failure(printer: &Printer, failure: &BuildError) {
+/// `bake` is set for bake's failures, with `bake_target` the failed target when several
+/// were built.
+pub(crate) fn report_failure(
+    printer: &Printer,
+    failure: &BuildError,
+    bake: bool,
+    bake_target: Option<&str>,
+) {
     let solve_failure = failure.solve_failure();
     if let (Some(i), Some(sf)) = (failure.solve(), solve_failure) {
         let digest = sf.vertex.clone().or_else(|| printer.failed_step(i));
@@ -319,11 +326,13 @@ pub(crate) fn report_failure(printer: &Printer, failure: &BuildError) {
             }
         }
     }
-    // buildx 0.29 says which phase failed: a failed solve is a failed build.
-    let prefix = if solve_failure.is_some() {
-        "failed to build: "
-    } else {
-        ""
+    // buildx 0.29's `build` says which phase failed: a failed solve is a failed build;
+    // its `bake` names the target instead when it built several.
+    let prefix = match bake_target {
+        Some(target) => format!("target {target}: "),
+        None if bake => String::new(),
+        None if solve_failure.is_some() => "failed to build: ".to_owned(),
+        None => String::new(),
     };
     eprintln!("ERROR: {prefix}{}", brix_build::one_line(failure));
 }

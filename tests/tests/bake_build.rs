@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use brix_e2e::{E2eEnv, Run, SharedBuilder, run, skopeo};
+use brix_e2e::{E2eEnv, Run, SharedBuilder, index_platforms, pushed_index, run};
 
 const BAKE_FILE: &str = r#"
 variable "REPO" {}
@@ -47,26 +47,7 @@ fn bake(b: &SharedBuilder, tool: &str, dir: &Path, repo: &str, args: &[&str]) ->
 /// The platforms of an index's manifests, attestation manifests (`unknown/unknown`)
 /// included, sorted.
 fn platforms(image: &str) -> Vec<String> {
-    let raw = skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{image}"),
-    ])
-    .ok();
-    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("index JSON");
-    let mut out: Vec<String> = index["manifests"]
-        .as_array()
-        .expect("an index")
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap_or(""),
-                m["platform"]["architecture"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let mut out = index_platforms(&pushed_index(image).1);
     out.sort();
     out
 }

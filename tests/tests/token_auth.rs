@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use brix_e2e::{E2eEnv, SharedBuilder, path, run, skopeo};
+use brix_e2e::{E2eEnv, SharedBuilder, index_platforms, path, run, skopeo};
 
 /// The manifest or index `image` points at, fetched with the registry's credentials.
 fn raw_manifest(env: &E2eEnv, image: &str) -> serde_json::Value {
@@ -26,19 +26,9 @@ fn raw_manifest(env: &E2eEnv, image: &str) -> serde_json::Value {
 
 /// The platforms an index lists, attestation manifests left out.
 fn platforms(index: &serde_json::Value) -> Vec<String> {
-    let mut out: Vec<String> = index["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m["platform"]["os"] != "unknown")
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap_or(""),
-                m["platform"]["architecture"].as_str().unwrap_or("")
-            )
-        })
+    let mut out: Vec<String> = index_platforms(index)
+        .into_iter()
+        .filter(|p| !p.starts_with("unknown/"))
         .collect();
     out.sort();
     out

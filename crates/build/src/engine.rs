@@ -144,20 +144,20 @@ pub async fn build_named(
         .enumerate()
         .map(|(i, run)| async move { (i, run.await) })
         .collect();
-    let mut results: Vec<Option<(String, Result<BuildOutcome, BuildError>)>> =
+    let mut results: Vec<Option<Result<BuildOutcome, BuildError>>> =
         std::iter::repeat_with(|| None).take(names.len()).collect();
-    while let Some((i, (name, result))) = futures_util::StreamExt::next(&mut pending).await {
+    while let Some((i, (_, result))) = futures_util::StreamExt::next(&mut pending).await {
         let failed = result.is_err();
-        results[i] = Some((name, result));
+        results[i] = Some(result);
         if failed {
             break;
         }
     }
     drop(pending);
-    results
+    names
         .into_iter()
-        .zip(names)
-        .map(|(result, name)| result.unwrap_or_else(|| (name, Err(BuildError::canceled()))))
+        .zip(results)
+        .map(|(name, result)| (name, result.unwrap_or_else(|| Err(BuildError::canceled()))))
         .collect()
 }
 

@@ -188,8 +188,9 @@ pub(crate) async fn finish(
             format!("{}/{}/{}", ng.name, node, s.result.build_ref).into(),
         );
     }
+    let wants_metadata = args.metadata_file.is_some() || args.collect_metadata;
     let mut predicates = BTreeMap::new();
-    if args.metadata_file.is_some() {
+    if wants_metadata {
         let mode = ProvenanceMode::from_env();
         if mode != ProvenanceMode::Disabled {
             let step = progress.client_step("resolving provenance for metadata file");
@@ -207,8 +208,8 @@ pub(crate) async fn finish(
             predicates = r?;
         }
     }
-    // The variable is read (and a bad value refused) whenever there is a metadata file.
-    if args.metadata_file.is_some() && metadata_warnings_wanted()? && !warnings.is_empty() {
+    // The variable is read (and a bad value refused) whenever metadata is wanted.
+    if wants_metadata && metadata_warnings_wanted()? && !warnings.is_empty() {
         metadata.insert(
             "buildx.build.warnings".into(),
             warnings.iter().map(warning_json).collect(),

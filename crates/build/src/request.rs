@@ -67,6 +67,9 @@ pub struct BuildRequest {
     pub check: Option<String>,
     /// `--metadata-file`: where the build's result metadata is written.
     pub metadata_file: Option<PathBuf>,
+    /// Gather what a metadata file holds (provenance, warnings) into the outcome even with
+    /// no `metadata_file`: for a caller that writes one file for several requests (bake).
+    pub collect_metadata: bool,
     /// `--iidfile`: where the image ID (or index digest) is written.
     pub iidfile: Option<PathBuf>,
 }
@@ -101,6 +104,7 @@ impl BuildRequest {
             call: "build".to_owned(),
             check: None,
             metadata_file: None,
+            collect_metadata: false,
             iidfile: None,
         }
     }

@@ -10,6 +10,9 @@
 //! reads (`-H` → `DOCKER_HOST`, `--config` → `DOCKER_CONFIG`, `-D` → brix's `-D`), and the
 //! name decides whether brix answers as itself or as buildx.
 
+// Where the docker CLI's `--tlscacert`, `--tlscert` and `--tlskey` reach brix's docker
+// client (read with `DOCKER_TLS`/`DOCKER_TLS_VERIFY` for the `default` context).
+use brix_driver::docker_context::{TLS_CA_VAR, TLS_CERT_VAR, TLS_KEY_VAR};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -321,12 +324,6 @@ impl PluginCall {
         })
     }
 }
-
-/// Where the docker CLI's `--tlscacert`, `--tlscert` and `--tlskey` reach brix's docker
-/// client (read with `DOCKER_TLS`/`DOCKER_TLS_VERIFY` for the `default` context).
-const TLS_CA_VAR: &str = brix_driver::docker_context::TLS_CA_VAR;
-const TLS_CERT_VAR: &str = brix_driver::docker_context::TLS_CERT_VAR;
-const TLS_KEY_VAR: &str = brix_driver::docker_context::TLS_KEY_VAR;
 
 /// Go's `strconv.ParseBool` for a bool flag's `=VALUE` (none means true), as pflag reads it.
 fn parse_bool(value: Option<&str>) -> Option<bool> {

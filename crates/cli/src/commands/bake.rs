@@ -285,9 +285,7 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
     let linked: std::collections::BTreeSet<String> = resolved
         .targets
         .values()
-        .flat_map(|t| t.contexts.values())
-        .filter_map(|v| v.strip_prefix("target:"))
-        .filter(|d| resolved.targets.contains_key(*d))
+        .flat_map(|t| dependencies(t, resolved))
         .map(str::to_owned)
         .collect();
     // Each wave's requests, made and checked (every check buildx makes before it builds)
@@ -317,11 +315,9 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
                 ));
             }
             request.run_options.allow.extend(args.allow.iter().cloned());
-            // Each target's metadata as `build --metadata-file` writes it (provenance and
-            // warnings included), gathered into one file keyed by target at the end.
-            if args.metadata_file.is_some() {
-                request.metadata_file = Some(target_metadata(scratch.path(), name));
-            }
+            // Each target's metadata as `build --metadata-file` would write it (provenance
+            // and warnings included), for one file keyed by target at the end.
+            request.collect_metadata = args.metadata_file.is_some();
             let plan = brix_build::PlannedBuild::new(request, &|w| eprintln!("WARNING: {w}"))
                 .map_err(|e| anyhow::anyhow!("{}", brix_build::one_line(&e)))?;
             planned.push((name.clone(), plan));
@@ -378,10 +374,10 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
     let mut failure = None;
     for (name, result) in &results {
         match result {
-            Ok(_) if args.metadata_file.is_some() => {
-                let path = target_metadata(scratch.path(), name);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading the metadata of target {name:?}"))?;
+            Ok(outcome) if args.metadata_file.is_some() => {
+                let text = outcome
+                    .metadata_file_text()
+                    .context("encoding the metadata of a target")?;
                 let value: serde_json::Value =
                     serde_json::from_str(&text).context("the metadata of a target")?;
                 metadata.insert(name.clone(), value);
@@ -411,11 +407,6 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where one target's metadata file is written, in the scratch folder.
-fn target_metadata(scratch: &std::path::Path, name: &str) -> PathBuf {
-    scratch.join(format!("metadata-{name}.json"))
-}
-
 /// Where a linked target's result goes: an OCI layout tarball in the scratch folder.
 fn linked_tarball(scratch: &std::path::Path, name: &str) -> PathBuf {
     scratch.join(format!("target-{name}.tar"))
@@ -435,6 +426,18 @@ fn unpack_layout(tarball: &std::path::Path) -> anyhow::Result<String> {
     Ok(format!("oci-layout://{}@{digest}", dir.display()))
 }
 
+/// The targets of this bake that `target`'s `target:NAME` contexts name.
+fn dependencies<'a>(
+    target: &'a brix_bake::model::Target,
+    resolved: &'a brix_bake::Resolved,
+) -> impl Iterator<Item = &'a str> {
+    target
+        .contexts
+        .values()
+        .filter_map(|v| v.strip_prefix("target:"))
+        .filter(|d| resolved.targets.contains_key(*d))
+}
+
 /// The targets in the order their `target:` contexts need: each wave only names targets
 /// of earlier waves.
 fn dependency_waves(resolved: &brix_bake::Resolved) -> anyhow::Result<Vec<Vec<String>>> {
@@ -442,11 +445,8 @@ fn dependency_waves(resolved: &brix_bake::Resolved) -> anyhow::Result<Vec<Vec<St
         .targets
         .iter()
         .map(|(name, t)| {
-            let names = t
-                .contexts
-                .values()
-                .filter_map(|v| v.strip_prefix("target:"))
-                .filter(|d| resolved.targets.contains_key(*d) && *d != name.as_str())
+            let names = dependencies(t, resolved)
+                .filter(|d| *d != name.as_str())
                 .collect();
             (name.as_str(), names)
         })

@@ -196,6 +196,7 @@ impl BuildArgs {
             call: self.call.clone(),
             check: self.check.clone(),
             metadata_file: self.metadata_file.clone(),
+            collect_metadata: false,
             iidfile: self.iidfile.clone(),
         }
     }

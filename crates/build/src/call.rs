@@ -164,7 +164,7 @@ pub(crate) async fn solve(
             FALLBACK_FRONTEND.to_owned(),
         )]),
     };
-    let result = forward_progress(progress, solve, None, None, |tx| {
+    let result = forward_progress(progress, (solve, node_index), None, None, |tx| {
         call_frontend(&node.client, ps.spec, Some(fallback), running, tx)
     })
     .await

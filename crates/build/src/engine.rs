@@ -908,18 +908,20 @@ pub(crate) async fn start_session(
     }
 }
 
-/// Runs `run` (a solve, given the sender of its progress) while its progress goes to
-/// `progress` as solve number `solve` with `prefix`, its warnings also to `warnings`. All of
+/// Runs `run` (a solve, given the sender of its progress) on node number `node` while its
+/// progress goes to `progress` as solve number `solve` with `prefix`, its warnings also to
+/// `warnings`. All of
 /// the solve's progress is passed on before its result is returned; the forwarding runs as
 /// its own task, so what the daemon already sent is still shown when the solve is dropped
 /// (another platform failed, or the build was interrupted).
 pub(crate) async fn forward_progress<F: Future>(
     progress: &Arc<dyn ProgressSink>,
-    solve: usize,
+    (solve, node): (usize, usize),
     prefix: Option<String>,
     warnings: Option<Arc<Mutex<Vec<BuildWarning>>>>,
     run: impl FnOnce(UnboundedSender<Vec<ProgressEvent>>) -> F,
 ) -> F::Output {
+    progress.solve_node(solve, node);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<ProgressEvent>>();
     let sink = progress.clone();
     let forward = tokio::spawn(async move {
@@ -954,9 +956,13 @@ async fn run_one(
         error: e,
     };
     let running = start_session(ps.session, node).await.map_err(wrap)?;
-    let result = forward_progress(progress, index, prefix, Some(warnings.clone()), |tx| {
-        solve(&node.client, ps.spec, running, tx)
-    })
+    let result = forward_progress(
+        progress,
+        (index, ps.node),
+        prefix,
+        Some(warnings.clone()),
+        |tx| solve(&node.client, ps.spec, running, tx),
+    )
     .await;
     let result = result.map_err(|e| wrap(e.into()))?;
     Ok(Solved {

@@ -14,6 +14,13 @@ pub trait ProgressSink: Send + Sync {
     /// into every step name as buildx puts it (`[linux/arm64 2/3] RUN …`).
     fn solve_events(&self, solve: usize, prefix: Option<&str>, events: Vec<ProgressEvent>);
 
+    /// Solve `solve` runs on the builder's node number `node`; called before its first
+    /// events. A daemon solves identical vertices of concurrent solves once, so a vertex
+    /// (by digest) of two solves on one node is one step, and on two nodes two.
+    fn solve_node(&self, solve: usize, node: usize) {
+        let _ = (solve, node);
+    }
+
     /// Starts a step the client runs itself, shown like a daemon's step; also the sink of a
     /// node's bootstrap events while it boots.
     fn client_step(&self, name: &str) -> Box<dyn StepProgress>;
@@ -51,6 +58,10 @@ impl ProgressSink for NamedProgress {
             None => self.name.clone(),
         };
         self.inner.solve_events(solve, Some(&prefix), events);
+    }
+
+    fn solve_node(&self, solve: usize, node: usize) {
+        self.inner.solve_node(solve, node);
     }
 
     fn client_step(&self, name: &str) -> Box<dyn StepProgress> {

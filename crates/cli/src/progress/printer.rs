@@ -63,10 +63,13 @@ impl ProgressMode {
     }
 }
 
-/// Identifies a vertex across solves: the solve's number and the digest within it.
+/// Identifies a step: the node its solves ran on (or [`CLIENT`]), and the digest. A vertex
+/// several solves on one node share (a daemon solves identical vertices of concurrent solves
+/// once: the build context all of a bake's targets and platforms load) is one step, named
+/// after the first solve that reported it, as buildx's display keys vertices by digest.
 type Key = (usize, String);
 
-/// Solve number used for client-side steps.
+/// Where client-side steps are kept.
 const CLIENT: usize = usize::MAX;
 
 /// Log lines kept per step for the tty display and error reports.
@@ -85,6 +88,8 @@ struct StatusLine {
 struct Vertex {
     index: usize,
     name: String,
+    /// The solves that reported the vertex.
+    solves: Vec<usize>,
     record: VertexUpdate,
     statuses: Vec<StatusLine>,
     /// Complete log lines not printed yet (plain), already formatted.
@@ -115,6 +120,8 @@ struct State {
     notices: Vec<String>,
     client_counter: usize,
     finished: bool,
+    /// The node each solve runs on, as the engine reported it (0 when it did not).
+    solve_nodes: HashMap<usize, usize>,
 }
 
 /// The progress display of one command. Cheap to clone; clones share the display.
@@ -145,6 +152,7 @@ impl Printer {
                 notices: Vec::new(),
                 client_counter: 0,
                 finished: false,
+                solve_nodes: HashMap::new(),
             })),
         };
         {
@@ -178,13 +186,34 @@ impl Printer {
         }
         let mut touched: Vec<Key> = Vec::new();
         for ev in events {
-            let key = match &ev {
-                ProgressEvent::Vertex(v) => (solve, v.digest.clone()),
-                ProgressEvent::Status(s) => (solve, s.vertex.clone()),
-                ProgressEvent::Log(l) => (solve, l.vertex.clone()),
-                ProgressEvent::Warning(w) => (solve, w.vertex.clone()),
+            let digest = match &ev {
+                ProgressEvent::Vertex(v) => v.digest.clone(),
+                ProgressEvent::Status(s) => s.vertex.clone(),
+                ProgressEvent::Log(l) => l.vertex.clone(),
+                ProgressEvent::Warning(w) => w.vertex.clone(),
             };
-            st.apply(key.clone(), ev, prefix);
+            let key = (st.node_of(solve), digest);
+            if let Some(known) = st.vertices.get_mut(&key)
+                && known.solves.first() != Some(&solve)
+            {
+                // Another solve's copy of a shared vertex: the same step. Its logs and
+                // statuses repeat the first solve's, and its state may lag behind; only a
+                // completion the first solve has not reported yet is news.
+                if !known.solves.contains(&solve) {
+                    known.solves.push(solve);
+                }
+                let news = match &ev {
+                    ProgressEvent::Vertex(v) => {
+                        v.completed.is_some() && known.record.completed.is_none()
+                    }
+                    ProgressEvent::Warning(_) => true,
+                    ProgressEvent::Status(_) | ProgressEvent::Log(_) => false,
+                };
+                if !news {
+                    continue;
+                }
+            }
+            st.apply(key.clone(), ev, solve, prefix);
             if !touched.contains(&key) {
                 touched.push(key);
             }
@@ -192,6 +221,11 @@ impl Printer {
         if st.mode == ProgressMode::Plain {
             st.print_plain(touched);
         }
+    }
+
+    /// Solve number `solve` runs on node number `node`.
+    pub fn solve_node(&self, solve: usize, node: usize) {
+        self.lock().solve_nodes.insert(solve, node);
     }
 
     /// Starts a client-side step shown like a BuildKit vertex.
@@ -211,7 +245,7 @@ impl Printer {
             progress_group: None,
         };
         let key = (CLIENT, digest.clone());
-        st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+        st.apply(key.clone(), ProgressEvent::Vertex(record), CLIENT, None);
         if st.mode == ProgressMode::Plain {
             st.print_plain(vec![key]);
         }
@@ -262,7 +296,7 @@ impl Printer {
                 let mut record = v.record.clone();
                 record.completed = Some(now);
                 record.error = Some("context canceled".to_owned());
-                st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+                st.apply(key.clone(), ProgressEvent::Vertex(record), CLIENT, None);
             }
         }
         if st.mode == ProgressMode::Plain && !running.is_empty() {
@@ -360,7 +394,10 @@ impl Printer {
     /// with its display name.
     pub fn step_report(&self, solve: usize, digest: &str) -> Option<(String, Vec<String>)> {
         let st = self.lock();
-        let v = st.vertices.get(&(solve, digest.to_owned()))?;
+        let v = st
+            .vertices
+            .get(&(st.node_of(solve), digest.to_owned()))
+            .filter(|v| v.solves.contains(&solve))?;
         Some((
             v.name.clone(),
             v.tail.iter().map(|(t, _)| t.clone()).collect(),
@@ -372,15 +409,19 @@ impl Printer {
         let st = self.lock();
         st.order
             .iter()
-            .filter(|k| k.0 == solve)
             .filter_map(|k| st.vertices.get(k))
+            .filter(|v| v.solves.contains(&solve))
             .find(|v| v.record.state() == VertexState::Failed)
             .map(|v| v.record.digest.clone())
     }
 }
 
 impl State {
-    fn apply(&mut self, key: Key, ev: ProgressEvent, prefix: Option<&str>) {
+    fn node_of(&self, solve: usize) -> usize {
+        self.solve_nodes.get(&solve).copied().unwrap_or(0)
+    }
+
+    fn apply(&mut self, key: Key, ev: ProgressEvent, solve: usize, prefix: Option<&str>) {
         if let ProgressEvent::Vertex(update) = &ev {
             match self.vertices.get_mut(&key) {
                 Some(v) => {
@@ -396,7 +437,9 @@ impl State {
                     }
                     v.record = update.clone();
                     v.record.started = started;
-                    v.name = prefixed(&update.name, prefix);
+                    if v.solves.first() == Some(&solve) {
+                        v.name = step_name(&update.name, prefix);
+                    }
                 }
                 None => {
                     let index = self.next_index;
@@ -406,7 +449,8 @@ impl State {
                         key.clone(),
                         Vertex {
                             index,
-                            name: prefixed(&update.name, prefix),
+                            name: step_name(&update.name, prefix),
+                            solves: vec![solve],
                             record: update.clone(),
                             statuses: Vec::new(),
                             pending_logs: Vec::new(),
@@ -752,6 +796,32 @@ impl Vertex {
     }
 }
 
+/// A solve's vertex name with the solve's prefix (`linux/arm64`, `app linux/arm64`, `app`)
+/// put in as buildx's display shows it. The steps BuildKit's frontend runs once for all
+/// platforms of a build (loading the Dockerfile, `.dockerignore`, the build context and named
+/// contexts) get no platform: brix solves each platform separately, and these steps are one
+/// shared vertex of those solves, named as buildx's one multi-platform solve names them.
+fn step_name(name: &str, prefix: Option<&str>) -> String {
+    let Some(prefix) = prefix else {
+        return name.to_owned();
+    };
+    if !for_all_platforms(name) {
+        return prefixed(name, Some(prefix));
+    }
+    let without_platform: Vec<&str> = prefix.split(' ').filter(|p| !p.contains('/')).collect();
+    if without_platform.is_empty() {
+        name.to_owned()
+    } else {
+        prefixed(name, Some(&without_platform.join(" ")))
+    }
+}
+
+/// Whether the frontend's step `name` is one it runs once for every platform.
+fn for_all_platforms(name: &str) -> bool {
+    (name.starts_with("[internal] load ") && !name.starts_with("[internal] load metadata"))
+        || name.starts_with("[context ")
+}
+
 /// `[2/3] RUN x` → `[linux/arm64 2/3] RUN x`; names without a bracket get `[linux/arm64] `.
 fn prefixed(name: &str, prefix: Option<&str>) -> String {
     match prefix {
@@ -1002,6 +1072,7 @@ impl ClientStep {
                     started: Some(started),
                     completed: done.then_some(now),
                 }),
+                CLIENT,
                 None,
             );
         });
@@ -1020,6 +1091,7 @@ impl ClientStep {
                     data,
                     timestamp: Some(SystemTime::now()),
                 }),
+                CLIENT,
                 None,
             );
         });
@@ -1032,7 +1104,7 @@ impl ClientStep {
                 let mut record = v.record.clone();
                 record.completed = Some(SystemTime::now());
                 record.error = error;
-                st.apply(key.clone(), ProgressEvent::Vertex(record), None);
+                st.apply(key.clone(), ProgressEvent::Vertex(record), CLIENT, None);
             }
         });
     }
@@ -1068,6 +1140,10 @@ impl BootstrapSink for ClientStep {
 impl brix_build::ProgressSink for Printer {
     fn solve_events(&self, solve: usize, prefix: Option<&str>, events: Vec<ProgressEvent>) {
         Printer::solve_events(self, solve, prefix, events);
+    }
+
+    fn solve_node(&self, solve: usize, node: usize) {
+        Printer::solve_node(self, solve, node);
     }
 
     fn client_step(&self, name: &str) -> Box<dyn brix_build::StepProgress> {
@@ -1113,6 +1189,77 @@ mod tests {
             "[linux/amd64] exporting to image"
         );
         assert_eq!(prefixed("exporting to image", None), "exporting to image");
+    }
+
+    #[test]
+    fn steps_run_once_for_all_platforms_get_no_platform() {
+        let name = "[internal] load build context";
+        assert_eq!(step_name(name, Some("linux/arm64")), name);
+        assert_eq!(
+            step_name(name, Some("app linux/arm64")),
+            "[app internal] load build context"
+        );
+        assert_eq!(
+            step_name("[context base] load from client", Some("app linux/amd64")),
+            "[app context base] load from client"
+        );
+        assert_eq!(
+            step_name("[internal] load metadata for r/busybox", Some("app linux/amd64")),
+            "[app linux/amd64 internal] load metadata for r/busybox"
+        );
+        assert_eq!(
+            step_name("[1/2] FROM r/busybox", Some("app linux/amd64")),
+            "[app linux/amd64 1/2] FROM r/busybox"
+        );
+        assert_eq!(step_name(name, None), name);
+    }
+
+    #[test]
+    fn a_vertex_several_solves_share_is_one_step_named_by_the_first() {
+        let printer = Printer::new(ProgressMode::Quiet, None, String::new());
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
+        let vertex = |completed: Option<SystemTime>| {
+            ProgressEvent::Vertex(VertexUpdate {
+                digest: "sha256:ctx".into(),
+                inputs: Vec::new(),
+                name: "[1/2] FROM r/busybox".into(),
+                started: Some(t0),
+                completed,
+                cached: false,
+                error: None,
+                progress_group: None,
+            })
+        };
+        let log = || {
+            ProgressEvent::Log(brix_solver_client::progress::LogChunk {
+                vertex: "sha256:ctx".into(),
+                stream: LogStream::Stdout,
+                data: b"line\n".to_vec(),
+                timestamp: Some(t0),
+            })
+        };
+        printer.solve_events(3, Some("a linux/amd64"), vec![vertex(None), log()]);
+        printer.solve_events(5, Some("b linux/amd64"), vec![vertex(None), log()]);
+        let done = Some(t0 + Duration::from_secs(1));
+        printer.solve_events(5, Some("b linux/amd64"), vec![vertex(done)]);
+        let st = printer.lock();
+        assert_eq!(st.vertices.len(), 1);
+        let v = &st.vertices[&(0, "sha256:ctx".to_owned())];
+        assert_eq!(v.name, "[a linux/amd64 1/2] FROM r/busybox");
+        assert_eq!(v.solves, [3, 5]);
+        assert_eq!(v.tail.len(), 1, "the second solve's copy of the log is not shown");
+        assert_eq!(v.record.completed, done, "a completion from either solve counts");
+        drop(st);
+        assert_eq!(
+            printer.step_report(5, "sha256:ctx").map(|(n, _)| n),
+            Some("[a linux/amd64 1/2] FROM r/busybox".to_owned())
+        );
+        assert_eq!(printer.step_report(4, "sha256:ctx"), None);
+
+        // On another node the same vertex is another daemon's work: its own step.
+        printer.solve_node(7, 1);
+        printer.solve_events(7, Some("c linux/amd64"), vec![vertex(None)]);
+        assert_eq!(printer.lock().vertices.len(), 2);
     }
 
     #[test]
@@ -1172,7 +1319,7 @@ mod tests {
             ("b", "[2/3] RUN b"),
             ("a", "[1/3] FROM a"),
         ] {
-            st.apply((0, d.into()), vertex(d, n, None), None);
+            st.apply((0, d.into()), vertex(d, n, None), 0, None);
         }
         assert!(st.started_order.is_empty(), "nothing started yet");
         for (i, (d, n)) in [
@@ -1184,7 +1331,7 @@ mod tests {
         .enumerate()
         {
             let at = t0 + Duration::from_secs(i as u64);
-            st.apply((0, d.into()), vertex(d, n, Some(at)), None);
+            st.apply((0, d.into()), vertex(d, n, Some(at)), 0, None);
         }
         let names: Vec<&str> = st
             .started_order
@@ -1252,15 +1399,16 @@ mod tests {
         let mut st = printer.lock();
         let key = (0, "sha256:exp".to_owned());
         let mut out = String::new();
-        st.apply(key.clone(), vertex(Some(t0)), None);
+        st.apply(key.clone(), vertex(Some(t0)), 0, None);
         st.print_vertex(&key, &mut out);
         assert!(out.ends_with("#1 DONE 0.0s\n"), "{out}");
         // Re-opened for the push, then done again.
-        st.apply(key.clone(), vertex(None), None);
-        st.apply(key.clone(), status("pushing layers"), None);
+        st.apply(key.clone(), vertex(None), 0, None);
+        st.apply(key.clone(), status("pushing layers"), 0, None);
         st.apply(
             key.clone(),
             vertex(Some(t0 + Duration::from_millis(100))),
+            0,
             None,
         );
         out.clear();

@@ -128,8 +128,10 @@ pub(crate) async fn finish(
                         if matches!(dest, Dest::Stdout) {
                             copy_to_stdout(&out)?;
                         }
-                        metadata.extend(index.metadata());
-                        image_id = Some(index.digest().to_owned());
+                        if plan.link_output != Some(oi) {
+                            metadata.extend(index.metadata());
+                            image_id = Some(index.digest().to_owned());
+                        }
                     }
                     Err(e) => {
                         step.done(Some(e.to_string()));
@@ -165,7 +167,9 @@ pub(crate) async fn finish(
         }
     }
 
-    if !multi && let Some(s) = solved.first() {
+    // One solve's exporter response; none when its only exporter is the link output's.
+    let exported = plan.user_outputs().any(|o| !matches!(o, Output::CacheOnly));
+    if !multi && exported && let Some(s) = solved.first() {
         for (k, v) in &s.result.exporter_response {
             let value = if k.ends_with("descriptor") {
                 decode_descriptor(v).unwrap_or_else(|| v.clone().into())
@@ -198,7 +202,7 @@ pub(crate) async fn finish(
             // whose output carries its attestations (an image, oci or docker output) leaves no
             // per-platform provenance in its build record, so buildx writes none; it does for
             // a single platform and for outputs without images.
-            let in_images = plan.platforms.len() > 1 && plan.outputs.iter().any(Output::is_image);
+            let in_images = plan.platforms.len() > 1 && plan.user_outputs().any(Output::is_image);
             let r = if in_images {
                 Ok(BTreeMap::new())
             } else {

@@ -27,6 +27,8 @@ pub struct PlannedBuild {
     pub(crate) platforms: Vec<Platform>,
     pub(crate) frontend_attrs: BTreeMap<String, String>,
     pub(crate) outputs: Vec<Output>,
+    /// Which of `outputs` is the request's `link_output` (the last one), if it has one.
+    pub(crate) link_output: Option<usize>,
     pub(crate) secrets: BTreeMap<String, SecretSource>,
     /// `--cache-from`, local tags resolved to digests.
     pub(crate) cache_imports: Vec<cache::CacheEntry>,
@@ -69,6 +71,16 @@ impl PlannedBuild {
     /// The `--call` method asked for, when the request is a call and not a build.
     pub fn call(&self) -> Option<&CallMethod> {
         self.call.as_ref()
+    }
+
+    /// The outputs the user asked for: all but the link output.
+    pub(crate) fn user_outputs(&self) -> impl Iterator<Item = &Output> {
+        let link = self.link_output;
+        self.outputs
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| Some(*i) != link)
+            .map(|(_, o)| o)
     }
 }
 
@@ -212,12 +224,22 @@ fn plan(request: BuildRequest, warn: &dyn Fn(&str)) -> anyhow::Result<PlannedBui
     annotations.check_platforms(&platforms)?;
     // `--call` and `--check` are read once the build's own flags are.
     let call = crate::call::requested(&args.call, args.check.as_deref())?;
+    // Added after every decision the user's outputs make (attestations, provenance).
+    let mut outputs = outputs;
+    let link_output = args.link_output.as_ref().map(|path| {
+        outputs.push(Output::Oci {
+            dest: outputs::Dest::File(path.clone()),
+            attrs: BTreeMap::new(),
+        });
+        outputs.len() - 1
+    });
 
     Ok(PlannedBuild {
         main,
         platforms,
         frontend_attrs: attrs,
         outputs,
+        link_output,
         secrets,
         cache_imports,
         cache_exports,

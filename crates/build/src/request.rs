@@ -72,6 +72,11 @@ pub struct BuildRequest {
     pub collect_metadata: bool,
     /// `--iidfile`: where the image ID (or index digest) is written.
     pub iidfile: Option<PathBuf>,
+    /// Also write the result, every platform in one index, as an OCI layout tarball here:
+    /// for a caller that feeds it to another build as a context (bake's `target:NAME`). It is
+    /// not an output the user asked for, so it changes nothing else: no attestations are
+    /// added for it, and the metadata holds none of its exporter's keys.
+    pub link_output: Option<PathBuf>,
 }
 
 impl BuildRequest {
@@ -106,6 +111,7 @@ impl BuildRequest {
             metadata_file: None,
             collect_metadata: false,
             iidfile: None,
+            link_output: None,
         }
     }
 }

@@ -309,10 +309,7 @@ fn build_targets(args: &BakeArgs, resolved: &brix_bake::Resolved) -> anyhow::Res
             let mut request = to_request(target, contexts, inline.as_deref())?;
             if linked.contains(name) {
                 // An OCI tarball (every platform in one index), unpacked once built.
-                request.outputs.push(format!(
-                    "type=oci,dest={}",
-                    linked_tarball(scratch.path(), name).display()
-                ));
+                request.link_output = Some(linked_tarball(scratch.path(), name));
             }
             request.run_options.allow.extend(args.allow.iter().cloned());
             // Each target's metadata as `build --metadata-file` would write it (provenance

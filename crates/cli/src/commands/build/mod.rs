@@ -198,6 +198,7 @@ impl BuildArgs {
             metadata_file: self.metadata_file.clone(),
             collect_metadata: false,
             iidfile: self.iidfile.clone(),
+            link_output: None,
         }
     }
 }

@@ -169,7 +169,10 @@ pub(crate) async fn finish(
 
     // One solve's exporter response; none when its only exporter is the link output's.
     let exported = plan.user_outputs().any(|o| !matches!(o, Output::CacheOnly));
-    if !multi && exported && let Some(s) = solved.first() {
+    if !multi
+        && exported
+        && let Some(s) = solved.first()
+    {
         for (k, v) in &s.result.exporter_response {
             let value = if k.ends_with("descriptor") {
                 decode_descriptor(v).unwrap_or_else(|| v.clone().into())

@@ -1204,7 +1204,10 @@ mod tests {
             "[app context base] load from client"
         );
         assert_eq!(
-            step_name("[internal] load metadata for r/busybox", Some("app linux/amd64")),
+            step_name(
+                "[internal] load metadata for r/busybox",
+                Some("app linux/amd64")
+            ),
             "[app linux/amd64 internal] load metadata for r/busybox"
         );
         assert_eq!(
@@ -1247,8 +1250,15 @@ mod tests {
         let v = &st.vertices[&(0, "sha256:ctx".to_owned())];
         assert_eq!(v.name, "[a linux/amd64 1/2] FROM r/busybox");
         assert_eq!(v.solves, [3, 5]);
-        assert_eq!(v.tail.len(), 1, "the second solve's copy of the log is not shown");
-        assert_eq!(v.record.completed, done, "a completion from either solve counts");
+        assert_eq!(
+            v.tail.len(),
+            1,
+            "the second solve's copy of the log is not shown"
+        );
+        assert_eq!(
+            v.record.completed, done,
+            "a completion from either solve counts"
+        );
         drop(st);
         assert_eq!(
             printer.step_report(5, "sha256:ctx").map(|(n, _)| n),

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
@@ -15,14 +15,22 @@ use tokio_util::sync::PollSender;
 /// HTTP/2 frames may be split or joined arbitrarily).
 pub type IncomingChunks = Pin<Box<dyn Stream<Item = Result<Bytes, tonic::Status>> + Send>>;
 
-/// The stream side of a session tunnel: reads concatenate incoming chunks, each write becomes
-/// one outgoing chunk, and shutdown ends the outgoing stream (the gRPC CloseSend that ends the
-/// session on the daemon).
+/// Outgoing bytes are gathered up to this size before they become one `BytesMessage`: the
+/// HTTP/2 server inside writes a frame header and its payload separately, and a context
+/// transfer writes one 16 KiB frame at a time, so one message per write would cost a
+/// message (an allocation, an encode and a channel hop) per 9-byte header.
+const GATHER: usize = 256 * 1024;
+
+/// The stream side of a session tunnel: reads concatenate incoming chunks, writes are gathered
+/// and sent as one outgoing chunk when the writer flushes (or [`GATHER`] bytes are waiting),
+/// and shutdown ends the outgoing stream (the gRPC CloseSend that ends the session on the
+/// daemon).
 pub struct StreamTunnel {
     incoming: IncomingChunks,
     pending: Bytes,
     incoming_done: bool,
     outgoing: PollSender<Bytes>,
+    gathered: BytesMut,
 }
 
 impl StreamTunnel {
@@ -33,8 +41,24 @@ impl StreamTunnel {
             pending: Bytes::new(),
             incoming_done: false,
             outgoing: PollSender::new(outgoing),
+            gathered: BytesMut::new(),
         }
     }
+
+    /// Sends what has been gathered as one chunk.
+    fn poll_send_gathered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gathered.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.outgoing.poll_reserve(cx)).map_err(|_| closed())?;
+        let chunk = self.gathered.split().freeze();
+        self.outgoing.send_item(chunk).map_err(|_| closed())?;
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "session stream closed")
 }
 
 impl AsyncRead for StreamTunnel {
@@ -74,26 +98,42 @@ impl AsyncRead for StreamTunnel {
 
 impl AsyncWrite for StreamTunnel {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        let closed = || io::Error::new(io::ErrorKind::BrokenPipe, "session stream closed");
-        ready!(self.outgoing.poll_reserve(cx)).map_err(|_| closed())?;
-        self.outgoing
-            .send_item(Bytes::copy_from_slice(buf))
-            .map_err(|_| closed())?;
-        Poll::Ready(Ok(buf.len()))
+        if self.gathered.len() + len > GATHER {
+            ready!(self.poll_send_gathered(cx))?;
+        }
+        self.gathered.reserve(len);
+        for b in bufs {
+            self.gathered.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(len))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send_gathered(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_gathered(cx))?;
         self.outgoing.close();
         Poll::Ready(Ok(()))
     }
@@ -107,7 +147,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn reads_concatenate_chunks_and_writes_become_chunks() {
+    async fn reads_concatenate_chunks_and_writes_are_gathered_until_a_flush() {
         let chunks = futures_util::stream::iter(vec![
             Ok(Bytes::from_static(b"hel")),
             Ok(Bytes::new()),
@@ -120,10 +160,31 @@ mod tests {
         assert_eq!(all, "hello");
 
         tunnel.write_all(b"abc").await.expect("write");
+        tunnel.flush().await.expect("flush");
         tunnel.write_all(b"de").await.expect("write");
+        tunnel.write_all(b"f").await.expect("write");
         tunnel.shutdown().await.expect("shutdown");
         let out: Vec<Bytes> = futures_util::StreamExt::collect(ReceiverStream::new(rx)).await;
-        assert_eq!(out, [Bytes::from_static(b"abc"), Bytes::from_static(b"de")]);
+        // A flush sends what was written since the last one; shutdown sends the rest.
+        assert_eq!(
+            out,
+            [Bytes::from_static(b"abc"), Bytes::from_static(b"def")]
+        );
+    }
+
+    #[tokio::test]
+    async fn gathered_writes_never_exceed_the_limit_and_lose_nothing() {
+        let (tx, rx) = mpsc::channel(64);
+        let mut tunnel = StreamTunnel::new(Box::pin(futures_util::stream::empty()), tx);
+        let frame = vec![7u8; 16 * 1024 + 9];
+        for _ in 0..40 {
+            tunnel.write_all(&frame).await.expect("write");
+        }
+        tunnel.shutdown().await.expect("shutdown");
+        let out: Vec<Bytes> = futures_util::StreamExt::collect(ReceiverStream::new(rx)).await;
+        assert!(out.len() > 1, "40 frames of 16 KiB do not fit one chunk");
+        assert!(out.iter().all(|c| c.len() <= GATHER));
+        assert_eq!(out.iter().map(Bytes::len).sum::<usize>(), 40 * frame.len());
     }
 
     #[tokio::test]

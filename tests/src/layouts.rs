@@ -56,3 +56,27 @@ pub fn set_index(layout: &OciLayout, images: &[Descriptor]) {
         .set_image(&index, None)
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A two-platform (linux/amd64, linux/arm64) layout at `dir` whose images have one
+/// uncompressed `layer_size`-byte layer of fresh random bytes each (new for every `seed`, so
+/// nothing is found from an earlier run); returns it with the two layers' digests.
+pub fn two_platform_layout(
+    dir: &std::path::Path,
+    layer_size: usize,
+    seed: u64,
+) -> (OciLayout, Vec<String>) {
+    let layout = OciLayout::create(dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut images = Vec::new();
+    let mut layers = Vec::new();
+    for (n, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let data = random_bytes(layer_size, seed, n as u64);
+        // Uncompressed: registries do not look inside, and it stays incompressible.
+        let layer = layout
+            .write_blob("application/vnd.oci.image.layer.v1.tar", &data)
+            .unwrap_or_else(|e| panic!("{e}"));
+        images.push(single_layer_image(&layout, arch, &layer, &layer.digest));
+        layers.push(layer.digest);
+    }
+    set_index(&layout, &images);
+    (layout, layers)
+}

@@ -391,6 +391,112 @@ fn token_registry() -> Option<TokenRegistry> {
     })
 }
 
+// Registries behind TLS with private CAs (issue 17): the `tls-registry` set-up step's.
+
+impl E2eEnv {
+    /// The TLS registries (`BRIX_E2E_TLS_*`); panics when `cargo xtask e2e` did not pass
+    /// them (its `tls-registry` step did not run, or `--no-setup` found them stopped).
+    #[track_caller]
+    pub fn tls_registries(&self) -> TlsRegistries {
+        let certs = std::env::var("BRIX_E2E_TLS_CERTS").unwrap_or_else(|_| {
+            panic!(
+                "BRIX_E2E_TLS_CERTS is not set: the TLS registries are not running; run `cargo xtask e2e --setup-only` (its tls-registry step)"
+            )
+        });
+        let registry = |var: &str| {
+            let host = required(var);
+            TlsRegistry {
+                cert_dir: PathBuf::from(&certs).join(&host),
+                host,
+            }
+        };
+        TlsRegistries {
+            self_signed: registry("BRIX_E2E_TLS_SELF_SIGNED"),
+            mutual: registry("BRIX_E2E_TLS_MUTUAL"),
+            untrusted: registry("BRIX_E2E_TLS_UNTRUSTED"),
+        }
+    }
+}
+
+/// The registries behind TLS that the system does not trust, each reached by a host name
+/// `/etc/hosts` maps to 127.0.0.1 (BuildKit speaks plain HTTP to loopback addresses).
+#[derive(Debug, Clone)]
+pub struct TlsRegistries {
+    /// Serves the self-signed certificate Docker's registry documentation makes (its own
+    /// CA, `CA:TRUE`); its `ca.crt` is installed in `/etc/docker/certs.d/HOST:PORT/`.
+    pub self_signed: TlsRegistry,
+    /// A certificate from a private CA, and client certificates required; its `ca.crt`,
+    /// `client.cert` and `client.key` are installed in `/etc/docker/certs.d/HOST:PORT/`.
+    pub mutual: TlsRegistry,
+    /// A certificate like the first whose CA is installed nowhere: trusted only where a test
+    /// names it.
+    pub untrusted: TlsRegistry,
+}
+
+/// One TLS registry: its `HOST:PORT` and its files in Docker's `certs.d` layout.
+#[derive(Debug, Clone)]
+pub struct TlsRegistry {
+    /// As image references name it, e.g. `registry.brix.test:5443`.
+    pub host: String,
+    /// `ca.crt`, and `client.cert`/`client.key` where the registry asks for a client
+    /// certificate: skopeo's `--cert-dir`.
+    pub cert_dir: PathBuf,
+}
+
+impl TlsRegistry {
+    /// `HOST/<unique name>:<tag>`.
+    pub fn image_ref(&self, purpose: &str, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.host, unique_name(purpose))
+    }
+
+    /// The CA its certificate verifies against.
+    pub fn ca(&self) -> PathBuf {
+        self.cert_dir.join("ca.crt")
+    }
+
+    /// The client certificate and key it asks for, if it asks for one.
+    pub fn client_pair(&self) -> Option<(PathBuf, PathBuf)> {
+        let cert = self.cert_dir.join("client.cert");
+        cert.is_file()
+            .then(|| (cert, self.cert_dir.join("client.key")))
+    }
+
+    /// A buildkitd.toml section that trusts its CA (`ca = [...]`) and presents its client
+    /// pair (`[[registry."HOST".keypair]]`), for [`SharedBuilder::with_config`].
+    pub fn buildkitd_toml(&self) -> String {
+        let quote = |p: &std::path::Path| serde_json::Value::from(p.to_string_lossy()).to_string();
+        let mut toml = format!(
+            "[registry.\"{}\"]\n  ca = [{}]\n",
+            self.host,
+            quote(&self.ca())
+        );
+        if let Some((cert, key)) = self.client_pair() {
+            toml.push_str(&format!(
+                "  [[registry.\"{}\".keypair]]\n    key = {}\n    cert = {}\n",
+                self.host,
+                quote(&key),
+                quote(&cert)
+            ));
+        }
+        toml
+    }
+
+    /// The manifest or index `image` points at, fetched by skopeo with this registry's
+    /// `certs.d` folder (TLS verified): its text and its JSON.
+    #[track_caller]
+    pub fn raw_manifest(&self, image: &str) -> (String, serde_json::Value) {
+        let raw = run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--cert-dir"])
+            .arg(&self.cert_dir)
+            .arg(format!("docker://{image}")))
+        .ok();
+        let index = serde_json::from_str(&raw.stdout).unwrap_or_else(|e| {
+            panic!("the manifest of {image} is not JSON ({e}):\n{}", raw.stdout)
+        });
+        (raw.stdout, index)
+    }
+}
+
 /// One of the Docker engines `cargo xtask e2e` runs: see [`E2eEnv::engines`].
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -528,10 +634,17 @@ impl SharedBuilder {
     /// Creates and boots the builder; needs real buildx.
     #[track_caller]
     pub fn new(env: &E2eEnv, purpose: &str) -> Self {
+        Self::with_config(env, purpose, "")
+    }
+
+    /// Creates and boots the builder with `extra_toml` in its buildkitd.toml (see
+    /// [`E2eEnv::create_builder`]); needs real buildx.
+    #[track_caller]
+    pub fn with_config(env: &E2eEnv, purpose: &str, extra_toml: &str) -> Self {
         require_buildx();
         let store = env.scratch_dir(&format!("{purpose}-store"));
         let name = unique_name(purpose);
-        env.create_builder(&store, &name, "");
+        env.create_builder(&store, &name, extra_toml);
         run(env.brix_in(&store).args(["inspect", "--bootstrap", &name])).ok();
         SharedBuilder {
             env: env.clone(),
@@ -837,6 +950,322 @@ pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+// Registry faults (issue 17): the `fault-proxy` set-up step's registry and proxies, and the
+// `token-registry` step's short-lived token registry.
+
+impl E2eEnv {
+    /// The fault proxies and their registry; panics when `cargo xtask e2e` did not pass them
+    /// (its `fault-proxy` step did not run, or `--no-setup` found them stopped).
+    #[track_caller]
+    pub fn fault_proxies(&self) -> FaultProxies {
+        let missing = |name: &str| -> String {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: the fault proxies are not running; run `cargo xtask e2e --setup-only` (its fault-proxy step)"
+                )
+            })
+        };
+        FaultProxies {
+            upstream: missing("BRIX_E2E_FAULT_UPSTREAM"),
+            upstream_storage: PathBuf::from(missing("BRIX_E2E_FAULT_UPSTREAM_STORAGE")),
+            http_faults: missing("BRIX_E2E_FAULT_PROXY"),
+            http_faults_log: PathBuf::from(missing("BRIX_E2E_FAULT_PROXY_ACCESS_LOG")),
+            toxiproxy: missing("BRIX_E2E_TOXIPROXY"),
+        }
+    }
+
+    /// The registry whose token server issues short-lived tokens; panics when `cargo xtask
+    /// e2e` did not pass it.
+    #[track_caller]
+    pub fn short_token_registry(&self) -> ShortTokenRegistry {
+        let missing = |name: &str| -> String {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: the short-lived token registry is not running; run `cargo xtask e2e --setup-only` (its token-registry step)"
+                )
+            })
+        };
+        let secs = missing("BRIX_E2E_SHORT_TOKEN_LIFETIME_SECS");
+        ShortTokenRegistry {
+            addr: missing("BRIX_E2E_SHORT_TOKEN_REGISTRY"),
+            lifetime: Duration::from_secs(
+                secs.parse()
+                    .unwrap_or_else(|_| panic!("BRIX_E2E_SHORT_TOKEN_LIFETIME_SECS={secs:?}")),
+            ),
+            token_server_log: PathBuf::from(missing("BRIX_E2E_SHORT_TOKEN_SERVER_LOG")),
+        }
+    }
+}
+
+/// A registry with `auth: token` (the token registry's user, password and namespace) whose
+/// token server's tokens expire after [`ShortTokenRegistry::lifetime`]; the registry still
+/// accepts one for 60 s after that (distribution's leeway).
+#[derive(Debug, Clone)]
+pub struct ShortTokenRegistry {
+    /// Its `host:port` on loopback, `127.0.0.1:5003`, to put a proxy in front of.
+    pub addr: String,
+    /// How long its tokens are valid.
+    pub lifetime: Duration,
+    /// Its token server's log: a `get token complete` or `post token complete` line per token
+    /// issued.
+    pub token_server_log: PathBuf,
+}
+
+impl ShortTokenRegistry {
+    /// How many tokens its token server has issued so far.
+    pub fn tokens_issued(&self) -> usize {
+        std::fs::read_to_string(&self.token_server_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("get token complete") || l.contains("post token complete"))
+            .count()
+    }
+}
+
+/// The `fault-proxy` set-up step's registry and the proxies in front of it.
+#[derive(Debug, Clone)]
+pub struct FaultProxies {
+    /// The registry, `localhost:5012` (`BRIX_E2E_FAULT_UPSTREAM`).
+    pub upstream: String,
+    /// Its storage folder (`BRIX_E2E_FAULT_UPSTREAM_STORAGE`).
+    pub upstream_storage: PathBuf,
+    /// nginx in front of it, `localhost:5010` (`BRIX_E2E_FAULT_PROXY`): a random part of the
+    /// blob and manifest requests is answered 503, or 429 with `Retry-After: 1`.
+    pub http_faults: String,
+    /// nginx's access log, `STATUS METHOD URI fault=unavailable|throttled|` per request.
+    pub http_faults_log: PathBuf,
+    /// toxiproxy's API, `127.0.0.1:8474` (`BRIX_E2E_TOXIPROXY`).
+    pub toxiproxy: String,
+}
+
+impl FaultProxies {
+    /// The upstream's address (`127.0.0.1:PORT`) for proxies and raw requests.
+    pub fn upstream_addr(&self) -> String {
+        self.upstream.replacen("localhost", "127.0.0.1", 1)
+    }
+
+    /// A toxiproxy proxy of the test's own from a free loopback port to `upstream`
+    /// (`host:port`), without toxics; removed when dropped.
+    #[track_caller]
+    pub fn tcp_proxy(&self, purpose: &str, upstream: &str) -> TcpFaultProxy {
+        let name = unique_name(purpose);
+        let body = serde_json::json!({
+            "name": name, "listen": "127.0.0.1:0", "upstream": upstream, "enabled": true,
+        });
+        let (status, answer) = http_call(&self.toxiproxy, "POST", "/proxies", Some(&body))
+            .unwrap_or_else(|e| panic!("toxiproxy on {}: {e}", self.toxiproxy));
+        assert_eq!(status, 201, "creating toxiproxy proxy {name}: {answer}");
+        let created: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("toxiproxy's answer is not JSON ({e}): {answer}"));
+        let listen = created["listen"]
+            .as_str()
+            .unwrap_or_else(|| panic!("toxiproxy names no listen address: {answer}"))
+            .to_owned();
+        TcpFaultProxy {
+            api: self.toxiproxy.clone(),
+            name,
+            listen,
+        }
+    }
+
+    /// How many requests for `repository` nginx answered with a fault of its own.
+    pub fn injected_faults(&self, repository: &str) -> usize {
+        let prefix = format!("/v2/{repository}/");
+        std::fs::read_to_string(&self.http_faults_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&prefix))
+            .filter(|l| l.ends_with("fault=unavailable") || l.ends_with("fault=throttled"))
+            .count()
+    }
+
+    /// Whether the upstream holds an upload of `repository` in progress (the client has
+    /// started sending a blob).
+    pub fn upload_started(&self, repository: &str) -> bool {
+        std::fs::read_dir(self.repository_dir(repository).join("_uploads"))
+            .is_ok_and(|mut entries| entries.next().is_some())
+    }
+
+    /// The tags of `repository`, asked of the upstream itself (none when it does not exist).
+    #[track_caller]
+    pub fn tags(&self, repository: &str) -> Vec<String> {
+        let (status, body) = http_call(
+            &self.upstream_addr(),
+            "GET",
+            &format!("/v2/{repository}/tags/list"),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", self.upstream));
+        match status {
+            404 => Vec::new(),
+            200 => {
+                let list: serde_json::Value = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("tags/list is not JSON ({e}): {body}"));
+                list["tags"]
+                    .as_array()
+                    .map(|tags| {
+                        tags.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            other => panic!(
+                "GET /v2/{repository}/tags/list on {}: {other} {body}",
+                self.upstream
+            ),
+        }
+    }
+
+    /// Removes `repository` and the blobs `digests` (fresh random layers nothing else
+    /// refers to) from the upstream's storage, so the runs do not fill the disk.
+    pub fn forget(&self, repository: &str, digests: &[String]) {
+        let _ = std::fs::remove_dir_all(self.repository_dir(repository));
+        for digest in digests {
+            if let Some(hex) = digest.strip_prefix("sha256:").filter(|h| h.len() > 2) {
+                let _ = std::fs::remove_dir_all(
+                    self.storage_root()
+                        .join("blobs/sha256")
+                        .join(&hex[..2])
+                        .join(hex),
+                );
+            }
+        }
+    }
+
+    fn storage_root(&self) -> PathBuf {
+        self.upstream_storage.join("docker/registry/v2")
+    }
+
+    fn repository_dir(&self, repository: &str) -> PathBuf {
+        self.storage_root().join("repositories").join(repository)
+    }
+}
+
+/// A toxiproxy proxy made by [`FaultProxies::tcp_proxy`], deleted when dropped.
+#[derive(Debug)]
+pub struct TcpFaultProxy {
+    api: String,
+    /// Its name in toxiproxy.
+    pub name: String,
+    /// Where it listens, `127.0.0.1:PORT`.
+    pub listen: String,
+}
+
+impl TcpFaultProxy {
+    /// The proxy as image references name it, `localhost:PORT` (plain HTTP for brix and
+    /// Docker).
+    pub fn host(&self) -> String {
+        self.listen.replacen("127.0.0.1", "localhost", 1)
+    }
+
+    /// Adds a toxic on the client-to-registry direction: `kind` is toxiproxy's type
+    /// (`limit_data`, `reset_peer`, `bandwidth`, `timeout`…), applied to each connection
+    /// with probability `toxicity`, with its `attributes`. Existing connections get it too.
+    #[track_caller]
+    pub fn add_toxic(&self, name: &str, kind: &str, toxicity: f32, attributes: serde_json::Value) {
+        let body = serde_json::json!({
+            "name": name, "type": kind, "stream": "upstream",
+            "toxicity": toxicity, "attributes": attributes,
+        });
+        self.call(
+            "POST",
+            &format!("/proxies/{}/toxics", self.name),
+            Some(&body),
+        );
+    }
+
+    /// Removes a toxic (its pending effects on open connections are dropped).
+    #[track_caller]
+    pub fn remove_toxic(&self, name: &str) {
+        self.call(
+            "DELETE",
+            &format!("/proxies/{}/toxics/{name}", self.name),
+            None,
+        );
+    }
+
+    /// Disables the proxy (its port refuses connections and open ones are closed, as a
+    /// registry that went down) or enables it again on the same port.
+    #[track_caller]
+    pub fn set_enabled(&self, enabled: bool) {
+        let body = serde_json::json!({ "enabled": enabled });
+        self.call("POST", &format!("/proxies/{}", self.name), Some(&body));
+    }
+
+    /// Bytes the proxy passed to the registry over connections that have ended (toxiproxy
+    /// counts a connection's bytes when it closes).
+    pub fn upstream_bytes_of_closed_connections(&self) -> u64 {
+        let Ok((200, metrics)) = http_call(&self.api, "GET", "/metrics", None) else {
+            return 0;
+        };
+        let proxy = format!("proxy=\"{}\"", self.name);
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("toxiproxy_proxy_sent_bytes_total{"))
+            .filter(|l| l.contains("direction=\"upstream\"") && l.contains(&proxy))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|bytes| bytes as u64)
+            .sum()
+    }
+
+    #[track_caller]
+    fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) {
+        let (status, answer) = http_call(&self.api, method, path, body)
+            .unwrap_or_else(|e| panic!("toxiproxy on {}: {e}", self.api));
+        assert!(
+            (200..300).contains(&status),
+            "toxiproxy {method} {path}: {status} {answer}"
+        );
+    }
+}
+
+impl Drop for TcpFaultProxy {
+    fn drop(&mut self) {
+        let _ = http_call(
+            &self.api,
+            "DELETE",
+            &format!("/proxies/{}", self.name),
+            None,
+        );
+    }
+}
+
+/// One HTTP/1.0 request to `addr` (`host:port`), with a JSON body if given; returns the
+/// status and the body as text. For the set-up's servers on loopback, not for blobs.
+pub fn http_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    json: Option<&serde_json::Value>,
+) -> Result<(u16, String), String> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let body = json.map(|j| j.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("{method} {path}: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{method} {path}: no HTTP status in {head:?}"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// The entries two listings (file name → what the test compares) do not agree on, one line

@@ -2,10 +2,13 @@
 //! behind distribution's own token server, reached with credentials from `config.json`. Every
 //! push path goes through it: the daemon's per-platform pushes (the session's Auth service),
 //! brix's own index push, `imagetools create`/`inspect`, a registry cache export and import,
-//! and the docker driver on both engines. Real buildx on the same builder does what it can
-//! there (see below).
+//! and the docker driver on both engines; real buildx on the same builder does the same steps
+//! (the token server is built with the OAuth2 password grant BuildKit asks for, see
+//! `xtask/src/e2e/token_registry.rs`). A push that outlives its token gets new ones from a
+//! token server whose tokens last seconds.
 
 use std::process::Command;
+use std::time::Duration;
 
 use brix_e2e::{E2eEnv, SharedBuilder, index_platforms, path, run, skopeo};
 
@@ -47,114 +50,7 @@ fn every_push_path_goes_through_token_auth() {
         format!("FROM {}\nRUN echo token > /t\n", env.busybox),
     )
     .expect("Dockerfile");
-
-    // A two-platform push: the daemon pushes each platform (asking brix's session for
-    // tokens), brix pushes the index last.
-    let image = token.image_ref("token-push", "1");
-    let r = run(b
-        .build("brix")
-        .env("DOCKER_CONFIG", &config)
-        .args([
-            "--progress",
-            "plain",
-            "--platform",
-            "linux/amd64,linux/arm64",
-        ])
-        .args(["-t", &image, "--push"])
-        .arg(path(&ctx)));
-    assert!(r.success, "brix push through token auth:\n{}", r.stderr);
-    assert!(
-        !r.stderr.contains(&token.password),
-        "brix printed the password"
-    );
-    let index = raw_manifest(&env, &image);
-    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"], "{index}");
-
-    // Real buildx on the same builder cannot push there: BuildKit's session auth provider
-    // asks this token server for an OAuth2 password grant, which it answers with 400, and
-    // falls back to the GET flow only on 401, 404 and 405 (containerd's resolver, which
-    // `imagetools` uses, also falls back on 400). brix's session fetches the tokens for
-    // the daemon the same way and also falls back on 400, so it pushes; the README says so.
-    let r = run(b
-        .build("buildx")
-        .env("DOCKER_CONFIG", &config)
-        .args([
-            "--progress",
-            "plain",
-            "--platform",
-            "linux/amd64,linux/arm64",
-        ])
-        .args(["-t", &token.image_ref("token-buildx", "1"), "--push"])
-        .arg(path(&ctx)));
-    assert!(
-        !r.success && r.stderr.contains("password grant type not supported"),
-        "buildx's push through this token server changed:\n{}",
-        r.stderr
-    );
-
-    for tool in ["brix", "buildx"] {
-        // The image combined under a new tag, and inspected, through the token flow.
-        let merged = token.image_ref(&format!("token-{tool}-merged"), "1");
-        let mut create = env.tool_in(tool, &b.store);
-        let r = run(create.env("DOCKER_CONFIG", &config).args([
-            "imagetools",
-            "create",
-            "-t",
-            &merged,
-            &image,
-        ]));
-        assert!(r.success, "{tool} imagetools create:\n{}", r.stderr);
-        assert_eq!(
-            raw_manifest(&env, &merged),
-            index,
-            "{tool} imagetools create"
-        );
-        let mut inspect = env.tool_in(tool, &b.store);
-        let r = run(inspect.env("DOCKER_CONFIG", &config).args([
-            "imagetools",
-            "inspect",
-            "--raw",
-            &merged,
-        ]));
-        assert!(r.success, "{tool} imagetools inspect:\n{}", r.stderr);
-        let listed: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
-        assert_eq!(listed, index, "{tool} imagetools inspect");
-    }
-
-    // A registry cache exported for both platforms, then imported by a fresh build.
-    let cache = token.image_ref("token-cache", "cache");
-    let r = run(b
-        .build("brix")
-        .env("DOCKER_CONFIG", &config)
-        .args([
-            "--progress",
-            "plain",
-            "--platform",
-            "linux/amd64,linux/arm64",
-        ])
-        .args(["-o", "type=cacheonly"])
-        .arg(format!("--cache-to=type=registry,ref={cache},mode=max"))
-        .arg(path(&ctx)));
-    assert!(r.success, "cache export through token auth:\n{}", r.stderr);
-    let r = run(b
-        .build("brix")
-        .env("DOCKER_CONFIG", &config)
-        .args([
-            "--progress",
-            "plain",
-            "--no-cache",
-            "--platform",
-            "linux/amd64",
-        ])
-        .args(["-o", "type=cacheonly"])
-        .arg(format!("--cache-from=type=registry,ref={cache}"))
-        .arg(path(&ctx)));
-    assert!(r.success, "cache import through token auth:\n{}", r.stderr);
-    assert!(
-        r.stderr.contains("importing cache manifest from"),
-        "no cache imported:\n{}",
-        r.stderr
-    );
+    push_pull_everywhere(&env, &b, &ctx, &config, &[], "auths");
 
     // Without credentials the push is refused, in one line.
     let empty = scratch.join("no-credentials");
@@ -173,6 +69,137 @@ fn every_push_path_goes_through_token_auth() {
     );
 }
 
+/// Every step of the done-when on the container builder `b`, by brix and by real buildx,
+/// with the credentials `config` (a `DOCKER_CONFIG` folder) and `extra_env` (a credential
+/// helper's) give: a two-platform push, `imagetools create`/`inspect` of it, a registry
+/// cache exported and imported. `label` keeps each caller's repositories apart.
+fn push_pull_everywhere(
+    env: &E2eEnv,
+    b: &SharedBuilder,
+    ctx: &std::path::Path,
+    config: &std::path::Path,
+    extra_env: &[(String, std::path::PathBuf)],
+    label: &str,
+) {
+    let token = env.token_registry();
+    let with_credentials = |c: &mut Command| {
+        c.env("DOCKER_CONFIG", config);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+    };
+    // A two-platform push: the daemon pushes each platform (asking the tool's session for
+    // tokens: BuildKit's auth provider asks for an OAuth2 password grant first, which the
+    // token server takes), brix pushes the index last; real buildx on the same builder does
+    // the same.
+    let mut indexes = Vec::new();
+    for tool in ["brix", "buildx"] {
+        let image = token.image_ref(&format!("token-{label}-{tool}-push"), "1");
+        let mut build = b.build(tool);
+        with_credentials(&mut build);
+        let r = run(build
+            .args([
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .args(["-t", &image, "--push"])
+            .arg(path(ctx)));
+        assert!(
+            r.success,
+            "{label}: {tool} push through token auth:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains(&token.password),
+            "{label}: {tool} printed the password"
+        );
+        let index = raw_manifest(env, &image);
+        assert_eq!(
+            platforms(&index),
+            ["linux/amd64", "linux/arm64"],
+            "{label}: {tool}: {index}"
+        );
+        indexes.push((image, index));
+    }
+    let (image, index) = indexes.swap_remove(0);
+
+    for tool in ["brix", "buildx"] {
+        // The image combined under a new tag, and inspected, through the token flow.
+        let merged = token.image_ref(&format!("token-{label}-{tool}-merged"), "1");
+        let mut create = env.tool_in(tool, &b.store);
+        with_credentials(&mut create);
+        let r = run(create.args(["imagetools", "create", "-t", &merged, &image]));
+        assert!(
+            r.success,
+            "{label}: {tool} imagetools create:\n{}",
+            r.stderr
+        );
+        assert_eq!(
+            raw_manifest(env, &merged),
+            index,
+            "{label}: {tool} imagetools create"
+        );
+        let mut inspect = env.tool_in(tool, &b.store);
+        with_credentials(&mut inspect);
+        let r = run(inspect.args(["imagetools", "inspect", "--raw", &merged]));
+        assert!(
+            r.success,
+            "{label}: {tool} imagetools inspect:\n{}",
+            r.stderr
+        );
+        let listed: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+        assert_eq!(listed, index, "{label}: {tool} imagetools inspect");
+    }
+
+    // A registry cache exported for both platforms, then imported by a fresh build, by each
+    // tool into a cache of its own.
+    for tool in ["brix", "buildx"] {
+        let cache = token.image_ref(&format!("token-{label}-{tool}-cache"), "cache");
+        let mut export = b.build(tool);
+        with_credentials(&mut export);
+        let r = run(export
+            .args([
+                "--progress",
+                "plain",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .args(["-o", "type=cacheonly"])
+            .arg(format!("--cache-to=type=registry,ref={cache},mode=max"))
+            .arg(path(ctx)));
+        assert!(
+            r.success,
+            "{label}: {tool}: cache export through token auth:\n{}",
+            r.stderr
+        );
+        let mut import = b.build(tool);
+        with_credentials(&mut import);
+        let r = run(import
+            .args([
+                "--progress",
+                "plain",
+                "--no-cache",
+                "--platform",
+                "linux/amd64",
+            ])
+            .args(["-o", "type=cacheonly"])
+            .arg(format!("--cache-from=type=registry,ref={cache}"))
+            .arg(path(ctx)));
+        assert!(
+            r.success,
+            "{label}: {tool}: cache import through token auth:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("importing cache manifest from"),
+            "{label}: {tool}: no cache imported:\n{}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn the_docker_driver_pushes_through_token_auth_on_both_engines() {
     let Some(env) = E2eEnv::get() else { return };
@@ -185,13 +212,31 @@ fn the_docker_driver_pushes_through_token_auth_on_both_engines() {
         format!("FROM {}\nRUN echo docker-driver > /t\n", env.busybox),
     )
     .expect("Dockerfile");
+    docker_driver_push(&env, &ctx, &config, &[], "auths");
+}
+
+/// A two-platform `build --push` on the docker driver of each e2e engine (the engine pushes
+/// the image brix hands it, with the credentials brix resolves), with the credentials
+/// `config` and `extra_env` give.
+fn docker_driver_push(
+    env: &E2eEnv,
+    ctx: &std::path::Path,
+    config: &std::path::Path,
+    extra_env: &[(String, std::path::PathBuf)],
+    label: &str,
+) {
+    let token = env.token_registry();
     for engine in env.engines() {
         let store = env.scratch_dir("token-docker-store");
-        let image = token.image_ref(&format!("token-{}", engine.name), "1");
-        let r = run(Command::new(&env.brix_bin)
+        let image = token.image_ref(&format!("token-{label}-{}", engine.name), "1");
+        let mut build = Command::new(&env.brix_bin);
+        for (k, v) in extra_env {
+            build.env(k, v);
+        }
+        let r = run(build
             .env("BRIX_CONFIG", &store)
             .env("DOCKER_HOST", &engine.host)
-            .env("DOCKER_CONFIG", &config)
+            .env("DOCKER_CONFIG", config)
             .env_remove("BRIX_BUILDER")
             .env_remove("BUILDX_BUILDER")
             .args(["build", "--builder", "default", "--progress", "plain"])
@@ -202,17 +247,17 @@ fn the_docker_driver_pushes_through_token_auth_on_both_engines() {
                 &image,
                 "--push",
             ])
-            .arg(path(&ctx)));
+            .arg(path(ctx)));
         assert!(
             r.success,
-            "{}: docker driver push:\n{}",
+            "{label}: {}: docker driver push:\n{}",
             engine.name, r.stderr
         );
-        let index = raw_manifest(&env, &image);
+        let index = raw_manifest(env, &image);
         assert_eq!(
             platforms(&index),
             ["linux/amd64", "linux/arm64"],
-            "{}: {index}",
+            "{label}: {}: {index}",
             engine.name
         );
     }
@@ -460,6 +505,20 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
         let config = scratch.join(format!("config-{name}"));
         std::fs::create_dir_all(&config).expect("config folder");
         std::fs::write(config.join("config.json"), config_json.to_string()).expect("config.json");
+        // The docker CLI finds real buildx under DOCKER_CONFIG.
+        let plugins = config.join("cli-plugins");
+        std::fs::create_dir_all(&plugins).expect("cli-plugins");
+        let home = std::env::var("HOME").unwrap_or_default();
+        let _ = std::os::unix::fs::symlink(
+            std::path::Path::new(&home).join(".docker/cli-plugins/docker-buildx"),
+            plugins.join("docker-buildx"),
+        );
+        if name == "credsStore" {
+            // Every step of the done-when again, credentials from the helper only.
+            push_pull_everywhere(&env, &b, &ctx, &config, &helper_env, "credsstore");
+            docker_driver_push(&env, &ctx, &config, &helper_env, "credsstore");
+            continue;
+        }
         let image = token.image_ref(&format!("token-{}", name.to_lowercase()), "1");
         let mut build = b.build("brix");
         for (k, v) in &helper_env {
@@ -484,14 +543,6 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
             platforms(&raw_manifest(&env, &image)),
             ["linux/amd64", "linux/arm64"],
             "{name}"
-        );
-        // Real buildx reads the same helper (its imagetools, which this server serves).
-        let plugins = config.join("cli-plugins");
-        std::fs::create_dir_all(&plugins).expect("cli-plugins");
-        let home = std::env::var("HOME").unwrap_or_default();
-        let _ = std::os::unix::fs::symlink(
-            std::path::Path::new(&home).join(".docker/cli-plugins/docker-buildx"),
-            plugins.join("docker-buildx"),
         );
         for tool in ["brix", "buildx"] {
             let mut inspect = env.tool_in(tool, &b.store);
@@ -556,5 +607,92 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
     assert_eq!(
         platforms(&raw_manifest(&env, &image)),
         ["linux/amd64", "linux/arm64"]
+    );
+}
+
+#[test]
+fn a_push_that_outlives_its_token_gets_new_ones() {
+    use brix_exporter::{OciLayout, Registry, RegistryOptions};
+    let Some(env) = E2eEnv::get() else { return };
+    let token = env.token_registry().clone();
+    let short = env.short_token_registry();
+    let faults = env.fault_proxies();
+    let scratch = env.scratch_dir("token-refresh");
+    // The registry refuses a token once lifetime + 60 s (its leeway) have passed: the push
+    // is slowed down to last well beyond that, by a bandwidth toxic on a proxy of its own
+    // (its own `localhost:PORT`, with the credentials under that name).
+    let outlives = short.lifetime + Duration::from_secs(60);
+    let target = outlives + Duration::from_secs(15);
+    const LAYER: usize = 8_000_000;
+    let proxy = faults.tcp_proxy("token-refresh", &short.addr);
+    // toxiproxy's rate is in KB/s (1000 bytes), per connection; each layer has its own.
+    let rate = (LAYER as u64 / 1000 / target.as_secs()).max(1);
+    proxy.add_toxic(
+        "slow",
+        "bandwidth",
+        1.0,
+        serde_json::json!({ "rate": rate }),
+    );
+    let proxied = brix_e2e::TokenRegistry {
+        host: proxy.host(),
+        ..token.clone()
+    };
+    let config = proxied.docker_config(&scratch).join("config.json");
+    let (layout, _) = brix_e2e::layouts::two_platform_layout(
+        &scratch.join("layout"),
+        LAYER,
+        u64::from(std::process::id()),
+    );
+    let layout = OciLayout::open(layout.root()).expect("layout");
+    let image = proxied.image_ref("token-refresh", "1");
+    let repository = image.trim_end_matches(":1");
+
+    let issued_before = short.tokens_issued();
+    let started = std::time::Instant::now();
+    let registry = Registry::new(RegistryOptions {
+        docker_config: Some(config),
+        ..RegistryOptions::default()
+    });
+    let result = tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(registry.push_layout(&layout, repository, &["1".into()]));
+    let took = started.elapsed();
+    let issued = short.tokens_issued() - issued_before;
+    eprintln!(
+        "push through {}s tokens took {took:?}; {issued} tokens issued",
+        short.lifetime.as_secs()
+    );
+    let report = result.unwrap_or_else(|e| {
+        panic!("a push lasting {took:?} with tokens valid {short:?} failed: {e}")
+    });
+    assert!(
+        took > outlives,
+        "the push took {took:?}, not longer than the token's lifetime and the leeway ({outlives:?}): slow it down more"
+    );
+    assert!(
+        issued >= 2,
+        "{issued} tokens issued during a push of {took:?} with tokens valid {:?}",
+        short.lifetime
+    );
+    // The index is there, read from the registry itself.
+    let direct = format!(
+        "docker://{}/{}",
+        short.addr.replacen("127.0.0.1", "localhost", 1),
+        image.split_once('/').map_or("", |(_, rest)| rest)
+    );
+    let raw = skopeo([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        &token.skopeo_creds(),
+        &direct,
+    ])
+    .ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("a JSON index");
+    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"], "{index}");
+    assert_eq!(
+        brix_exporter::descriptor::sha256_digest(raw.stdout.as_bytes()),
+        report.digest()
     );
 }

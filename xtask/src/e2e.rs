@@ -14,6 +14,7 @@ mod busybox;
 mod ci_client;
 pub(crate) mod docker28;
 mod dockerd;
+mod fault_proxy;
 mod git_server;
 mod go_toolchain;
 pub(crate) mod packages;
@@ -22,7 +23,8 @@ mod registry;
 mod run_tests;
 mod s3;
 mod scanner;
-mod token_registry;
+mod tls_registry;
+pub(crate) mod token_registry;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -130,7 +132,7 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     std::fs::create_dir_all(&ws.e2e_dir)
         .with_context(|| format!("creating {}", ws.e2e_dir.display()))?;
-    let setup_steps = if args.no_setup { 0 } else { 14 };
+    let setup_steps = if args.no_setup { 0 } else { 16 };
     let test_steps = if args.setup_only { 0 } else { 1 };
     let mut progress = Progress {
         index: 0,
@@ -157,6 +159,11 @@ pub fn run(args: E2eArgs) -> Result<ExitCode> {
         // After the registry: the SBOM generator image the attestation tests scan with.
         progress.step("scanner", || scanner::ensure(&ws))?;
         progress.step("token-registry", || token_registry::ensure(&ws))?;
+        // After the registry it fronts (and after `packages`, for nginx).
+        progress.step("fault-proxy", || fault_proxy::ensure(&ws))?;
+        // After `packages` (openssl, docker-registry); it maps its host names in /etc/hosts
+        // before the tests create their builders (containers copy the file when created).
+        progress.step("tls-registry", || tls_registry::ensure(&ws))?;
     }
     if args.setup_only {
         return Ok(ExitCode::SUCCESS);

@@ -41,13 +41,16 @@ pub fn repositories(names: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// How brix itself talks to registries (index pushes, docker-driver pushes): plain HTTP for
-/// the hosts the nodes' configs mark `http = true` (and loopback).
+/// How brix itself talks to registries (index pushes, docker-driver pushes, cache merges):
+/// as the nodes' buildkitd.toml say — plain HTTP for `http = true` hosts (and loopback),
+/// `insecure`, and their `ca` and `keypair` files (the first node's, for a host several
+/// name) — besides Docker's `/etc/docker/certs.d`.
 pub(crate) fn registry_options(nodes: &[BuildNode]) -> RegistryOptions {
-    RegistryOptions {
-        plain_http_hosts: nodes.iter().flat_map(BuildNode::plain_http_hosts).collect(),
-        ..Default::default()
+    let mut options = RegistryOptions::default();
+    for node in nodes {
+        options.add_buildkitd_config(&node.node.files);
     }
+    options
 }
 
 /// The per-platform results put together; `registry` is the client indexes are pushed with

@@ -231,6 +231,10 @@ fn with_builder(command: Command, builder: String) -> Command {
             a.builder = Some(builder);
             Command::Ls(a)
         }
+        Command::Imagetools(mut a) => {
+            a.builder.get_or_insert(builder);
+            Command::Imagetools(a)
+        }
         other => other,
     }
 }

@@ -121,6 +121,17 @@ pub enum Error {
         /// The root cause, e.g. `connection refused`.
         reason: String,
     },
+    /// The TLS handshake with the registry failed: its certificate was not accepted, or it
+    /// wanted a client certificate brix does not have (or refused the one it has).
+    #[error("TLS with registry {registry} failed: {problem} — {remedy}")]
+    Certificate {
+        /// `host[:port]` of the registry.
+        registry: String,
+        /// What was wrong, e.g. `certificate signed by unknown authority`.
+        problem: String,
+        /// What to do, e.g. where the CA certificate goes.
+        remedy: String,
+    },
     /// The registry answered, but refused or failed the request.
     #[error("{operation} on registry {registry} failed: {reason}")]
     Registry {

@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod cache;
 pub mod descriptor;
+mod distribution;
 pub mod docker_archive;
 pub mod engine_image;
 mod error;
@@ -43,4 +44,4 @@ pub use index::{
     assemble_index_with_annotations,
 };
 pub use layout::{OciLayout, merge_layout_tarballs, merge_layout_tarballs_with, merge_layouts};
-pub use registry::{ImageReference, IndexEdits, Registry, RegistryOptions};
+pub use registry::{ImageReference, IndexEdits, Registry, RegistryOptions, RegistryTls};

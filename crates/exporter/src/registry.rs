@@ -1,36 +1,37 @@
-//! Registry access through oci-client: fetch and inspect manifests, push blobs, manifests and
-//! indexes, copy images between repositories.
+//! Registry access: fetch and inspect manifests, push blobs, manifests and indexes, copy
+//! images between repositories — over brix's own Distribution API client
+//! ([`crate::distribution`]).
 //!
 //! Pushes go bottom-up — blobs (concurrently, streamed from disk, `HEAD` first and mounted
 //! from another repository of the same registry when possible), then manifests, then the
 //! index by digest, and only then the tags — so no tag ever points at something half pushed.
-//! Transient failures (5xx answers, dropped connections) are retried with backoff; a registry
-//! that does not answer at all gives one [`Error::RegistryUnreachable`].
+//! Transient failures (5xx and 429 answers, dropped connections, timeouts) are retried with
+//! backoff, honouring `Retry-After`; a registry that does not answer at all gives one
+//! [`Error::RegistryUnreachable`], and a TLS certificate it cannot accept one
+//! [`Error::Certificate`] that says where the CA goes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oci_client::Reference;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncReadExt as _;
 
-use crate::auth::{Credentials, DockerConfig};
+use crate::auth::DockerConfig;
 use crate::descriptor::{
     Descriptor, ImageConfigPlatform, ImageIndex, ImageManifest, detect_media_type, media_type,
     sha256_digest, validate_digest,
 };
+use crate::distribution::body::UploadBody;
+use crate::distribution::tls::{DOCKER_CERTS_DIR, HostTls};
+use crate::distribution::{ClientSettings, Mount, RegistryClient, registry_host};
 use crate::error::{Error, Result};
 use crate::index::{AssembledIndex, assemble_index};
 use crate::layout::{OciLayout, children_of};
+
+pub use crate::distribution::tls::{ClientKeyPair, PemFile, RegistryTls};
 
 /// How a [`Registry`] connects and authenticates.
 #[derive(Debug, Clone)]
@@ -44,10 +45,19 @@ pub struct RegistryOptions {
     pub docker_config: Option<PathBuf>,
     /// How many blobs to upload at once.
     pub max_concurrent_uploads: usize,
-    /// How many times to try a request that failed transiently (5xx, dropped connection).
+    /// How many times to try a request that failed transiently (5xx, 429, dropped
+    /// connection, timeout).
     pub attempts: u32,
-    /// Wait before the first retry; doubled for each further one.
+    /// Wait before the first retry; doubled for each further one (a registry's `Retry-After`
+    /// wins, up to 30 s).
     pub initial_backoff: Duration,
+    /// TLS settings per registry (`host[:port]`, as references write it) beyond Docker's
+    /// `certs.d` folder: what the builder's `buildkitd.toml` says
+    /// ([`RegistryOptions::add_buildkitd_config`]).
+    pub tls: BTreeMap<String, RegistryTls>,
+    /// Docker's per-registry certificate folder: `DIR/HOST[:PORT]/` holds CA certificates
+    /// (`*.crt`) and client certificates (`*.cert` with `*.key`). `/etc/docker/certs.d`.
+    pub docker_certs_dir: PathBuf,
 }
 
 impl Default for RegistryOptions {
@@ -58,6 +68,67 @@ impl Default for RegistryOptions {
             max_concurrent_uploads: 4,
             attempts: 4,
             initial_backoff: Duration::from_millis(200),
+            tls: BTreeMap::new(),
+            docker_certs_dir: PathBuf::from(DOCKER_CERTS_DIR),
+        }
+    }
+}
+
+/// Where buildx puts a builder's files in its daemon; its `buildkitd.toml` names them there.
+const BUILDKIT_CONFIG_DIR: &str = "/etc/buildkit/";
+
+impl RegistryOptions {
+    /// Takes the registry settings of a builder node's `buildkitd.toml`, as buildx's
+    /// `imagetools` does: `http = true` hosts are spoken to in plain HTTP, `insecure = true`
+    /// ones over HTTPS without verification, and the `ca` and `keypair` files are trusted and
+    /// presented. `files` are the node's stored files (`buildkitd.toml`, and the certificates
+    /// it names under `/etc/buildkit/`, keyed by their path below it); a file it names that is
+    /// not among them is skipped, as buildx skips it. A host already configured (by an earlier
+    /// node) keeps its settings.
+    pub fn add_buildkitd_config(&mut self, files: &BTreeMap<String, Vec<u8>>) {
+        let Some(config) = files
+            .get("buildkitd.toml")
+            .and_then(|bytes| brix_config::ConfigFile::parse_bytes(bytes, "buildkitd.toml").ok())
+        else {
+            return;
+        };
+        let stored = |path: &str| -> Option<PemFile> {
+            let relative = path.strip_prefix(BUILDKIT_CONFIG_DIR)?;
+            let pem = files.get(relative)?.clone();
+            Some(PemFile {
+                origin: format!("{path} (the builder's copy)"),
+                pem,
+            })
+        };
+        for (host, registry) in &config.config.registry {
+            if registry.http == Some(true) && !self.plain_http_hosts.contains(host) {
+                self.plain_http_hosts.push(host.clone());
+            }
+            if self.tls.contains_key(host) {
+                continue;
+            }
+            let mut tls = RegistryTls {
+                skip_verify: registry.insecure == Some(true),
+                ..Default::default()
+            };
+            for path in registry.ca.iter().flatten() {
+                match stored(path) {
+                    Some(file) => tls.ca.push(file),
+                    None => tracing::debug!(host, path, "CA file not among the builder's files"),
+                }
+            }
+            for pair in registry.keypair.iter().flatten() {
+                let (Some(cert), Some(key)) = (pair.cert.as_deref(), pair.key.as_deref()) else {
+                    continue;
+                };
+                match (stored(cert), stored(key)) {
+                    (Some(cert), Some(key)) => tls.keypairs.push(ClientKeyPair { cert, key }),
+                    _ => tracing::debug!(host, cert, "key pair not among the builder's files"),
+                }
+            }
+            if tls != RegistryTls::default() {
+                self.tls.insert(host.clone(), tls);
+            }
         }
     }
 }
@@ -65,7 +136,12 @@ impl Default for RegistryOptions {
 /// A parsed image reference, `[registry/]repository[:tag][@digest]`, with Docker Hub's
 /// defaults (`busybox` is `docker.io/library/busybox`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageReference(Reference);
+pub struct ImageReference {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
 
 impl ImageReference {
     /// Parses a reference.
@@ -81,56 +157,66 @@ impl ImageReference {
             tag,
             digest,
         } = parts;
-        Ok(ImageReference(match (tag, digest) {
-            (Some(t), Some(d)) => Reference::with_tag_and_digest(registry, repository, t, d),
-            (None, Some(d)) => Reference::with_digest(registry, repository, d),
-            (t, None) => {
-                Reference::with_tag(registry, repository, t.unwrap_or_else(|| "latest".into()))
-            }
-        }))
+        let tag = match (&tag, &digest) {
+            (None, None) => Some("latest".to_owned()),
+            _ => tag,
+        };
+        Ok(ImageReference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// The registry as written (`localhost:5000`, `docker.io`).
     pub fn registry(&self) -> &str {
-        self.0.registry()
+        &self.registry
     }
 
     /// The repository (`library/busybox`).
     pub fn repository(&self) -> &str {
-        self.0.repository()
+        &self.repository
     }
 
     /// The tag, if one was given.
     pub fn tag(&self) -> Option<&str> {
-        self.0.tag()
+        self.tag.as_deref()
     }
 
     /// The digest, if one was given.
     pub fn digest(&self) -> Option<&str> {
-        self.0.digest()
+        self.digest.as_deref()
     }
 
     /// The same repository at `digest`.
     pub fn with_digest(&self, digest: &str) -> Self {
-        ImageReference(Reference::with_digest(
-            self.registry().to_owned(),
-            self.repository().to_owned(),
-            digest.to_owned(),
-        ))
+        ImageReference {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: Some(digest.to_owned()),
+        }
     }
 
     /// The same repository at `tag`.
     pub fn with_tag(&self, tag: &str) -> Self {
-        ImageReference(Reference::with_tag(
-            self.registry().to_owned(),
-            self.repository().to_owned(),
-            tag.to_owned(),
-        ))
+        ImageReference {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        }
     }
 
     /// `registry/repository`, without tag or digest.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry(), self.repository())
+    }
+
+    /// What the registry's API names: the digest when there is one, else the tag.
+    fn api_reference(&self) -> &str {
+        self.digest().or(self.tag()).unwrap_or("latest")
     }
 
     fn same_repository(&self, other: &ImageReference) -> bool {
@@ -233,7 +319,7 @@ enum BlobSource<'a> {
 /// credentials from the Docker config.
 pub struct Registry {
     options: RegistryOptions,
-    clients: tokio::sync::Mutex<HashMap<String, oci_client::Client>>,
+    clients: tokio::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
     /// Blobs seen per registry, and a repository that holds each: the candidates for a
     /// cross-repository mount.
     known_blobs: Mutex<HashMap<(String, String), String>>,
@@ -249,11 +335,16 @@ impl Registry {
         }
     }
 
-    /// Sets up the connection pool and credentials for `registry` ahead of the first request
-    /// (loading the system's root certificates and the Docker config takes a few
-    /// milliseconds), so that it can overlap other work.
+    /// Sets up the connection pool, credentials and TLS files for `registry` ahead of the
+    /// first request (reading the Docker config and the system's root certificates takes a
+    /// few milliseconds), so that it can overlap other work.
     pub async fn prepare(&self, registry: &str) -> Result<()> {
-        self.client(registry).await.map(|_| ())
+        self.client(registry).await?;
+        if !self.uses_plain_http(registry) {
+            let _ =
+                tokio::task::spawn_blocking(crate::distribution::tls::preload_system_roots).await;
+        }
+        Ok(())
     }
 
     /// True if `registry` is spoken to over plain HTTP.
@@ -267,52 +358,31 @@ impl Registry {
                 .any(|h| h == registry || h == host)
     }
 
-    async fn client(&self, registry: &str) -> Result<oci_client::Client> {
-        self.client_for(registry, None).await
-    }
-
-    /// The client for `repository` on `registry`: the registry's, or with an identity token
-    /// one per repository, holding the access token traded for it.
-    async fn client_for(
-        &self,
-        registry: &str,
-        repository: Option<&str>,
-    ) -> Result<oci_client::Client> {
+    /// The client for `registry`, made on first use.
+    async fn client(&self, registry: &str) -> Result<Arc<RegistryClient>> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(registry) {
             return Ok(client.clone());
         }
-        let repository_key = repository.map(|r| format!("{registry}/{r}"));
-        if let Some(client) = repository_key.as_ref().and_then(|k| clients.get(k)) {
-            return Ok(client.clone());
-        }
-        let plain_http = self.uses_plain_http(registry);
-        let config = ClientConfig {
-            protocol: if plain_http {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            // One streamed PUT per blob: no chunking round trips, and the body is read from
-            // disk as it is sent.
-            use_monolithic_push: true,
-            max_concurrent_upload: self.options.max_concurrent_uploads.max(1),
-            connect_timeout: Some(Duration::from_secs(10)),
-            ..Default::default()
-        };
-        let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-            registry: registry.to_owned(),
-            operation: "setting up the HTTP client".into(),
-            reason: e.to_string(),
-        })?;
         let docker_config = self.options.docker_config.clone();
         let lookup = registry.to_owned();
-        let credentials = tokio::task::spawn_blocking(move || {
+        let configured = self.options.tls.get(registry).cloned();
+        let certs_dir = self.options.docker_certs_dir.clone();
+        let (credentials, tls) = tokio::task::spawn_blocking(move || {
             let config = match docker_config {
                 Some(path) => DockerConfig::load(&path)?,
                 None => DockerConfig::load_default()?,
             };
-            config.credentials_for(&lookup)
+            let credentials = config.credentials_for(&lookup)?;
+            let tls =
+                HostTls::load(&lookup, configured.as_ref(), &certs_dir).map_err(|reason| {
+                    Error::Registry {
+                        registry: lookup.clone(),
+                        operation: "reading its TLS certificates".into(),
+                        reason,
+                    }
+                })?;
+            Ok::<_, Error>((credentials, tls))
         })
         .await
         .map_err(|e| Error::Registry {
@@ -320,106 +390,33 @@ impl Registry {
             operation: "looking up credentials".into(),
             reason: e.to_string(),
         })??;
-        let mut key = registry.to_owned();
-        let auth = match credentials {
-            Some(Credentials::Basic { username, password }) => {
-                Some(RegistryAuth::Basic(username, password))
-            }
-            Some(Credentials::Bearer(token)) => Some(RegistryAuth::Bearer(token)),
-            Some(Credentials::IdentityToken(refresh)) => {
-                let (Some(repository), Some(repository_key)) = (repository, repository_key) else {
-                    // Set-up ahead of a push: the repository's client is made when it is used.
-                    return Ok(client);
-                };
-                key = repository_key;
-                let access =
-                    crate::identity_token::redeem(plain_http, registry, repository, &refresh)
-                        .await
-                        .map_err(|reason| {
-                            Error::Registry {
-                    registry: registry.to_owned(),
-                    operation:
-                        "trading the identity token from the Docker config for an access token"
-                            .into(),
-                    reason,
-                }
-                        })?;
-                Some(RegistryAuth::Bearer(access))
-            }
-            // Without credentials, a loopback registry is used as is (no token round trip per
-            // request); anywhere else an anonymous bearer token may still be needed.
-            None if plain_http => None,
-            None => Some(RegistryAuth::Anonymous),
-        };
-        if let Some(auth) = auth {
-            // oci-client keys its credential store by the resolved registry name.
-            let resolved = Reference::with_tag(registry.to_owned(), "x".into(), "x".into());
-            client
-                .store_auth_if_needed(resolved.resolve_registry(), &auth)
-                .await;
-        }
-        clients.insert(key, client.clone());
+        let client = Arc::new(RegistryClient::new(
+            registry,
+            ClientSettings {
+                plain_http: self.uses_plain_http(registry),
+                credentials,
+                tls,
+                attempts: self.options.attempts,
+                initial_backoff: self.options.initial_backoff,
+                max_idle: self.options.max_concurrent_uploads,
+            },
+        )?);
+        clients.insert(registry.to_owned(), client.clone());
         Ok(client)
-    }
-
-    /// Runs `attempt` until it succeeds, retrying transient failures with backoff.
-    async fn retry<T, F, Fut>(
-        &self,
-        registry: &str,
-        operation: &dyn Fn() -> String,
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
-    {
-        let mut backoff = self.options.initial_backoff;
-        let attempts = self.options.attempts.max(1);
-        for n in 1..=attempts {
-            let err = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            let class = classify(&err);
-            if matches!(class, Failure::Transient | Failure::Unreachable(_)) && n < attempts {
-                tracing::debug!(registry, operation = operation(), attempt = n, error = %err, "retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-                continue;
-            }
-            return Err(match class {
-                Failure::Unreachable(reason) => Error::RegistryUnreachable {
-                    registry: registry.to_owned(),
-                    reason,
-                },
-                Failure::NotFound => Error::NotFound {
-                    reference: operation(),
-                },
-                Failure::Transient | Failure::Fatal => Error::Registry {
-                    registry: registry.to_owned(),
-                    operation: operation(),
-                    reason: describe(&err),
-                },
-            });
-        }
-        unreachable!("the loop returns on its last attempt")
     }
 
     /// Fetches a manifest or index (by tag or digest) as the registry serves it, checking the
     /// digest when the reference has one.
     pub async fn fetch_manifest(&self, reference: &ImageReference) -> Result<FetchedManifest> {
-        let client = self
-            .client_for(reference.registry(), Some(reference.repository()))
-            .await?;
+        let client = self.client(reference.registry()).await?;
         let what = || reference.to_string();
-        let (bytes, digest) = self
-            .retry(reference.registry(), &what, || {
-                client.pull_manifest_raw(
-                    &reference.0,
-                    &RegistryAuth::Anonymous,
-                    media_type::ALL_MANIFESTS,
-                )
-            })
+        let (bytes, digest) = client
+            .get_manifest(
+                reference.repository(),
+                reference.api_reference(),
+                media_type::ALL_MANIFESTS,
+                &what,
+            )
             .await?;
         let actual = sha256_digest(&bytes);
         if let Some(expected) = reference.digest().filter(|d| *d != actual) {
@@ -429,8 +426,8 @@ impl Registry {
                 actual,
             });
         }
-        if digest != actual {
-            tracing::debug!(reference = %reference, header = digest, computed = actual, "registry digest header differs");
+        if let Some(header) = digest.filter(|d| *d != actual) {
+            tracing::debug!(reference = %reference, header, computed = actual, "registry digest header differs");
         }
         let media_type = detect_media_type(&bytes)?;
         let mut descriptor = Descriptor::of_bytes(media_type, &bytes);
@@ -438,7 +435,7 @@ impl Registry {
         Ok(FetchedManifest {
             reference: reference.clone(),
             descriptor,
-            bytes: bytes.to_vec(),
+            bytes,
         })
     }
 
@@ -449,23 +446,12 @@ impl Registry {
         digest: &str,
     ) -> Result<Vec<u8>> {
         validate_digest(digest)?;
-        let client = self
-            .client_for(reference.registry(), Some(reference.repository()))
-            .await?;
-        let what = || format!("fetching blob {digest} from {}", reference.name());
-        let bytes = self
-            .retry(reference.registry(), &what, || async {
-                let mut out = Vec::new();
-                client
-                    .pull_blob(&reference.0, digest, &mut out)
-                    .await
-                    .map(|()| out)
-            })
-            .await?;
+        let client = self.client(reference.registry()).await?;
+        let bytes = client.get_blob(reference.repository(), digest).await?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
             return Err(Error::DigestMismatch {
-                what: what(),
+                what: format!("fetching blob {digest} from {}", reference.name()),
                 expected: digest.into(),
                 actual,
             });
@@ -555,19 +541,12 @@ impl Registry {
                 actual,
             });
         }
-        let registry = target.registry();
-        let client = self.client_for(registry, Some(target.repository())).await?;
-        let what = || format!("checking blob {digest} in {}", target.name());
-        if !self
-            .retry(registry, &what, || client.blob_exists(&target.0, digest))
-            .await?
-        {
-            let what = || format!("pushing blob {digest} to {}", target.name());
-            let body = bytes::Bytes::copy_from_slice(bytes);
-            self.retry(registry, &what, || {
-                client.push_blob(&target.0, body.clone(), digest)
-            })
-            .await?;
+        let client = self.client(target.registry()).await?;
+        if !client.blob_exists(target.repository(), digest).await? {
+            let body = UploadBody::Bytes(bytes::Bytes::copy_from_slice(bytes));
+            client
+                .upload_blob(target.repository(), digest, bytes.len() as u64, None, &body)
+                .await?;
         }
         self.remember(target, digest);
         Ok(())
@@ -580,16 +559,18 @@ impl Registry {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<()> {
-        let client = self
-            .client_for(target.registry(), Some(target.repository()))
-            .await?;
+        let client = self.client(target.registry()).await?;
         let content_type = http_header_value(media_type)?;
         let what = || format!("pushing manifest {target}");
-        self.retry(target.registry(), &what, || {
-            client.push_manifest_raw(&target.0, bytes.to_vec(), content_type.clone())
-        })
-        .await?;
-        Ok(())
+        client
+            .put_manifest(
+                target.repository(),
+                target.api_reference(),
+                &content_type,
+                bytes::Bytes::copy_from_slice(bytes),
+                &what,
+            )
+            .await
     }
 
     /// Pushes an assembled index to `repository` under every tag (by digest first, then each
@@ -739,14 +720,11 @@ impl Registry {
     ) -> Result<BlobOutcome> {
         validate_digest(&blob.digest)?;
         let registry = target.registry();
-        let client = self.client_for(registry, Some(target.repository())).await?;
+        let client = self.client(registry).await?;
         let digest = blob.digest.as_str();
+        let repository = target.repository();
 
-        let what = || format!("checking blob {digest} in {}", target.name());
-        if self
-            .retry(registry, &what, || client.blob_exists(&target.0, digest))
-            .await?
-        {
+        if client.blob_exists(repository, digest).await? {
             self.remember(target, digest);
             return Ok(BlobOutcome::Existed);
         }
@@ -757,57 +735,38 @@ impl Registry {
             }
             _ => self.known_repository(target, digest),
         };
-        if let Some(from) = mount_from.filter(|r| r != target.repository()) {
-            let from = ImageReference(Reference::with_digest(
-                registry.to_owned(),
-                from,
-                digest.to_owned(),
-            ));
-            // A mount the registry declines (202, or an error) just means uploading instead.
-            match client.mount_blob(&target.0, &from.0, digest).await {
-                Ok(()) => {
-                    tracing::debug!(digest, from = %from.name(), to = %target.name(), "mounted blob");
+        let mut session = None;
+        if let Some(from) = mount_from.filter(|r| r != repository) {
+            // A mount the registry declines (202, or an error) just means uploading instead;
+            // a 202 opens the upload session the blob then goes to.
+            match client.mount_blob(repository, digest, &from).await {
+                Mount::Mounted => {
+                    tracing::debug!(digest, from = %from, to = %target.name(), "mounted blob");
                     self.remember(target, digest);
                     return Ok(BlobOutcome::Mounted);
                 }
-                Err(e) => tracing::debug!(digest, error = %e, "mount declined; uploading"),
+                Mount::Upload(location) => session = Some(location),
+                Mount::Declined => {}
             }
         }
 
-        let what = || format!("pushing blob {digest} to {}", target.name());
         let size = blob.size;
         match source {
             BlobSource::Layout(layout) => {
                 let path = layout.blob_path(digest)?;
-                self.retry(registry, &what, || {
-                    let path = path.clone();
-                    let client = client.clone();
-                    async move {
-                        let file = tokio::fs::File::open(&path).await?;
-                        let body = verified_file_stream(file, digest.to_owned());
-                        client
-                            .push_blob_stream(&target.0, body, digest, Some(size))
-                            .await
-                    }
-                })
-                .await?;
+                client
+                    .upload_blob(repository, digest, size, session, &UploadBody::File(&path))
+                    .await?;
             }
             BlobSource::Registry(from) => {
-                let from_client = self
-                    .client_for(from.registry(), Some(from.repository()))
+                let from_client = self.client(from.registry()).await?;
+                let body = UploadBody::Registry {
+                    client: &from_client,
+                    repository: from.repository(),
+                };
+                client
+                    .upload_blob(repository, digest, size, session, &body)
                     .await?;
-                self.retry(registry, &what, || {
-                    let client = client.clone();
-                    let from_client = from_client.clone();
-                    async move {
-                        let pulled = from_client.pull_blob_stream(&from.0, digest).await?;
-                        let body = verified_stream(pulled.stream, digest.to_owned());
-                        client
-                            .push_blob_stream(&target.0, body, digest, Some(size))
-                            .await
-                    }
-                })
-                .await?;
             }
         }
         self.remember(target, digest);
@@ -1125,187 +1084,10 @@ impl IndexEdits {
     }
 }
 
-/// How a failed request should be treated.
-enum Failure {
-    /// Nothing answered: retry, then report the registry as unreachable.
-    Unreachable(String),
-    /// 5xx or a dropped connection: retry.
-    Transient,
-    /// The registry says it does not have it.
-    NotFound,
-    /// Anything else: report at once.
-    Fatal,
-}
-
-fn classify(err: &OciDistributionError) -> Failure {
-    match err {
-        OciDistributionError::RequestError(e) if e.is_connect() => {
-            Failure::Unreachable(root_cause(e))
-        }
-        OciDistributionError::RequestError(e)
-            if e.is_timeout() || e.is_request() || e.is_body() =>
-        {
-            Failure::Transient
-        }
-        OciDistributionError::IoError(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
-            ) =>
-        {
-            Failure::Transient
-        }
-        OciDistributionError::ServerError { code, .. } if *code >= 500 => Failure::Transient,
-        OciDistributionError::ServerError { code: 404, .. }
-        | OciDistributionError::ImageManifestNotFoundError(_) => Failure::NotFound,
-        OciDistributionError::RegistryError { envelope, .. }
-            if envelope.errors.iter().any(|e| {
-                matches!(
-                    e.code,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::NotFound
-                )
-            }) =>
-        {
-            Failure::NotFound
-        }
-        _ => Failure::Fatal,
-    }
-}
-
-/// The innermost cause of an error, in the words a person expects ("connection refused").
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current: &(dyn std::error::Error + 'static) = err;
-    let mut message = current.to_string();
-    while let Some(next) = current.source() {
-        if let Some(io) = next.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
-                std::io::ErrorKind::TimedOut => return "connection timed out".into(),
-                _ => {}
-            }
-        }
-        message = next.to_string();
-        current = next;
-    }
-    message
-}
-
-fn describe(err: &OciDistributionError) -> String {
-    match err {
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .map(|e| format!("{:?}: {}", e.code, e.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        OciDistributionError::ServerError { code, message, .. } => {
-            format!("HTTP {code}: {}", message.trim())
-        }
-        OciDistributionError::UnauthorizedError { .. } => {
-            "unauthorized: log in (docker login) or check the credentials in the Docker config"
-                .into()
-        }
-        OciDistributionError::RequestError(e) => root_cause(e),
-        other => other.to_string(),
-    }
-}
-
-/// `host` of `host:port` (IPv6 literals in brackets too).
-fn registry_host(registry: &str) -> &str {
-    if let Some(rest) = registry.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    registry.split(':').next().unwrap_or(registry)
-}
-
 fn http_header_value(media_type: &str) -> Result<http::HeaderValue> {
     http::HeaderValue::from_str(media_type).map_err(|_| Error::InvalidDescriptor {
         what: format!("media type {media_type:?}"),
         reason: "not a valid HTTP header value".into(),
-    })
-}
-
-/// Streams a file in 1 MiB chunks, hashing as it goes; ends with an error instead of the last
-/// chunk if the content does not match `digest`, which aborts the upload.
-fn verified_file_stream(
-    file: tokio::fs::File,
-    digest: String,
-) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, OciDistributionError>>
-+ Send
-+ 'static {
-    let chunks = stream::try_unfold(file, |mut file| async move {
-        let mut buf = bytes::BytesMut::with_capacity(1 << 20);
-        while buf.len() < (1 << 20) {
-            if file.read_buf(&mut buf).await? == 0 {
-                break;
-            }
-        }
-        if buf.is_empty() {
-            Ok::<_, std::io::Error>(None)
-        } else {
-            Ok(Some((buf.freeze(), file)))
-        }
-    });
-    verified_stream(chunks, digest)
-}
-
-fn verified_stream<S, E>(
-    chunks: S,
-    digest: String,
-) -> impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, OciDistributionError>>
-+ Send
-+ 'static
-where
-    S: futures_util::Stream<Item = std::result::Result<bytes::Bytes, E>> + Send + 'static,
-    E: Into<OciDistributionError> + Send + 'static,
-{
-    use futures_util::Stream as _;
-    use std::task::Poll;
-    let mut hasher = Sha256::new();
-    let mut chunks = Box::pin(chunks.peekable());
-    // The chunk taken from `chunks` but not yet handed over: it waits here while peeking
-    // for the end is still pending, so nothing is lost when the source is slow.
-    let mut held: Option<bytes::Bytes> = None;
-    let mut finished = false;
-    stream::poll_fn(move |cx| {
-        if finished {
-            return Poll::Ready(None);
-        }
-        if held.is_none() {
-            match futures_util::ready!(chunks.as_mut().poll_next(cx)) {
-                None => {
-                    finished = true;
-                    return Poll::Ready(None);
-                }
-                Some(Err(e)) => {
-                    finished = true;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-                Some(Ok(chunk)) => {
-                    hasher.update(&chunk);
-                    held = Some(chunk);
-                }
-            }
-        }
-        // Check the digest before handing over the last chunk, so a corrupt blob never
-        // completes an upload.
-        let at_end = futures_util::ready!(chunks.as_mut().poll_peek(cx)).is_none();
-        let chunk = held.take().unwrap_or_default();
-        if at_end {
-            let actual = format!("sha256:{:x}", hasher.clone().finalize());
-            if actual != digest {
-                finished = true;
-                return Poll::Ready(Some(Err(OciDistributionError::GenericError(Some(
-                    format!("blob content hashes to {actual}, not {digest}"),
-                )))));
-            }
-        }
-        Poll::Ready(Some(Ok(chunk)))
     })
 }
 
@@ -1334,6 +1116,7 @@ mod tests {
         let r = ImageReference::parse("busybox").unwrap();
         assert_eq!(r.registry(), "docker.io");
         assert_eq!(r.repository(), "library/busybox");
+        assert_eq!(r.tag(), Some("latest"));
         let r = ImageReference::parse("localhost:5000/app:1").unwrap();
         assert_eq!(r.to_string(), "localhost:5000/app:1");
         let digest = sha256_digest(b"x");
@@ -1341,47 +1124,66 @@ mod tests {
             r.with_digest(&digest).to_string(),
             format!("localhost:5000/app@{digest}")
         );
+        assert_eq!(r.with_digest(&digest).api_reference(), digest);
+        let both = ImageReference::parse(&format!("localhost:5000/app:1@{digest}")).unwrap();
+        assert_eq!(both.tag(), Some("1"));
+        assert_eq!(both.api_reference(), digest, "the digest wins");
+        let by_digest = ImageReference::parse(&format!("app@{digest}")).unwrap();
+        assert_eq!(by_digest.tag(), None);
         assert!(ImageReference::parse("app!:1").is_err());
         assert!(ImageReference::parse("Upper").is_err());
     }
 
-    #[tokio::test]
-    async fn a_stream_that_does_not_match_its_digest_fails_before_its_end() {
-        let chunks = stream::iter(vec![
-            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ab")),
-            Ok(bytes::Bytes::from_static(b"c")),
-        ]);
-        let good: Vec<_> = verified_stream(chunks, sha256_digest(b"abc"))
-            .collect()
-            .await;
-        assert!(good.iter().all(|c| c.is_ok()));
-        let chunks = stream::iter(vec![
-            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ab")),
-            Ok(bytes::Bytes::from_static(b"c")),
-        ]);
-        let bad: Vec<_> = verified_stream(chunks, sha256_digest(b"abd"))
-            .collect()
-            .await;
-        assert!(bad[0].is_ok());
-        assert!(bad[1].is_err(), "the last chunk is replaced by an error");
-    }
+    #[test]
+    fn a_builders_buildkitd_toml_gives_plain_http_insecure_and_tls_files() {
+        let toml = r#"
+[registry."plain.lan:5000"]
+  http = true
+[registry."skip.lan"]
+  insecure = true
+[registry."ca.lan:5443"]
+  ca = ["/etc/buildkit/certs/ca.lan_5443/ca.pem", "/elsewhere/ca.pem"]
+  [[registry."ca.lan:5443".keypair]]
+    key = "/etc/buildkit/certs/ca.lan_5443/client.key"
+    cert = "/etc/buildkit/certs/ca.lan_5443/client.cert"
+"#;
+        let files: BTreeMap<String, Vec<u8>> = [
+            ("buildkitd.toml", toml.as_bytes()),
+            ("certs/ca.lan_5443/ca.pem", b"CA".as_slice()),
+            ("certs/ca.lan_5443/client.key", b"KEY".as_slice()),
+            ("certs/ca.lan_5443/client.cert", b"CERT".as_slice()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+        .collect();
+        let mut options = RegistryOptions::default();
+        options.add_buildkitd_config(&files);
+        assert_eq!(options.plain_http_hosts, ["plain.lan:5000"]);
+        assert!(options.tls["skip.lan"].skip_verify);
+        let ca = &options.tls["ca.lan:5443"];
+        assert_eq!(
+            ca.ca.len(),
+            1,
+            "a path outside /etc/buildkit/ is not the builder's"
+        );
+        assert_eq!(ca.ca[0].pem, b"CA");
+        assert_eq!(
+            ca.ca[0].origin,
+            "/etc/buildkit/certs/ca.lan_5443/ca.pem (the builder's copy)"
+        );
+        assert_eq!(ca.keypairs.len(), 1);
+        assert_eq!(ca.keypairs[0].key.pem, b"KEY");
+        assert!(!options.tls.contains_key("plain.lan:5000"));
 
-    #[tokio::test]
-    async fn a_slow_source_loses_no_chunk() {
-        // Each chunk arrives only after the task has yielded once, as a file read under load
-        // does: the stream must hold the chunk it took while it waits for the next.
-        let parts: Vec<&'static [u8]> = vec![b"ab", b"cd", b"e"];
-        let slow = stream::unfold(parts.into_iter(), |mut parts| async move {
-            tokio::task::yield_now().await;
-            parts
-                .next()
-                .map(|p| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(p)), parts))
-        });
-        let out: Vec<_> = verified_stream(slow, sha256_digest(b"abcde"))
-            .collect()
-            .await;
-        let bytes: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
-        assert_eq!(bytes, b"abcde");
+        // A second node's settings for the same host do not replace the first's.
+        let other: BTreeMap<String, Vec<u8>> = [(
+            "buildkitd.toml".to_owned(),
+            b"[registry.\"skip.lan\"]\n  insecure = false\n".to_vec(),
+        )]
+        .into_iter()
+        .collect();
+        options.add_buildkitd_config(&other);
+        assert!(options.tls["skip.lan"].skip_verify);
     }
 
     #[tokio::test]

@@ -65,6 +65,9 @@ pub enum CaseKind {
     OneFileChanged,
     /// Pushing a two-platform OCI layout (brix-exporter vs skopeo).
     PushLayout,
+    /// The same push to the token-auth registry (`localhost:5001`, the Docker token flow),
+    /// both tools with the same credentials.
+    PushTokenLayout,
     /// A multi-stage build with RUN steps on both platforms, cache pruned first.
     QemuMultistage,
     /// The cold large-context build exporting `--cache-to type=local,mode=max` (the client
@@ -274,6 +277,22 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
             kind: CaseKind::PushLayout,
         },
         Case {
+            name: "push-token-throughput",
+            scenario: "push",
+            description: format!(
+                "the same client-side push of 2 x {:.0} MB fresh random layers to the token-auth \
+                 registry ({TOKEN_REGISTRY_HOST}, Docker token flow, a fresh repository per \
+                 run; brix from config.json, skopeo with --dest-creds)",
+                sizes.layer_bytes as f64 / 1e6
+            ),
+            baseline: "skopeo",
+            target: Target {
+                throughput_min: Some(1.5),
+                ..Target::default()
+            },
+            kind: CaseKind::PushTokenLayout,
+        },
+        Case {
             name: "qemu-multistage",
             scenario: "qemu",
             description: "cold two-stage build with RUN steps on both platforms (arm64 under \
@@ -441,7 +460,16 @@ pub struct Runner<'a> {
 /// A prepared run: the command and, for pushes, what has to be in the registry after it.
 struct Prepared {
     invocation: Invocation,
-    pushed: Option<(String, PushLayout)>,
+    pushed: Option<Pushed>,
+}
+
+/// What a push run sends, and where.
+struct Pushed {
+    /// The repository, without the registry.
+    repository: String,
+    layout: PushLayout,
+    /// Whether it goes to the token-auth registry rather than the plain one.
+    token_auth: bool,
 }
 
 impl Runner<'_> {
@@ -516,8 +544,24 @@ impl Runner<'_> {
             | CaseKind::Inspect
             | CaseKind::InspectDialStdio
             | CaseKind::PushLayout => {}
+            CaseKind::PushTokenLayout => {
+                if !crate::e2e::token_registry::running() {
+                    bail!(
+                        "the token-auth registry ({TOKEN_REGISTRY_HOST}) is not running; run \
+                         `cargo xtask e2e --setup-only`"
+                    );
+                }
+                let config = self.token_docker_config();
+                std::fs::create_dir_all(&config)?;
+                std::fs::write(config.join("config.json"), token_docker_config_json())?;
+            }
         }
         Ok(())
+    }
+
+    /// The `DOCKER_CONFIG` folder brix's token push takes its credentials from.
+    fn token_docker_config(&self) -> PathBuf {
+        self.dirs.root.join("token-docker-config")
     }
 
     /// The socket of the agent `--ssh default` forwards in the session-extras case.
@@ -619,14 +663,20 @@ impl Runner<'_> {
             .logs
             .join(format!("{run:03}-{}-{tool}.log", case.name));
         let result = self.meter.run(&prepared.invocation, &log);
-        let bytes = prepared.pushed.as_ref().map(|(_, l)| l.upload_bytes);
-        if let Some((repository, layout)) = &prepared.pushed {
-            let checked = if result.is_ok() {
-                check_uploaded(repository, layout)
+        let bytes = prepared.pushed.as_ref().map(|p| p.layout.upload_bytes);
+        if let Some(pushed) = &prepared.pushed {
+            let (repository, layout) = (&pushed.repository, &pushed.layout);
+            let storage = if pushed.token_auth {
+                crate::e2e::token_registry::storage(self.ws)
             } else {
-                Ok(())
+                setup::registry_storage(self.ws)
             };
-            setup::forget_pushed(self.ws, repository, &layout.layer_digests);
+            let checked = match (&result, pushed.token_auth) {
+                (Err(_), _) => Ok(()),
+                (Ok(_), false) => check_uploaded(repository, layout),
+                (Ok(_), true) => check_stored(&storage, repository, layout),
+            };
+            setup::forget_pushed_in(&storage, repository, &layout.layer_digests);
             let _ = std::fs::remove_dir_all(&layout.dir);
             checked?;
         }
@@ -835,7 +885,65 @@ impl Runner<'_> {
                 };
                 return Ok(Prepared {
                     invocation,
-                    pushed: Some((repository, layout)),
+                    pushed: Some(Pushed {
+                        repository,
+                        layout,
+                        token_auth: false,
+                    }),
+                });
+            }
+            CaseKind::PushTokenLayout => {
+                let tool = match side {
+                    Side::Brix => "brix",
+                    Side::Baseline => "skopeo",
+                };
+                let layout = fixtures::write_push_layout(
+                    &root.join(format!("layout-token-{tool}")),
+                    &[("linux", "amd64"), ("linux", "arm64")],
+                    self.sizes.layer_bytes,
+                    run,
+                )?;
+                // Under the user's namespace, the only one the token server grants.
+                let repository = format!(
+                    "{}/bench-token-push-{tool}-{run}",
+                    crate::e2e::token_registry::USER
+                );
+                let dir = layout.dir.display().to_string();
+                let target = format!("{TOKEN_REGISTRY_HOST}/{repository}");
+                let invocation = match side {
+                    Side::Brix => Invocation::new(
+                        self.bins.push_layout.display().to_string(),
+                        &[&dir, &target, "1"],
+                    )
+                    .env(
+                        "DOCKER_CONFIG",
+                        self.token_docker_config().display().to_string(),
+                    ),
+                    Side::Baseline => Invocation::new(
+                        "skopeo",
+                        &[
+                            "copy",
+                            "--all",
+                            "--preserve-digests",
+                            "--dest-tls-verify=false",
+                            "--dest-creds",
+                            &format!(
+                                "{}:{}",
+                                crate::e2e::token_registry::USER,
+                                crate::e2e::token_registry::PASSWORD
+                            ),
+                            &format!("oci:{dir}"),
+                            &format!("docker://{target}:1"),
+                        ],
+                    ),
+                };
+                return Ok(Prepared {
+                    invocation,
+                    pushed: Some(Pushed {
+                        repository,
+                        layout,
+                        token_auth: true,
+                    }),
                 });
             }
         };
@@ -881,6 +989,43 @@ fn check_uploaded(repository: &str, layout: &PushLayout) -> Result<()> {
             .with_context(|| format!("asking the registry for {repository}@{digest}"))?;
         if status != 200 {
             bail!("the registry answers {status} for layer {digest} of {repository}: not uploaded");
+        }
+    }
+    Ok(())
+}
+
+/// The token-auth registry as image references name it.
+const TOKEN_REGISTRY_HOST: &str = crate::e2e::token_registry::REGISTRY_HOST;
+
+/// `config.json` with the token-auth registry's credentials, as `docker login` writes them.
+fn token_docker_config_json() -> String {
+    use crate::e2e::token_registry::{PASSWORD, USER};
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    serde_json::json!({ "auths": { TOKEN_REGISTRY_HOST: { "auth": auth } } }).to_string()
+}
+
+/// Checks, in the token-auth registry's storage (its API wants a token), that every layer of
+/// `layout` is stored whole and linked into `repository`. The layers are fresh random
+/// bytes, so they can only be there if this run uploaded them.
+fn check_stored(storage: &std::path::Path, repository: &str, layout: &PushLayout) -> Result<()> {
+    for digest in &layout.layer_digests {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .with_context(|| format!("not a sha256 digest: {digest}"))?;
+        let link = storage
+            .join("repositories")
+            .join(repository)
+            .join("_layers/sha256")
+            .join(hex)
+            .join("link");
+        if !link.is_file() {
+            bail!("layer {digest} is not linked into {repository}: not uploaded");
+        }
+        let data = setup::blob_data_path(storage, digest)
+            .with_context(|| format!("not a sha256 digest: {digest}"))?;
+        if !data.is_file() {
+            bail!("the registry stores no data for layer {digest} of {repository}");
         }
     }
     Ok(())

@@ -302,11 +302,11 @@ pub fn e2e_setup() -> Result<()> {
     Ok(())
 }
 
-/// The registry's blob file for `digest`, in the storage `cargo xtask e2e` gives it.
-pub fn registry_blob_path(ws: &Workspace, digest: &str) -> Option<PathBuf> {
+/// A blob's data file in a registry's storage (`…/docker/registry/v2`).
+pub fn blob_data_path(storage: &Path, digest: &str) -> Option<PathBuf> {
     let hex = digest.strip_prefix("sha256:")?;
     Some(
-        registry_storage(ws)
+        storage
             .join("blobs/sha256")
             .join(hex.get(..2)?)
             .join(hex)
@@ -319,14 +319,13 @@ pub fn registry_storage(ws: &Workspace) -> PathBuf {
     ws.e2e_dir.join("registry/data/docker/registry/v2")
 }
 
-/// Removes a pushed repository and its layer blobs from the registry's storage, so a long
-/// bench does not fill the disk. Only digests the bench made from fresh random bytes are
-/// removed; nothing else can refer to them.
-pub fn forget_pushed(ws: &Workspace, repository: &str, layer_digests: &[String]) {
-    let storage = registry_storage(ws);
+/// Removes a pushed repository and its layer blobs from a registry's storage `storage`
+/// (`…/docker/registry/v2`), so a long bench does not fill the disk. Only digests the bench
+/// made from fresh random bytes are removed; nothing else can refer to them.
+pub fn forget_pushed_in(storage: &Path, repository: &str, layer_digests: &[String]) {
     let _ = std::fs::remove_dir_all(storage.join("repositories").join(repository));
     for digest in layer_digests {
-        if let Some(data) = registry_blob_path(ws, digest)
+        if let Some(data) = blob_data_path(storage, digest)
             && let Some(dir) = data.parent()
         {
             let _ = std::fs::remove_dir_all(dir);

@@ -1,5 +1,5 @@
 //! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux,
-//! openssh-client, openssh-server, git, pigz, xz-utils)
+//! openssh-client, openssh-server, git, pigz, xz-utils, nginx)
 //! and the busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
@@ -16,7 +16,9 @@ use std::process::Command;
 /// openssh-server: the `git-server` step's servers (its sshd runs on its own config, the
 /// package's service is never started); openssl: the certificates of dockerd 28's TLS
 /// listener; golang-docker-credential-helpers, pass, gnupg: a real credential helper
-/// (`docker-credential-pass` over a throwaway gpg key) for the registry tests.
+/// (`docker-credential-pass` over a throwaway gpg key) for the registry tests; nginx: the
+/// `fault-proxy` step's HTTP fault injector (run on its own config, the package's service is
+/// never started).
 const PACKAGES: &[&str] = &[
     "openssh-client",
     "openssh-server",
@@ -33,6 +35,7 @@ const PACKAGES: &[&str] = &[
     "golang-docker-credential-helpers",
     "pass",
     "gnupg",
+    "nginx",
 ];
 
 /// Architectures the busybox base image is published for (Debian names).

@@ -82,17 +82,13 @@ pub fn run(
     if super::s3::running() {
         cmd.env("BRIX_E2E_S3", format!("http://{}", super::s3::S3_ADDR));
     }
-    // The token-auth registry of the registry tests, after the `token-registry` step.
-    if super::token_registry::running() {
-        cmd.env(
-            "BRIX_E2E_TOKEN_REGISTRY",
-            super::token_registry::REGISTRY_HOST,
-        )
-        .env("BRIX_E2E_TOKEN_REGISTRY_USER", super::token_registry::USER)
-        .env(
-            "BRIX_E2E_TOKEN_REGISTRY_PASSWORD",
-            super::token_registry::PASSWORD,
-        );
+    // The token-auth registries of the registry tests, after the `token-registry` step.
+    cmd.envs(super::token_registry::test_env(ws));
+    // The fault-injecting proxies of the registry fault tests, after the `fault-proxy` step.
+    cmd.envs(super::fault_proxy::test_env(ws));
+    // The TLS registries of the private-CA tests, after the `tls-registry` step.
+    if super::tls_registry::running(ws) {
+        cmd.envs(super::tls_registry::test_env(ws));
     }
     // The SBOM generator image of the attestation tests, after the `scanner` step.
     if super::scanner::pushed() {

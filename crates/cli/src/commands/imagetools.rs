@@ -18,6 +18,10 @@ use crate::tabwriter::align;
 pub struct ImagetoolsArgs {
     #[command(subcommand)]
     command: ImagetoolsCommand,
+    /// The builder whose buildkitd.toml says how to reach registries (the global
+    /// `--builder`; else the current one).
+    #[arg(skip)]
+    pub builder: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -137,11 +141,38 @@ pub fn run(args: ImagetoolsArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let registry = Registry::new(RegistryOptions::default());
+    let registry = Registry::new(registry_options(args.builder.as_deref())?);
     match args.command {
         ImagetoolsCommand::Inspect(args) => runtime.block_on(inspect(&registry, args)),
         ImagetoolsCommand::Create(args) => runtime.block_on(create(&registry, args)),
     }
+}
+
+/// The registry settings of the builder's first node's buildkitd.toml: plain HTTP and
+/// `insecure`, as buildx's `imagetools` takes them, and (beyond buildx, whose `imagetools`
+/// ignores them) its CA and client certificate files. A
+/// builder named with `--builder` must exist; without one, no current builder (or none that
+/// can be read) is no error: the defaults and Docker's `/etc/docker/certs.d` still apply.
+fn registry_options(builder: Option<&str>) -> anyhow::Result<RegistryOptions> {
+    let mut options = RegistryOptions::default();
+    let resolved = brix_driver::Store::open_default()
+        .map_err(anyhow::Error::from)
+        .and_then(|store| {
+            let txn = store.txn()?;
+            Ok(brix_driver::builder::resolve(&txn, builder)?)
+        });
+    let node_group = match (resolved, builder) {
+        (Ok(ng), _) => Some(ng),
+        (Err(e), Some(_)) => return Err(e),
+        (Err(e), None) => {
+            tracing::debug!(error = %e, "no current builder: default registry settings");
+            None
+        }
+    };
+    if let Some(node) = node_group.as_ref().and_then(|ng| ng.nodes.first()) {
+        options.add_buildkitd_config(&node.files);
+    }
+    Ok(options)
 }
 
 async fn inspect(registry: &Registry, args: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -952,6 +952,17 @@ pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The image platforms of an index, sorted, its attestation manifests (`unknown/unknown`)
+/// left out.
+pub fn image_platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index_platforms(index)
+        .into_iter()
+        .filter(|p| !p.starts_with("unknown/"))
+        .collect();
+    out.sort();
+    out
+}
+
 // Registry faults (issue 17): the `fault-proxy` set-up step's registry and proxies, and the
 // `token-registry` step's short-lived token registry.
 

@@ -22,19 +22,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use brix_e2e::{E2eEnv, Run, SharedBuilder, TlsRegistry, index_platforms, path, run};
+use brix_e2e::{E2eEnv, Run, SharedBuilder, TlsRegistry, image_platforms, path, run};
 
 const PLATFORMS: &str = "linux/amd64,linux/arm64";
-
-/// The platforms an index lists, attestation manifests left out.
-fn platforms(index: &serde_json::Value) -> Vec<String> {
-    let mut out: Vec<String> = index_platforms(index)
-        .into_iter()
-        .filter(|p| !p.starts_with("unknown/"))
-        .collect();
-    out.sort();
-    out
-}
 
 /// A build context whose Dockerfile runs a step on each platform.
 fn context(env: &E2eEnv, purpose: &str) -> PathBuf {
@@ -151,7 +141,7 @@ fn push_and_inspect_side_by_side(
         }
         let (_, index) = registry.raw_manifest(&image);
         assert_eq!(
-            platforms(&index),
+            image_platforms(&index),
             ["linux/amd64", "linux/arm64"],
             "{tool}'s push to {}: {index}",
             registry.host

@@ -10,7 +10,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use brix_e2e::{E2eEnv, SharedBuilder, index_platforms, path, run, skopeo};
+use brix_e2e::{E2eEnv, SharedBuilder, image_platforms, path, run, skopeo};
 
 /// The manifest or index `image` points at, fetched with the registry's credentials.
 fn raw_manifest(env: &E2eEnv, image: &str) -> serde_json::Value {
@@ -25,16 +25,6 @@ fn raw_manifest(env: &E2eEnv, image: &str) -> serde_json::Value {
     ])
     .ok();
     serde_json::from_str(&out.stdout).expect("a JSON manifest")
-}
-
-/// The platforms an index lists, attestation manifests left out.
-fn platforms(index: &serde_json::Value) -> Vec<String> {
-    let mut out: Vec<String> = index_platforms(index)
-        .into_iter()
-        .filter(|p| !p.starts_with("unknown/"))
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]
@@ -117,7 +107,7 @@ fn push_pull_everywhere(
         );
         let index = raw_manifest(env, &image);
         assert_eq!(
-            platforms(&index),
+            image_platforms(&index),
             ["linux/amd64", "linux/arm64"],
             "{label}: {tool}: {index}"
         );
@@ -255,7 +245,7 @@ fn docker_driver_push(
         );
         let index = raw_manifest(env, &image);
         assert_eq!(
-            platforms(&index),
+            image_platforms(&index),
             ["linux/amd64", "linux/arm64"],
             "{label}: {}: {index}",
             engine.name
@@ -540,7 +530,7 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
             r.stderr
         );
         assert_eq!(
-            platforms(&raw_manifest(&env, &image)),
+            image_platforms(&raw_manifest(&env, &image)),
             ["linux/amd64", "linux/arm64"],
             "{name}"
         );
@@ -605,7 +595,7 @@ fn credentials_from_a_credential_helper_and_an_identity_token() {
         "the identity token was printed"
     );
     assert_eq!(
-        platforms(&raw_manifest(&env, &image)),
+        image_platforms(&raw_manifest(&env, &image)),
         ["linux/amd64", "linux/arm64"]
     );
 }
@@ -690,7 +680,11 @@ fn a_push_that_outlives_its_token_gets_new_ones() {
     ])
     .ok();
     let index: serde_json::Value = serde_json::from_str(&raw.stdout).expect("a JSON index");
-    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"], "{index}");
+    assert_eq!(
+        image_platforms(&index),
+        ["linux/amd64", "linux/arm64"],
+        "{index}"
+    );
     assert_eq!(
         brix_exporter::descriptor::sha256_digest(raw.stdout.as_bytes()),
         report.digest()

@@ -128,15 +128,10 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
         let config = registry.join("config.yml");
         std::fs::write(&config, registry_config(&data, UPSTREAM_ADDR))
             .with_context(|| format!("writing {}", config.display()))?;
-        let log = registry.join("registry.log");
-        let mut serve = Command::new("docker-registry");
-        serve.arg("serve").arg(&config);
-        let mut daemon = process::spawn_detached(&serve, &log)?;
-        process::wait_until(
+        super::registry::serve(
             "the fault proxies' registry",
-            &mut daemon,
-            Duration::from_secs(30),
-            &log,
+            &config,
+            &registry.join("registry.log"),
             upstream_running,
         )?;
         done.push(format!("registry on {UPSTREAM_ADDR}"));

@@ -6,6 +6,7 @@ use super::{REGISTRY_ADDR, Workspace};
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,21 +23,29 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     std::fs::write(&config, config_yaml(&data.to_string_lossy()))
         .with_context(|| format!("writing {}", config.display()))?;
     let log = dir.join("registry.log");
-    let mut serve = Command::new("docker-registry");
-    serve.arg("serve").arg(&config);
-    let mut daemon = process::spawn_detached(&serve, &log)?;
-    process::wait_until(
-        "the registry",
-        &mut daemon,
-        Duration::from_secs(30),
-        &log,
-        || v2_status(REGISTRY_ADDR) == Some(200),
-    )?;
+    serve("the registry", &config, &log, || {
+        v2_status(REGISTRY_ADDR) == Some(200)
+    })?;
     Ok(format!(
         "started on {REGISTRY_ADDR}, storage {}, log: {}",
         ws.display(&data),
         ws.display(&log)
     ))
+}
+
+/// Starts Debian's docker-registry on `config`, logging to `log`, and waits up to 30 s until
+/// `ready` (the registry answers as configured). Returns the running daemon.
+pub fn serve(
+    what: &str,
+    config: &Path,
+    log: &Path,
+    ready: impl FnMut() -> bool,
+) -> Result<std::process::Child> {
+    let mut serve = Command::new("docker-registry");
+    serve.arg("serve").arg(config);
+    let mut daemon = process::spawn_detached(&serve, log)?;
+    process::wait_until(what, &mut daemon, Duration::from_secs(30), log, ready)?;
+    Ok(daemon)
 }
 
 /// The registry's configuration: loopback only, filesystem storage, deletes allowed (tests

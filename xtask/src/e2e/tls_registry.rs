@@ -536,19 +536,14 @@ fn start(ws: &Workspace, registry: &TlsRegistry) -> Result<()> {
         ),
     )
     .with_context(|| format!("writing {}", config.display()))?;
-    let log = dir.join("registry.log");
-    let mut serve = Command::new("docker-registry");
-    serve.arg("serve").arg(&config);
-    let mut daemon = process::spawn_detached(&serve, &log)?;
-    std::fs::write(&pid_file, daemon.id().to_string())
-        .with_context(|| format!("writing {}", pid_file.display()))?;
-    process::wait_until(
+    let daemon = super::registry::serve(
         &format!("the TLS registry {}", registry.host()),
-        &mut daemon,
-        Duration::from_secs(30),
-        &log,
+        &config,
+        &dir.join("registry.log"),
         || registry.answers(ws),
-    )
+    )?;
+    std::fs::write(&pid_file, daemon.id().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))
 }
 
 /// Stops the registry whose pid `pid_file` holds when that process is still a

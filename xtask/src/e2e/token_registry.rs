@@ -210,15 +210,10 @@ impl Pair {
                 ),
             )
             .with_context(|| format!("writing {}", config.display()))?;
-            let log = dir.join("registry.log");
-            let mut serve = Command::new("docker-registry");
-            serve.arg("serve").arg(&config);
-            let mut daemon = process::spawn_detached(&serve, &log)?;
-            process::wait_until(
+            super::registry::serve(
                 &format!("the {}token-auth registry", self.label),
-                &mut daemon,
-                Duration::from_secs(30),
-                &log,
+                &config,
+                &dir.join("registry.log"),
                 || super::registry::v2_status(self.registry) == Some(401),
             )?;
             started.push(format!(

@@ -157,22 +157,36 @@ impl RegistryClient {
     pub(crate) async fn get_blob(&self, repository: &str, digest: &str) -> Result<Vec<u8>> {
         let what = || format!("fetching blob {digest} from {}/{repository}", self.registry);
         let url = self.blob_url(repository, digest);
-        let scopes = [Scope::pull(repository)];
+        let (_, bytes) = self
+            .fetch(&what, &[Scope::pull(repository)], &|| {
+                self.http.get(url.clone())
+            })
+            .await?;
+        Ok(bytes.to_vec())
+    }
+
+    /// [`Self::send`], then the whole body: a body cut off is asked for again, as a failed
+    /// request is. Returns the answer's headers and body.
+    async fn fetch(
+        &self,
+        what: &(dyn Fn() -> String + Sync),
+        scopes: &[Scope],
+        build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+    ) -> Result<(http::HeaderMap, bytes::Bytes)> {
         let mut n = 1;
         loop {
-            let response = self
-                .send(&what, &scopes, &|| self.http.get(url.clone()))
-                .await?;
+            let response = self.send(what, scopes, build).await?;
+            let headers = response.headers().clone();
             match response.bytes().await {
-                Ok(bytes) => return Ok(bytes.to_vec()),
+                Ok(bytes) => return Ok((headers, bytes)),
                 Err(e) => {
                     let failure = self.failure_of_error(&e);
                     if failure.is_retryable() && n < self.attempts {
-                        self.pause(n, &failure, &what).await;
+                        self.pause(n, &failure, what).await;
                         n += 1;
                         continue;
                     }
-                    return Err(self.error(failure, &what));
+                    return Err(self.error(failure, what));
                 }
             }
         }
@@ -309,32 +323,16 @@ impl RegistryClient {
     ) -> Result<(Vec<u8>, Option<String>)> {
         let url = self.manifest_url(repository, reference);
         let accept = accept.join(", ");
-        let scopes = [Scope::pull(repository)];
-        let mut n = 1;
-        loop {
-            let response = self
-                .send(what, &scopes, &|| {
-                    self.http.get(url.clone()).header(ACCEPT, accept.as_str())
-                })
-                .await?;
-            let digest = response
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            match response.bytes().await {
-                Ok(bytes) => return Ok((bytes.to_vec(), digest)),
-                Err(e) => {
-                    let failure = self.failure_of_error(&e);
-                    if failure.is_retryable() && n < self.attempts {
-                        self.pause(n, &failure, what).await;
-                        n += 1;
-                        continue;
-                    }
-                    return Err(self.error(failure, what));
-                }
-            }
-        }
+        let (headers, bytes) = self
+            .fetch(what, &[Scope::pull(repository)], &|| {
+                self.http.get(url.clone()).header(ACCEPT, accept.as_str())
+            })
+            .await?;
+        let digest = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((bytes.to_vec(), digest))
     }
 
     /// Stores a manifest under `reference` (a tag or its digest).

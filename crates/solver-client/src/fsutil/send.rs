@@ -269,22 +269,23 @@ fn send_file_blocking(
         source,
     };
     let mut total = 0u64;
+    let mut size: Option<u64> = None;
     match std::fs::File::open(path) {
         Ok(mut file) => loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(read_err(e)),
-                }
-            }
+            // Sized to what is left of the file (most context files are smaller than a
+            // chunk), and read without zeroing the buffer first.
+            let size = *size.get_or_insert_with(|| file.metadata().map_or(0, |m| m.len()));
+            let want = usize::try_from(size.saturating_sub(total))
+                .unwrap_or(CHUNK)
+                .clamp(1, CHUNK);
+            let mut buf = Vec::with_capacity(want);
+            let filled = match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => return Err(read_err(e)),
+            };
             if filled == 0 {
                 break;
             }
-            buf.truncate(filled);
             total += filled as u64;
             let packet = Packet {
                 r#type: PacketType::PacketData as i32,

@@ -229,6 +229,7 @@ fn lay_out(
     } else {
         nodes::assign_nodes(nodes, &plan.platforms, load)?
     };
+    check_oci_export(plan, nodes, &assignment)?;
     let platforms: Vec<Option<Platform>> = if plan.platforms.is_empty() {
         vec![None]
     } else {
@@ -277,6 +278,52 @@ fn lay_out(
         scratch,
         load_platform,
     }))
+}
+
+/// buildx's refusal of an OCI export on a node that cannot do one (the engine's BuildKit on
+/// the classic image store), before anything is solved. A bake `target:` context's OCI
+/// layout (the request's link output, which the user never wrote) is refused in its own
+/// words.
+fn check_oci_export(
+    plan: &PlannedBuild,
+    nodes: &[BuildNode],
+    assignment: &[usize],
+) -> anyhow::Result<()> {
+    let Some(node) = assignment
+        .iter()
+        .map(|&i| &nodes[i])
+        .find(|n| !n.features.oci_exporter)
+    else {
+        return Ok(());
+    };
+    for (oi, output) in plan.outputs.iter().enumerate() {
+        if !matches!(output, Output::Oci { .. }) {
+            continue;
+        }
+        if plan.link_output == Some(oi) {
+            bail!(
+                "its result feeds a target: context as an OCI layout, which the docker driver cannot export on this engine (the classic image store): use a docker-container builder (brix create --use), or turn on the containerd image store"
+            );
+        }
+        let driver = if node.is_docker() { "docker" } else { "this" };
+        bail!(
+            "failed to build: OCI exporter is not supported for the {driver} driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at https://docs.docker.com/go/build-exporters/"
+        );
+    }
+    Ok(())
+}
+
+/// Whether a solve failed because its registry mixed up two uploads of the same layer: brix
+/// pushes each platform from its own solve, so a layer the platforms share (a `COPY` of the
+/// same files) can be uploaded twice at once, and distribution's storage (Docker's registry,
+/// Harbor) then answers one of them "provided digest did not match uploaded content" or
+/// "blob unknown". buildx's one solve pushes such a layer once. The solve is run again
+/// (cached, so only the push is repeated), once.
+fn is_concurrent_push_race(error: &anyhow::Error) -> bool {
+    let text = crate::one_line(error.as_ref());
+    text.contains("failed to push")
+        && (text.contains("provided digest did not match uploaded content")
+            || text.contains("blob unknown to registry"))
 }
 
 /// The local folders a session serves for a build on one node: the key under which solves
@@ -413,8 +460,9 @@ async fn run_build(
     // The solves' numbers in the progress display, in order.
     let first_number = numbers.fetch_add(platforms.len(), Ordering::Relaxed);
 
-    let mut prepared = Vec::new();
-    for (i, (platform, &node_index)) in platforms.iter().zip(&assignment).enumerate() {
+    // Solve `i`'s request; made again when its push is tried again.
+    let prepare_solve = |i: usize| -> anyhow::Result<PlatformSolve> {
+        let (platform, node_index) = (&platforms[i], assignment[i]);
         let node = &nodes[node_index];
         let shared_context = shared.get(&node_index);
         let mut ps = prepare(
@@ -440,8 +488,11 @@ async fn run_build(
                     .insert(format!("local-sessionid:{local}"), shared.id().to_owned());
             }
         }
-        prepared.push(ps);
-    }
+        Ok(ps)
+    };
+    let prepared = (0..platforms.len())
+        .map(prepare_solve)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if multi
         && let Some(Some(p)) = &load_platform
         && plan
@@ -482,7 +533,28 @@ async fn run_build(
         } else {
             None
         };
-        run_one(first_number + i, ps, node, progress, prefix, &warnings)
+        let prepare_solve = &prepare_solve;
+        let warnings = &warnings;
+        async move {
+            // Only a solve whose outputs are all in the daemon's hands can simply run again.
+            let repeatable = multi && ps.files.is_empty();
+            match run_one(first_number + i, ps, node, progress, prefix.clone(), warnings).await {
+                Err(failure) if repeatable && is_concurrent_push_race(&failure.error) => {
+                    let what = prefix.as_deref().map_or(String::new(), |p| format!("[{p}] "));
+                    progress
+                        .client_step(&format!(
+                            "{what}pushing again: the registry lost a layer another platform was uploading at the same time"
+                        ))
+                        .done(None);
+                    let ps = prepare_solve(i).map_err(|e| Failure {
+                        solve: Some(first_number + i),
+                        error: e,
+                    })?;
+                    run_one(first_number + i, ps, node, progress, prefix, warnings).await
+                }
+                other => other,
+            }
+        }
     });
     // A multi-platform push ends with brix pushing the index: its registry connection (root
     // certificates, Docker config credentials) is set up while the solves run. Creating the
@@ -792,11 +864,6 @@ pub(crate) fn prepare(
                 session.add_output(exporter_index, target);
             }
             Output::Oci { dest, attrs } => {
-                if !node.features.oci_exporter {
-                    anyhow::bail!(
-                        "the docker driver cannot export OCI tarballs (type=oci) on this engine: use a docker-container builder (brix create --use)"
-                    );
-                }
                 let mut e = ExporterSpec::new("oci");
                 e.attrs = attrs.clone();
                 e.attrs.extend(annotation_attrs.clone());
@@ -824,7 +891,7 @@ pub(crate) fn prepare(
                 }
                 if !node.features.docker_exporter {
                     anyhow::bail!(
-                        "the docker driver cannot write docker tarballs (type=docker,dest=…) on this engine: use --load, or a docker-container builder"
+                        "failed to build: Docker exporter is not supported for the docker driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at https://docs.docker.com/go/build-exporters/"
                     );
                 }
                 let mut e = ExporterSpec::new("docker");
@@ -976,6 +1043,26 @@ async fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_registrys_lost_layer_race_runs_a_solve_again() {
+        let push = |detail: &str| {
+            anyhow::anyhow!("failed to push localhost:5000/app:1: {detail}")
+                .context("failed to solve")
+        };
+        assert!(is_concurrent_push_race(&push(
+            "errors: unknown: provided digest did not match uploaded content unknown: blob unknown to registry - sha256:44"
+        )));
+        assert!(is_concurrent_push_race(&push(
+            "blob unknown to registry - sha256:44"
+        )));
+        assert!(!is_concurrent_push_race(&push(
+            "unexpected status from PUT request: 401 Unauthorized"
+        )));
+        assert!(!is_concurrent_push_race(&anyhow::anyhow!(
+            "process \"/bin/sh -c false\" did not complete successfully: exit code: 1"
+        )));
+    }
 
     #[test]
     fn a_warning_from_several_platforms_is_kept_once() {

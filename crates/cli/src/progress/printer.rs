@@ -132,10 +132,10 @@ pub struct Printer {
 
 impl Printer {
     /// A display in `mode` (already resolved). `header` is buildx's `#0 building with …`
-    /// line (plain only); `right_label` (e.g. `docker-container:mybuilder`) is shown at the
+    /// line (plain only, printed with the first step); `right_label` (e.g. `docker-container:mybuilder`) is shown at the
     /// right of the tty header.
     pub fn new(mode: ProgressMode, header: Option<String>, right_label: String) -> Self {
-        let printer = Printer {
+        Printer {
             state: Arc::new(Mutex::new(State {
                 mode: mode.resolve(),
                 started: Instant::now(),
@@ -154,17 +154,7 @@ impl Printer {
                 finished: false,
                 solve_nodes: HashMap::new(),
             })),
-        };
-        {
-            let mut st = printer.lock();
-            if st.mode == ProgressMode::Plain
-                && let Some(h) = st.header.take()
-            {
-                eprintln!("#0 {h}");
-                st.not_first = true;
-            }
         }
-        printer
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -533,6 +523,12 @@ impl State {
     /// BuildKit's plain printer for the vertices touched by one batch: completed ones first
     /// (by completion time), then the others.
     fn print_plain(&mut self, touched: Vec<Key>) {
+        // As buildx: the header comes with the first step, so a build refused before any
+        // step (an exporter the driver lacks, a missing secret) prints only its error.
+        if let Some(h) = self.header.take() {
+            eprintln!("#0 {h}");
+            self.not_first = true;
+        }
         let (mut completed, rest): (Vec<Key>, Vec<Key>) = touched.into_iter().partition(|k| {
             self.vertices
                 .get(k)

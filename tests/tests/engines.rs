@@ -277,3 +277,69 @@ fn ls_and_inspect_default_match_buildx_on_both_engines() {
         }
     }
 }
+
+/// On the classic image store the engine's BuildKit cannot export OCI or Docker tarballs,
+/// caches or attestations: brix refuses each as buildx does, before any step (no
+/// `#0 building with` header, nothing solved), with buildx's words — on one line where buildx
+/// prints three, as every brix error is (CI tools show the last line) — and, unlike buildx,
+/// without leaving an empty `dest` file.
+#[test]
+fn classic_store_refusals_match_buildx() {
+    let Some(env) = E2eEnv::get() else { return };
+    if std::env::var_os("BRIX_E2E_BUILDX").is_none() {
+        panic!("this side-by-side test needs real buildx (`cargo xtask e2e` installs it)");
+    }
+    let engine = env
+        .engines()
+        .into_iter()
+        .find(|e| e.name == "dockerd-20.10")
+        .expect("the system engine (classic image store)");
+    let store = env.scratch_dir("engines-refusals-store");
+    let buildx_store = env.scratch_dir("engines-refusals-buildx");
+    let ctx = context(&env, "engines-refusals", "refusals");
+    let out = env.scratch_dir("engines-refusals-out");
+    let oci = format!("type=oci,dest={}", out.join("i.tar").display());
+    let docker_tar = format!("type=docker,dest={}", out.join("d.tar").display());
+    let cache = format!("type=local,dest={}", out.join("cache").display());
+    for args in [
+        vec!["-o", oci.as_str()],
+        vec!["-o", docker_tar.as_str()],
+        vec!["--cache-to", cache.as_str()],
+        vec!["--provenance", "mode=max", "-o", "type=cacheonly"],
+    ] {
+        let ours = run(brix(&env, &store, &engine).args(build_args("default", &args, &ctx)));
+        // buildx creates the `dest` file before it refuses, and leaves it empty; brix
+        // writes nothing (on purpose: a failed build leaves no file behind).
+        assert_eq!(
+            std::fs::read_dir(&out).map_or(0, |d| d.count()),
+            0,
+            "brix {args:?} was refused but wrote into {}",
+            out.display()
+        );
+        let theirs = run(Command::new("docker")
+            .env("DOCKER_HOST", &engine.host)
+            .env("BUILDX_CONFIG", &buildx_store)
+            .env_remove("BUILDX_BUILDER")
+            .arg("buildx")
+            .args(build_args("default", &args, &ctx)));
+        assert!(
+            !theirs.success,
+            "buildx {args:?} succeeded:\n{}",
+            theirs.stderr
+        );
+        assert!(!ours.success, "brix {args:?} succeeded:\n{}", ours.stderr);
+        let buildx_error = theirs
+            .stderr
+            .trim_end()
+            .lines()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            ours.stderr.trim_end(),
+            buildx_error,
+            "brix {args:?} (left) vs buildx, its three lines joined (right)"
+        );
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).expect("output folder");
+    }
+}

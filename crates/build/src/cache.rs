@@ -175,9 +175,11 @@ pub fn check_nodes(exports: &[CacheEntry], nodes: &[BuildNode]) -> anyhow::Resul
         && let Some(node) = nodes.iter().find(|n| !n.features.cache_export)
     {
         let driver = if node.is_docker() { "docker" } else { "this" };
-        bail!(
-            "failed to build: Cache export is not supported for the {driver} driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at https://docs.docker.com/go/build-cache-backends/"
-        );
+        return Err(crate::error::not_supported(
+            "Cache export",
+            driver,
+            "https://docs.docker.com/go/build-cache-backends/",
+        ));
     }
     Ok(())
 }

@@ -306,9 +306,11 @@ fn check_oci_export(
             );
         }
         let driver = if node.is_docker() { "docker" } else { "this" };
-        bail!(
-            "failed to build: OCI exporter is not supported for the {driver} driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at https://docs.docker.com/go/build-exporters/"
-        );
+        return Err(crate::error::not_supported(
+            "OCI exporter",
+            driver,
+            "https://docs.docker.com/go/build-exporters/",
+        ));
     }
     Ok(())
 }
@@ -802,11 +804,11 @@ pub(crate) fn prepare(
     // BuildKit on the classic store, which may also predate them); asked for there, refused.
     let attestations_kept = node.engine_holds_indexes() || !node.is_docker();
     if !attestations_kept && plan.attestations.any_enabled() {
-        bail!(
-            "failed to build: Attestation is not supported for the docker driver.\n\
-             Switch to a different driver, or turn on the containerd image store, and try again.\n\
-             Learn more at https://docs.docker.com/go/attestations/"
-        );
+        return Err(crate::error::not_supported(
+            "Attestation",
+            "docker",
+            "https://docs.docker.com/go/attestations/",
+        ));
     }
     if attestations_kept {
         spec.frontend_attrs
@@ -890,9 +892,11 @@ pub(crate) fn prepare(
                     continue;
                 }
                 if !node.features.docker_exporter {
-                    anyhow::bail!(
-                        "failed to build: Docker exporter is not supported for the docker driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at https://docs.docker.com/go/build-exporters/"
-                    );
+                    return Err(crate::error::not_supported(
+                        "Docker exporter",
+                        "docker",
+                        "https://docs.docker.com/go/build-exporters/",
+                    ));
                 }
                 let mut e = ExporterSpec::new("docker");
                 e.attrs = attrs.clone();

@@ -110,6 +110,14 @@ impl From<Failure> for BuildError {
     }
 }
 
+/// buildx's refusal of a `feature` the `driver` node cannot do (`notSupported` in its build
+/// package), pointing at the docs page `docs`.
+pub(crate) fn not_supported(feature: &str, driver: &str, docs: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "failed to build: {feature} is not supported for the {driver} driver.\nSwitch to a different driver, or turn on the containerd image store, and try again.\nLearn more at {docs}"
+    )
+}
+
 /// `err` and its causes on one line, `outer: inner: …`, leaving out a cause whose text an
 /// outer message already contains (library errors often say their source themselves), and
 /// with line breaks inside messages turned into spaces. CI tools show only the last line of
@@ -133,6 +141,22 @@ pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_as_buildx_prints_them() {
+        // buildx 0.29.1, `-o type=oci,dest=…` on the docker driver of dockerd 20.10.
+        assert_eq!(
+            not_supported(
+                "OCI exporter",
+                "docker",
+                "https://docs.docker.com/go/build-exporters/"
+            )
+            .to_string(),
+            "failed to build: OCI exporter is not supported for the docker driver.\n\
+             Switch to a different driver, or turn on the containerd image store, and try again.\n\
+             Learn more at https://docs.docker.com/go/build-exporters/"
+        );
+    }
 
     /// An error that says its source in its own message, as many library errors do.
     #[derive(Debug)]

@@ -53,7 +53,7 @@ pub(crate) enum TlsConnectError {
 
 /// Makes ring rustls's process-wide provider unless the program chose one. bollard's TLS
 /// connections take the process default, and with both of rustls's providers compiled in
-/// (oci-client brings aws-lc-rs, tonic ring) there is none until one is installed.
+/// (bollard brings aws-lc-rs, tonic ring) there is none until one is installed.
 pub(crate) fn ensure_process_provider() {
     if CryptoProvider::get_default().is_none() {
         // Losing a race to another thread installing one is fine: there is one then.

@@ -135,8 +135,10 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
         Case {
             name: "history-ls",
             scenario: "history",
-            description: "`history ls` of the bench builder (its records of the earlier cases)"
-                .into(),
+            description:
+                "`history ls` of the bench builder (the records of the earlier cases, and of \
+                 four two-platform builds made for it)"
+                    .into(),
             baseline: "buildx",
             target: Target {
                 wall_max: Some(0.3),
@@ -538,9 +540,36 @@ impl Runner<'_> {
                     fixtures::multistage_dockerfile(BUSYBOX_IMAGE),
                 )?;
             }
+            CaseKind::HistoryLs => {
+                // Records to list, whatever ran before: three two-platform builds by brix
+                // and one by buildx on the shared daemon (brix leaves a record per platform).
+                let dir = self.dirs.root.join("history");
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(
+                    dir.join("Dockerfile"),
+                    format!("FROM {BUSYBOX_IMAGE}\nRUN echo history > /x\n"),
+                )?;
+                let dir = dir.display().to_string();
+                let args = [
+                    "--progress",
+                    "quiet",
+                    "--platform",
+                    PLATFORMS,
+                    "-o",
+                    "type=cacheonly",
+                    dir.as_str(),
+                ];
+                for _ in 0..3 {
+                    let mut brix = vec!["build", "--builder", BRIX_BUILDER];
+                    brix.extend(args);
+                    crate::e2e::process::output(&mut self.env.brix(self.bins, &brix))?;
+                }
+                let mut buildx = vec!["build", "--builder", BUILDX_BUILDER];
+                buildx.extend(args);
+                crate::e2e::process::output(&mut self.env.buildx(&buildx))?;
+            }
             CaseKind::Ls
             | CaseKind::LsFormat
-            | CaseKind::HistoryLs
             | CaseKind::Inspect
             | CaseKind::InspectDialStdio
             | CaseKind::PushLayout => {}

@@ -217,7 +217,10 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     for daemon in Daemon::ALL {
         if stale.contains(daemon) && daemon.answers(&cluster) {
             daemon.stop(&cluster)?;
-            done.push(format!("stopped {} (its config changed)", daemon.name()));
+            done.push(format!(
+                "stopped {} (its flags or config changed)",
+                daemon.name()
+            ));
         }
         if !daemon.answers(&cluster) {
             daemon.start(&cluster)?;
@@ -340,6 +343,13 @@ impl Daemon {
                     .arg(flag("service-account-key-file", &pki("sa.pub")))
                     .arg(flag("service-account-signing-key-file", &pki("sa-key.pem")))
                     .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+                    // The front-proxy CA the controllers read from the API server (without
+                    // it they log an error every 10 s); no certificate has the allowed name.
+                    .arg(flag("requestheader-client-ca-file", &pki("ca.pem")))
+                    .arg("--requestheader-allowed-names=front-proxy-client")
+                    .arg("--requestheader-username-headers=X-Remote-User")
+                    .arg("--requestheader-group-headers=X-Remote-Group")
+                    .arg("--requestheader-extra-headers-prefix=X-Remote-Extra-")
                     .arg("--authorization-mode=Node,RBAC")
                     .arg("--enable-admission-plugins=NodeRestriction")
                     // BuildKit pods run privileged, as buildx's driver makes them.
@@ -413,8 +423,10 @@ impl Daemon {
             ensure_cgroup_root()?;
         }
         let log = cluster.log(self.name());
-        let mut daemon = process::spawn_detached(&self.command(cluster), &log)?;
+        let command = self.command(cluster);
+        let mut daemon = process::spawn_detached(&command, &log)?;
         write(&self.pidfile(cluster), &format!("{}\n", daemon.id()))?;
+        write(&self.argsfile(cluster), &process::describe(&command))?;
         process::wait_until(
             self.name(),
             &mut daemon,
@@ -447,8 +459,20 @@ impl Daemon {
         cluster.dir.join(format!("{}.pid", self.name()))
     }
 
+    /// Where [`Daemon::start`] records the command line it started the daemon with.
+    fn argsfile(self, cluster: &Cluster) -> PathBuf {
+        cluster.dir.join(format!("{}.args", self.name()))
+    }
+
+    /// Whether the daemon was started with another command line than this step's (a flag
+    /// changed); a daemon started by hand, with no record, counts as current.
+    fn started_differently(self, cluster: &Cluster) -> bool {
+        std::fs::read_to_string(self.argsfile(cluster))
+            .is_ok_and(|args| args != process::describe(&self.command(cluster)))
+    }
+
     /// Stops the daemon this step started (SIGTERM to the recorded pid, after checking that
-    /// the process is still that daemon) and waits until it has exited.
+    /// the process is still that daemon, then SIGKILL) and waits until it has exited.
     fn stop(self, cluster: &Cluster) -> Result<()> {
         let pidfile = self.pidfile(cluster);
         let pid = std::fs::read_to_string(&pidfile).with_context(|| {
@@ -478,18 +502,22 @@ impl Daemon {
                 pidfile.display()
             );
         }
-        output(Command::new("kill").args(["-TERM", pid]))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while alive() {
-            if Instant::now() > deadline {
-                bail!(
-                    "{} (pid {pid}) did not exit within 30 s of SIGTERM",
-                    self.name()
-                );
+        // The API server drains its watches for longer than a test set-up should wait: after
+        // 20 s the daemon is killed (it keeps no state of its own; etcd's is fsynced).
+        for (signal, wait) in [("-TERM", 20), ("-KILL", 10)] {
+            output(Command::new("kill").args([signal, pid]))?;
+            let deadline = Instant::now() + Duration::from_secs(wait);
+            while alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            if !alive() {
+                return Ok(());
+            }
         }
-        Ok(())
+        bail!(
+            "{} (pid {pid}) did not exit after SIGTERM and SIGKILL",
+            self.name()
+        )
     }
 }
 
@@ -959,10 +987,14 @@ fn daemon_configs(cluster: &Cluster) -> Vec<(PathBuf, String, Daemon)> {
     ]
 }
 
-/// The daemons whose config file on disk differs from what [`daemon_configs`] wants: a
-/// running one started with an older config is restarted.
+/// The daemons started with other flags than this step's, or whose config file on disk
+/// differs from what [`daemon_configs`] wants: a running one is restarted.
 fn stale_daemons(cluster: &Cluster) -> Vec<Daemon> {
-    let mut stale = Vec::new();
+    let mut stale: Vec<Daemon> = Daemon::ALL
+        .iter()
+        .copied()
+        .filter(|daemon| daemon.started_differently(cluster))
+        .collect();
     for (file, text, daemon) in daemon_configs(cluster) {
         if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str())
             && !stale.contains(&daemon)

@@ -175,7 +175,9 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     let cluster = Cluster::new(ws);
     let stale = stale_daemons(&cluster);
     if stale.is_empty() && running(ws) {
-        let images = ensure_buildkit_image(&cluster)?;
+        let images = ensure_buildkit_image(&cluster)?
+            .map(|imported| format!("; {imported}"))
+            .unwrap_or_default();
         return Ok(format!(
             "already running: Kubernetes {KUBERNETES_VERSION}, node {KUBELET_HOST} Ready{images}; \
              kubeconfig {}",
@@ -228,10 +230,7 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
         }
         if *daemon == Daemon::Containerd {
             done.extend(ensure_pause_image(ws, &cluster)?);
-            let buildkit = ensure_buildkit_image(&cluster)?;
-            if !buildkit.is_empty() {
-                done.push(buildkit.trim_start_matches("; ").to_string());
-            }
+            done.extend(ensure_buildkit_image(&cluster)?);
         }
     }
     let ready_in = wait_for_node(&cluster)?;
@@ -1267,8 +1266,8 @@ fn build_pause_image(ws: &Workspace, dir: &Path, tarball: &Path) -> Result<()> {
 }
 
 /// Imports the system engine's BuildKit image into containerd unless the copy there is the
-/// same image (docker's image ID, recorded beside the import); returns `; imported …` or "".
-fn ensure_buildkit_image(cluster: &Cluster) -> Result<String> {
+/// same image (docker's image ID, recorded beside the import); says what it imported.
+fn ensure_buildkit_image(cluster: &Cluster) -> Result<Option<String>> {
     let id = output(Command::new("docker").args([
         "image",
         "inspect",
@@ -1284,7 +1283,7 @@ fn ensure_buildkit_image(cluster: &Cluster) -> Result<String> {
     if std::fs::read_to_string(&marker).is_ok_and(|old| old.trim() == id)
         && has_image(cluster, BUILDKIT_CRI_IMAGE)?
     {
-        return Ok(String::new());
+        return Ok(None);
     }
     let mut save = Command::new("docker");
     save.args(["save", BUILDKIT_IMAGE]);
@@ -1325,9 +1324,9 @@ fn ensure_buildkit_image(cluster: &Cluster) -> Result<String> {
         "`ctr images import` succeeded but containerd has no {BUILDKIT_CRI_IMAGE}"
     );
     write(&marker, id)?;
-    Ok(format!(
-        "; imported {BUILDKIT_IMAGE} from the system engine"
-    ))
+    Ok(Some(format!(
+        "imported {BUILDKIT_IMAGE} from the system engine"
+    )))
 }
 
 /// The probe pod: hostNetwork, the BuildKit image (never pulled), a command that waits.

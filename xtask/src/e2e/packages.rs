@@ -1,5 +1,6 @@
 //! Step 1: Debian packages (docker.io, docker-registry, qemu-user-static, skopeo, socat, tmux,
-//! openssh-client, openssh-server, git, pigz, xz-utils, nginx)
+//! openssh-client, openssh-server, git, pigz, xz-utils, nginx, containernetworking-plugins,
+//! gcc)
 //! and the busybox-static binaries for amd64 and arm64 that the base images are made of.
 
 use super::Workspace;
@@ -18,7 +19,8 @@ use std::process::Command;
 /// listener; golang-docker-credential-helpers, pass, gnupg: a real credential helper
 /// (`docker-credential-pass` over a throwaway gpg key) for the registry tests; nginx: the
 /// `fault-proxy` step's HTTP fault injector (run on its own config, the package's service is
-/// never started).
+/// never started); containernetworking-plugins, gcc, libc6-dev: the `kubernetes` step's pod
+/// network and its pause binary (`gcc -static`).
 const PACKAGES: &[&str] = &[
     "openssh-client",
     "openssh-server",
@@ -36,6 +38,9 @@ const PACKAGES: &[&str] = &[
     "pass",
     "gnupg",
     "nginx",
+    "containernetworking-plugins",
+    "gcc",
+    "libc6-dev",
 ];
 
 /// Architectures the busybox base image is published for (Debian names).

@@ -90,6 +90,8 @@ pub fn run(
     if super::tls_registry::running(ws) {
         cmd.envs(super::tls_registry::test_env(ws));
     }
+    // The single-node cluster of the kubernetes driver tests, after the `kubernetes` step.
+    cmd.envs(super::kubernetes::test_env(ws));
     // The SBOM generator image of the attestation tests, after the `scanner` step.
     if super::scanner::pushed() {
         cmd.env("BRIX_E2E_SCANNER", super::scanner::image());

@@ -882,96 +882,75 @@ impl Runner<'_> {
                 self.tool(side, &args, &args)
                     .current_dir(self.context_dir())
             }
-            CaseKind::PushLayout => {
+            CaseKind::PushLayout | CaseKind::PushTokenLayout => {
+                // The token case pushes to the token-auth registry, under the user's
+                // namespace (the only one its token server grants), with its credentials.
+                let token_auth = case.kind == CaseKind::PushTokenLayout;
                 let tool = match side {
                     Side::Brix => "brix",
                     Side::Baseline => "skopeo",
                 };
-                let layout = fixtures::write_push_layout(
-                    &root.join(format!("layout-{tool}")),
-                    &[("linux", "amd64"), ("linux", "arm64")],
-                    self.sizes.layer_bytes,
-                    run,
-                )?;
-                let repository = format!("bench-push-{tool}-{run}");
-                let dir = layout.dir.display().to_string();
-                let invocation = match side {
-                    Side::Brix => Invocation::new(
-                        self.bins.push_layout.display().to_string(),
-                        &[&dir, &format!("{REGISTRY_HOST}/{repository}"), "1"],
-                    ),
-                    Side::Baseline => Invocation::new(
-                        "skopeo",
-                        &[
-                            "copy",
-                            "--all",
-                            "--preserve-digests",
-                            "--dest-tls-verify=false",
-                            &format!("oci:{dir}"),
-                            &format!("docker://{REGISTRY_HOST}/{repository}:1"),
-                        ],
-                    ),
-                };
-                return Ok(Prepared {
-                    invocation,
-                    pushed: Some(Pushed {
-                        repository,
-                        layout,
-                        token_auth: false,
-                    }),
-                });
-            }
-            CaseKind::PushTokenLayout => {
-                let tool = match side {
-                    Side::Brix => "brix",
-                    Side::Baseline => "skopeo",
-                };
-                let layout = fixtures::write_push_layout(
-                    &root.join(format!("layout-token-{tool}")),
-                    &[("linux", "amd64"), ("linux", "arm64")],
-                    self.sizes.layer_bytes,
-                    run,
-                )?;
-                // Under the user's namespace, the only one the token server grants.
-                let repository = format!(
-                    "{}/bench-token-push-{tool}-{run}",
-                    crate::e2e::token_registry::USER
-                );
-                let dir = layout.dir.display().to_string();
-                let target = format!("{TOKEN_REGISTRY_HOST}/{repository}");
-                let invocation = match side {
-                    Side::Brix => Invocation::new(
-                        self.bins.push_layout.display().to_string(),
-                        &[&dir, &target, "1"],
+                let (host, prefix) = if token_auth {
+                    (
+                        TOKEN_REGISTRY_HOST,
+                        format!("{}/bench-token-push", crate::e2e::token_registry::USER),
                     )
-                    .env(
-                        "DOCKER_CONFIG",
-                        self.token_docker_config().display().to_string(),
-                    ),
-                    Side::Baseline => Invocation::new(
-                        "skopeo",
-                        &[
+                } else {
+                    (REGISTRY_HOST, "bench-push".to_owned())
+                };
+                let layout = fixtures::write_push_layout(
+                    &root.join(format!(
+                        "layout-{}{tool}",
+                        if token_auth { "token-" } else { "" }
+                    )),
+                    &[("linux", "amd64"), ("linux", "arm64")],
+                    self.sizes.layer_bytes,
+                    run,
+                )?;
+                let repository = format!("{prefix}-{tool}-{run}");
+                let dir = layout.dir.display().to_string();
+                let target = format!("{host}/{repository}");
+                let invocation = match side {
+                    Side::Brix => {
+                        let push = Invocation::new(
+                            self.bins.push_layout.display().to_string(),
+                            &[&dir, &target, "1"],
+                        );
+                        if token_auth {
+                            push.env(
+                                "DOCKER_CONFIG",
+                                self.token_docker_config().display().to_string(),
+                            )
+                        } else {
+                            push
+                        }
+                    }
+                    Side::Baseline => {
+                        let creds = format!(
+                            "{}:{}",
+                            crate::e2e::token_registry::USER,
+                            crate::e2e::token_registry::PASSWORD
+                        );
+                        let mut args = vec![
                             "copy",
                             "--all",
                             "--preserve-digests",
                             "--dest-tls-verify=false",
-                            "--dest-creds",
-                            &format!(
-                                "{}:{}",
-                                crate::e2e::token_registry::USER,
-                                crate::e2e::token_registry::PASSWORD
-                            ),
-                            &format!("oci:{dir}"),
-                            &format!("docker://{target}:1"),
-                        ],
-                    ),
+                        ];
+                        if token_auth {
+                            args.extend(["--dest-creds", creds.as_str()]);
+                        }
+                        let (source, dest) = (format!("oci:{dir}"), format!("docker://{target}:1"));
+                        args.extend([source.as_str(), dest.as_str()]);
+                        Invocation::new("skopeo", &args)
+                    }
                 };
                 return Ok(Prepared {
                     invocation,
                     pushed: Some(Pushed {
                         repository,
                         layout,
-                        token_auth: true,
+                        token_auth,
                     }),
                 });
             }

@@ -17,6 +17,7 @@ mod dockerd;
 mod fault_proxy;
 mod git_server;
 mod go_toolchain;
+mod hosts;
 pub(crate) mod kubernetes;
 pub(crate) mod packages;
 pub(crate) mod process;

@@ -32,13 +32,13 @@
 //! and `kubectl exec` into it must work (the driver execs `buildctl dial-stdio` through the
 //! API server the same way); the pod is deleted afterwards.
 
+use super::hosts::{self, ETC_HOSTS, address_of};
 use super::process::{self, output};
 use super::registry::http_status;
 use super::{BUILDKIT_IMAGE, Workspace, go_toolchain};
 use crate::bench::setup::download_unstable_debs;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -77,7 +77,6 @@ const BUILDKIT_CRI_IMAGE: &str = "docker.io/moby/buildkit:buildx-stable-1";
 
 /// The kubelet's host name (also the node's name), mapped to 127.0.0.1 in `/etc/hosts`.
 pub const KUBELET_HOST: &str = "kubelet.brix.test";
-const ETC_HOSTS: &str = "/etc/hosts";
 /// Where each daemon listens (loopback only).
 const ETCD_ADDR: &str = "127.0.0.1:2479";
 const ETCD_PEER_ADDR: &str = "127.0.0.1:2480";
@@ -590,38 +589,15 @@ fn ensure_hosts() -> Result<Option<String>> {
         ),
         None => {}
     }
-    // Appended in place: /etc/hosts may be a bind mount, which a rename would not replace.
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(ETC_HOSTS)
-        .with_context(|| format!("opening {ETC_HOSTS} to append to it"))?;
-    let newline = if text.is_empty() || text.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    file.write_all(
-        format!(
-            "{newline}127.0.0.1 {KUBELET_HOST} # cargo xtask e2e: the Kubernetes cluster's kubelet (target/e2e/kubernetes)\n"
-        )
-        .as_bytes(),
-    )
-    .with_context(|| format!("appending to {ETC_HOSTS}"))?;
+    hosts::append_line(
+        &text,
+        &format!(
+            "127.0.0.1 {KUBELET_HOST} # cargo xtask e2e: the Kubernetes cluster's kubelet (target/e2e/kubernetes)\n"
+        ),
+    )?;
     Ok(Some(format!(
         "mapped {KUBELET_HOST} to 127.0.0.1 in {ETC_HOSTS}"
     )))
-}
-
-/// The address the first line naming `name` gives it (the one resolvers use).
-fn address_of<'t>(hosts: &'t str, name: &str) -> Option<&'t str> {
-    hosts.lines().find_map(|line| {
-        let line = line.split('#').next().unwrap_or_default();
-        let mut fields = line.split_whitespace();
-        let address = fields.next()?;
-        fields
-            .any(|field| field.eq_ignore_ascii_case(name))
-            .then_some(address)
-    })
 }
 
 /// Downloads and unpacks Debian unstable's containerd unless it is unpacked.

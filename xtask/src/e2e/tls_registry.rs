@@ -25,6 +25,7 @@
 //! names resolve in the builders the tests create after this step.
 
 use super::Workspace;
+use super::hosts::{self, ETC_HOSTS, address_of};
 use super::process;
 use anyhow::{Context, Result, bail};
 use std::io::Write;
@@ -76,7 +77,6 @@ const REGISTRIES: [&TlsRegistry; 3] = [&SELF_SIGNED, &MUTUAL, &UNTRUSTED];
 
 /// Where Docker (and brix's own registry client) look for a registry's CA and client pair.
 const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
-const ETC_HOSTS: &str = "/etc/hosts";
 /// Certificates are made again when they expire within this many seconds (30 days): the
 /// self-signed ones are valid 365 days, as Docker's documentation makes them.
 const RENEW_BEFORE_SECS: u64 = 30 * 24 * 3600;
@@ -243,34 +243,11 @@ fn ensure_hosts() -> Result<Option<String>> {
     if missing.is_empty() {
         return Ok(None);
     }
-    // Appended in place: /etc/hosts may be a bind mount, which a rename would not replace.
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(ETC_HOSTS)
-        .with_context(|| format!("opening {ETC_HOSTS} to append to it"))?;
-    let newline = if text.is_empty() || text.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    file.write_all(format!("{newline}{}", hosts_line(&missing)).as_bytes())
-        .with_context(|| format!("appending to {ETC_HOSTS}"))?;
+    hosts::append_line(&text, &hosts_line(&missing))?;
     Ok(Some(format!(
         "mapped {} to 127.0.0.1 in {ETC_HOSTS}",
         missing.join(", ")
     )))
-}
-
-/// The address the first line naming `name` gives it (the one resolvers use).
-fn address_of<'t>(hosts: &'t str, name: &str) -> Option<&'t str> {
-    hosts.lines().find_map(|line| {
-        let line = line.split('#').next().unwrap_or_default();
-        let mut fields = line.split_whitespace();
-        let address = fields.next()?;
-        fields
-            .any(|field| field.eq_ignore_ascii_case(name))
-            .then_some(address)
-    })
 }
 
 /// The names `hosts` does not map at all.

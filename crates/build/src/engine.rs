@@ -52,6 +52,31 @@ pub async fn build(
     build_named(builder, requests, progress, named).await
 }
 
+/// What the kubernetes driver's `loadbalance=sticky` hashes to pick a pod, as buildx keys
+/// it: a build's context as an absolute path, the working folder for several requests
+/// (bake's targets).
+fn sticky_key(requests: &[(String, PlannedBuild)]) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let path = match requests {
+        [(_, only)] if !only.request.context.contains("://") && only.request.context != "-" => {
+            cwd.join(&only.request.context)
+        }
+        _ => cwd,
+    };
+    // Go's `filepath.Abs`: joined to the working folder and cleaned, without touching the disk.
+    let mut clean = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean.to_string_lossy().into_owned()
+}
+
 /// [`build`], with each request's name in its steps' names when `named` (whatever the number
 /// of requests): a caller that builds its targets in several calls (bake's targets that use
 /// another's result come after it) names them as one build of them all would.
@@ -61,7 +86,8 @@ pub async fn build_named(
     progress: Arc<dyn ProgressSink>,
     named: bool,
 ) -> Vec<(String, Result<BuildOutcome, BuildError>)> {
-    let nodes = match nodes::connect_all(builder, progress.as_ref()).await {
+    let key = sticky_key(&requests);
+    let nodes = match nodes::connect_all(builder, &key, progress.as_ref()).await {
         Ok(nodes) => nodes,
         Err(e) => {
             let error = BuildError::from(Failure::from(e));

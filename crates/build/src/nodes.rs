@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use brix_config::{Platform, RegistryConfig};
-use brix_driver::builder::driver_for;
+use brix_driver::builder::driver_for_context;
 use brix_driver::{Features, Node, NodeGroup, Status};
 use brix_solver_client::ControlClient;
 use brix_solver_client::workers::WorkerInfo;
@@ -114,7 +114,7 @@ pub async fn connect_nodes(
     ng: &NodeGroup,
     progress: &dyn ProgressSink,
 ) -> Result<Vec<BuildNode>, BuildError> {
-    connect_all(ng, progress)
+    connect_all(ng, "", progress)
         .await
         .map_err(|e| Failure::from(e).into())
 }
@@ -126,16 +126,18 @@ pub fn assign(nodes: &[BuildNode], platforms: &[Platform]) -> Result<Vec<usize>,
     assign_nodes(nodes, platforms, &mut vec![0; nodes.len()]).map_err(|e| Failure::from(e).into())
 }
 
-/// [`connect_nodes`], for the engine.
+/// [`connect_nodes`], for the engine; `context_key` is what picks a kubernetes node's pod
+/// (`loadbalance=sticky`).
 pub(crate) async fn connect_all(
     ng: &NodeGroup,
+    context_key: &str,
     progress: &dyn ProgressSink,
 ) -> anyhow::Result<Vec<BuildNode>> {
     let many = ng.nodes.len() > 1;
     let jobs = ng
         .nodes
         .iter()
-        .map(|node| connect_node(ng, node, progress, many));
+        .map(|node| connect_node(ng, node, context_key, progress, many));
     let results = futures_util::future::join_all(jobs).await;
     let mut nodes = Vec::new();
     let mut errors = Vec::new();
@@ -171,10 +173,11 @@ pub(crate) async fn connect_all(
 async fn connect_node(
     ng: &NodeGroup,
     node: &Node,
+    context_key: &str,
     progress: &dyn ProgressSink,
     many: bool,
 ) -> anyhow::Result<BuildNode> {
-    let driver = driver_for(ng, node)?;
+    let driver = driver_for_context(ng, node, context_key)?;
     let status = driver.status().await?;
     if status != Status::Running {
         let name = if many {

@@ -12,7 +12,7 @@ use crate::{Driver, DriverError};
 use brix_config::Platform;
 
 /// Drivers that `create --driver` accepts.
-pub const CREATABLE_DRIVERS: &[&str] = &["docker-container", "remote"];
+pub const CREATABLE_DRIVERS: &[&str] = &["docker-container", "kubernetes", "remote"];
 
 /// The name of the per-endpoint builder that uses the Docker engine's own BuildKit.
 pub const DEFAULT_BUILDER: &str = "default";
@@ -133,6 +133,21 @@ pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, Driver
     };
 
     let endpoint = match driver.as_str() {
+        "kubernetes" => {
+            if let Some(ep) = &opts.endpoint {
+                return Err(DriverError::Invalid(format!(
+                    "kubernetes driver does not support endpoint args {ep:?}"
+                )));
+            }
+            // As buildx: a node id in the endpoint keeps each node's endpoint unique, so
+            // `--append` can add more; the cluster is `$KUBECONFIG`'s at create time.
+            let id = match &opts.node {
+                Some(n) => n.clone(),
+                None => crate::kubernetes::generate_deployment_id(),
+            };
+            let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
+            crate::kubernetes::endpoint(&name, &id, &kubeconfig)
+        }
         "remote" => {
             let ep = opts
                 .endpoint
@@ -169,6 +184,9 @@ pub fn create(txn: &mut Txn<'_>, opts: &CreateOptions) -> Result<Created, Driver
         }
         "remote" => {
             crate::remote::RemoteOptions::parse(&driver_opts)?;
+        }
+        "kubernetes" => {
+            crate::kubernetes::options::KubernetesOptions::parse(&driver_opts)?;
         }
         _ => {}
     }
@@ -460,11 +478,13 @@ pub fn buildkitd_flags(
         })
         .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("network.host")));
     let has_host = entitlements.iter().any(|e| e == "network.host");
-    if driver == "docker-container" {
-        let wants_host_net = driver_opts.get("network").is_some_and(|n| n == "host");
-        if (wants_host_net && !has_host) || (entitlements.is_empty() && !in_config) {
-            flags.push("--allow-insecure-entitlement=network.host".to_string());
-        }
+    let wants_host_net =
+        driver == "docker-container" && driver_opts.get("network").is_some_and(|n| n == "host");
+    // Container drivers isolate the network, so buildx lets builds ask for the host's.
+    let container_driver = driver == "docker-container" || driver == "kubernetes";
+    if (wants_host_net && !has_host) || (container_driver && entitlements.is_empty() && !in_config)
+    {
+        flags.push("--allow-insecure-entitlement=network.host".to_string());
     }
     Ok(flags)
 }
@@ -658,7 +678,22 @@ pub fn list_all(txn: &Txn<'_>) -> Result<Vec<NodeGroup>, DriverError> {
 
 /// Makes the driver for `node` of builder `ng`.
 pub fn driver_for(ng: &NodeGroup, node: &Node) -> Result<Box<dyn Driver>, DriverError> {
+    driver_for_context(ng, node, "")
+}
+
+/// [`driver_for`], for a build of the context at `context_key` (its absolute path, as
+/// buildx's `ContextPathHash`): the kubernetes driver's `loadbalance=sticky` sends the builds
+/// of one context to one pod.
+pub fn driver_for_context(
+    ng: &NodeGroup,
+    node: &Node,
+    context_key: &str,
+) -> Result<Box<dyn Driver>, DriverError> {
     match ng.driver.as_str() {
+        "kubernetes" => Ok(Box::new(crate::kubernetes::KubernetesDriver::new(
+            node,
+            context_key,
+        )?)),
         "docker-container" => Ok(Box::new(DockerContainerDriver::new(
             &node.name,
             &node.endpoint,

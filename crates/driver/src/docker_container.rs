@@ -186,7 +186,8 @@ impl DockerContainerOptions {
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+/// Go's `strconv.ParseBool` for the spellings driver options use.
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Some(true),
         "0" | "f" | "false" => Some(false),

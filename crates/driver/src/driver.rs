@@ -169,12 +169,24 @@ pub struct RmOptions {
     pub keep_daemon: bool,
 }
 
+/// One of several daemons behind one node (the kubernetes driver: a pod), with a driver
+/// bound to it; `ls` and `inspect` show each as a node of its own, as buildx shows pods.
+pub struct Instance {
+    /// Its name (the pod's).
+    pub name: String,
+    /// Platforms pinned on it.
+    pub platforms: Vec<brix_config::Platform>,
+    /// A driver whose connections all go to this daemon.
+    pub driver: Box<dyn Driver>,
+}
+
 /// One way of getting a BuildKit daemon running and connecting to it.
 ///
 /// A driver instance is bound to one node of one builder. Methods return boxed futures so
 /// that drivers can be used as `Box<dyn Driver>`.
 pub trait Driver: Send + Sync {
-    /// The driver's name as stored and printed: `docker-container`, `docker`, `remote`.
+    /// The driver's name as stored and printed: `docker-container`, `docker`, `remote`,
+    /// `kubernetes`.
     fn name(&self) -> &'static str;
 
     /// Current status of the node's daemon (cheap: no gRPC call).
@@ -203,6 +215,12 @@ pub trait Driver: Send + Sync {
     /// The BuildKit version by other means, for daemons too old for the `Info` call.
     fn fallback_version(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async { None })
+    }
+
+    /// The daemons behind this node when there can be several (the kubernetes driver's
+    /// running pods); empty for a node that is one daemon.
+    fn instances(&self) -> BoxFuture<'_, Result<Vec<Instance>, DriverError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// What this driver supports.

@@ -1,5 +1,6 @@
 //! brix-driver: builders and the drivers that boot and connect to their BuildKit daemons
-//! (docker-container, docker, remote), the builder store, and QEMU/binfmt management.
+//! (docker-container, docker, remote, kubernetes), the builder store, and QEMU/binfmt
+//! management.
 //!
 //! - [`store`]: named builders on disk, the store buildx keeps (`$BRIX_CONFIG`, else
 //!   `$BUILDX_CONFIG`, else `$DOCKER_CONFIG/buildx`, else `~/.docker/buildx`), shared with
@@ -19,7 +20,8 @@
 //!   `false` always uses the capability set.
 //! - [`docker`]: the engine's own BuildKit through its `/grpc` endpoint (the `default`
 //!   builder). [`remote`]: a daemon at `unix://` or `tcp://` (TLS with `cacert`, `cert`,
-//!   `key`, `servername`).
+//!   `key`, `servername`). [`kubernetes`]: pods of a Deployment per node, reached by exec
+//!   through the API server (kube-rs).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), brix_driver::DriverError> {
@@ -44,7 +46,8 @@ pub mod timefmt;
 
 pub use brix_config::Platform;
 pub use driver::{
-    BootstrapEvent, BootstrapSink, BoxedDaemonIo, DaemonIo, Driver, Features, RmOptions, Status,
+    BootstrapEvent, BootstrapSink, BoxedDaemonIo, DaemonIo, Driver, Features, Instance, RmOptions,
+    Status,
 };
 pub use error::DriverError;
 pub use store::{Node, NodeGroup, Store, StoreError, Txn};
@@ -56,6 +59,7 @@ pub mod docker_api;
 pub mod docker_container;
 pub mod docker_context;
 mod docker_tls;
+pub mod kubernetes;
 pub mod platforms;
 pub mod remote;
 pub use daemon_info::{DaemonInfo, daemon_info};

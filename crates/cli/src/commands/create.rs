@@ -18,14 +18,19 @@ pub struct CreateArgs {
     /// Builder name (a random one if omitted).
     #[arg(long)]
     pub name: Option<String>,
-    /// Driver: docker-container (default) or remote.
+    /// Driver: docker-container (default), kubernetes or remote.
     #[arg(long)]
     pub driver: Option<String>,
     /// Driver option key=value (repeatable). docker-container: image, network, memory,
     /// memory-swap, cpu-period, cpu-quota, cpu-shares, cpuset-cpus, cpuset-mems, cgroup-parent,
     /// restart-policy, default-load, env.NAME, privileged=auto|true|false (auto: privileged,
     /// falling back to an explicit capability set where the engine refuses privileged
-    /// containers). remote: cacert, cert, key, servername, default-load.
+    /// containers). remote: cacert, cert, key, servername, default-load. kubernetes: image,
+    /// namespace, replicas, requests.*/limits.* (cpu, memory, ephemeral-storage),
+    /// buildkit-root-volume-memory, nodeselector, annotations, labels, tolerations,
+    /// serviceaccount, schedulername, rootless, loadbalance=sticky|random, qemu.install,
+    /// qemu.image, default-load, timeout, env.NAME, and (beyond buildx) hostnetwork,
+    /// persistent-volume-claim.size, persistent-volume-claim.storage-class.
     #[arg(long = "driver-opt", value_name = "KEY=VALUE")]
     pub driver_opt: Vec<String>,
     /// BuildKit daemon config file (buildkitd.toml).

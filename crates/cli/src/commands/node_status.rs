@@ -91,9 +91,67 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Loads every node of `ng` concurrently; with `data`, also asks running daemons for workers
 /// and version. Errors are kept per node, as buildx does.
+///
+/// When every node runs several daemons (the kubernetes driver's pods), each running daemon
+/// is shown as an entry of its own, as buildx 0.29 shows them: under its node's name, with
+/// the node's endpoint, options, flags and files. brix reads each pod's own workers and
+/// version (buildx shows one pod's data in every entry).
 pub async fn load_nodes(ng: &NodeGroup, data: bool) -> Vec<NodeView> {
     let futures = ng.nodes.iter().map(|node| load_node(ng, node, data));
-    futures_util::future::join_all(futures).await
+    let views = futures_util::future::join_all(futures).await;
+    if !data {
+        return views;
+    }
+    match instance_views(&views).await {
+        Some(instances) => instances,
+        None => views,
+    }
+}
+
+/// One view per daemon of nodes that run several, when every node does and runs some.
+async fn instance_views(views: &[NodeView]) -> Option<Vec<NodeView>> {
+    let mut all = Vec::new();
+    for view in views {
+        let driver = view.driver.as_ref()?;
+        let instances = tokio::time::timeout(LOAD_TIMEOUT, driver.instances())
+            .await
+            .ok()?
+            .ok()?;
+        if instances.is_empty() {
+            return None;
+        }
+        all.extend(instances.into_iter().map(|i| (view.node.clone(), i)));
+    }
+    let loads = all.into_iter().map(|(mut node, instance)| async move {
+        if !instance.platforms.is_empty() {
+            node.platforms = instance.platforms;
+        }
+        let mut view = NodeView {
+            node,
+            status: Some(Status::Running),
+            err: None,
+            info: None,
+            driver: None,
+        };
+        match tokio::time::timeout(
+            LOAD_TIMEOUT,
+            brix_driver::daemon_info(instance.driver.as_ref()),
+        )
+        .await
+        {
+            Ok(Ok(info)) => view.info = Some(info),
+            Ok(Err(e)) => view.err = Some(e.to_string()),
+            Err(_) => {
+                view.err = Some(format!(
+                    "timed out after {LOAD_TIMEOUT:?} reading {}",
+                    instance.driver.describe()
+                ))
+            }
+        }
+        view.driver = Some(instance.driver);
+        view
+    });
+    Some(futures_util::future::join_all(loads).await)
 }
 
 async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {

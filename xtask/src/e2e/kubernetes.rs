@@ -156,15 +156,22 @@ pub fn running(ws: &Workspace) -> bool {
     Daemon::ALL.iter().all(|daemon| daemon.answers(&cluster)) && node_ready(&cluster)
 }
 
-/// The variables the tests read: the admin kubeconfig, once the cluster runs.
+/// The variables the tests read: the admin kubeconfig and kubectl, once the cluster runs.
 pub fn test_env(ws: &Workspace) -> Vec<(String, String)> {
     if !running(ws) {
         return Vec::new();
     }
-    vec![(
-        "BRIX_E2E_KUBECONFIG".to_string(),
-        Cluster::new(ws).kubeconfig.to_string_lossy().into_owned(),
-    )]
+    let cluster = Cluster::new(ws);
+    vec![
+        (
+            "BRIX_E2E_KUBECONFIG".to_string(),
+            cluster.kubeconfig.to_string_lossy().into_owned(),
+        ),
+        (
+            "BRIX_E2E_KUBECTL".to_string(),
+            cluster.bin.join("kubectl").to_string_lossy().into_owned(),
+        ),
+    ]
 }
 
 /// Leaves a healthy cluster alone (refreshing only the BuildKit image when the system

@@ -638,12 +638,20 @@ impl Driver for KubernetesDriver {
         Box::pin(async move {
             let api = self.api().await?;
             self.scale(api, 0).await?;
-            // Wait for the pods to go, so `ls` right after says stopped.
+            // Wait for the pods to be gone (not only unready), as stopping a container
+            // waits for it to exit.
+            let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
+            let selector = format!("{}={}", manifest::LABEL_APP, self.name);
             let deadline = Instant::now() + self.opts.timeout;
             while Instant::now() < deadline {
-                match self.replicas(api).await? {
-                    Some((_, ready)) if ready > 0 => {}
-                    _ => break,
+                let left = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(|e| {
+                        self.error(api, &format!("listing the pods of {}", self.name), e)
+                    })?;
+                if left.items.is_empty() {
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }

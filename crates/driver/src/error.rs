@@ -97,6 +97,16 @@ pub enum DriverError {
         /// Why it failed.
         reason: String,
     },
+    /// The Kubernetes API server could not be reached at all.
+    #[error(
+        "cannot reach the Kubernetes API server at {server}: {reason} (is the cluster running? KUBECONFIG, or the kubeconfig the builder was created with, chooses it)"
+    )]
+    KubernetesUnreachable {
+        /// The server's URL.
+        server: String,
+        /// The deepest cause.
+        reason: String,
+    },
     /// A local file could not be read.
     #[error("{path}: {source}")]
     Io {

@@ -425,7 +425,23 @@ impl KubernetesDriver {
         }
     }
 
+    /// [`Self::exec_once`], tried again for a while when the exec is refused (a pod that is
+    /// Running but whose container is still starting, or restarting).
     async fn exec_dial_stdio(api: &ApiAccess, pod: &str) -> Result<ExecIo, DriverError> {
+        let mut tries = 0;
+        loop {
+            match Self::exec_once(api, pod).await {
+                Err(DriverError::Invalid(reason)) if tries < 5 => {
+                    tracing::debug!(pod, %reason, "exec refused; trying again");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200 << tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn exec_once(api: &ApiAccess, pod: &str) -> Result<ExecIo, DriverError> {
         let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
         let params = AttachParams::default()
             .container(manifest::CONTAINER_NAME)
@@ -468,8 +484,8 @@ async fn load_config(endpoint: &str) -> Result<(kube::Config, String), DriverErr
             let source = path.display().to_string();
             let kubeconfig = Kubeconfig::read_from(&path).map_err(|e| {
                 DriverError::Invalid(format!(
-                    "kubernetes driver: cannot read kubeconfig {source}: {}",
-                    error_chain(&e)
+                    "kubernetes driver: cannot read kubeconfig {source} (named by the builder's endpoint, from KUBECONFIG at create time): {}",
+                    deepest(&e)
                 ))
             })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -486,30 +502,29 @@ async fn load_config(endpoint: &str) -> Result<(kube::Config, String), DriverErr
                 .map(|c| (c, source))
         }
     };
+    let tried = endpoint_kubeconfig(endpoint)
+        .map(|p| p.display().to_string())
+        .or_else(|| std::env::var("KUBECONFIG").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "~/.kube/config".to_string());
     match from_file {
         Ok(found) => Ok(found),
         Err(file_error) => match kube::Config::incluster() {
             Ok(c) => Ok((c, "the in-cluster service account".to_string())),
             Err(_) => Err(DriverError::Invalid(format!(
-                "kubernetes driver requires kubernetes API access: {} (set KUBECONFIG or write ~/.kube/config)",
-                error_chain(&file_error)
+                "kubernetes driver requires kubernetes API access: {tried}: {} (set KUBECONFIG or write ~/.kube/config; inside a pod, its service account is used)",
+                deepest(&file_error)
             ))),
         },
     }
 }
 
-/// An error's message and its causes, each said once.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
+/// The innermost cause of an error (the one that says what really happened).
+fn deepest(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
     }
-    parts.join(": ")
+    cur.to_string()
 }
 
 /// The part of a kube error worth showing: the API server's message, or the deepest cause
@@ -517,29 +532,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn kube_reason(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => status.message.clone(),
-        other => {
-            let mut cur: &dyn std::error::Error = other;
-            while let Some(next) = cur.source() {
-                cur = next;
-            }
-            cur.to_string()
-        }
+        other => deepest(other),
     }
 }
 
 /// One line for a failed API call: the server's answer, or that the server is unreachable.
 fn kube_error(server: &str, action: &str, e: kube::Error) -> DriverError {
     match &e {
-        kube::Error::Api(status) => DriverError::Invalid(format!(
-            "kubernetes driver: {action}: {} ({})",
-            status.message, status.code
-        )),
-        _ => DriverError::Connect {
-            endpoint: format!("the Kubernetes API server {server}"),
-            reason: format!(
-                "{} (is the cluster running? KUBECONFIG chooses it)",
-                kube_reason(&e)
-            ),
+        kube::Error::Api(status) => {
+            // The one mistake everyone makes first: a namespace that is not there.
+            let hint = match status.message.strip_prefix("namespaces \"") {
+                Some(rest) if status.code == 404 => rest
+                    .split_once('"')
+                    .map(|(ns, _)| {
+                        format!(" (create it with `kubectl create namespace {ns}`, or choose another with --driver-opt namespace=...)")
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            DriverError::Invalid(format!(
+                "kubernetes driver: {action}: {} ({}){hint}",
+                status.message, status.code
+            ))
+        }
+        _ => DriverError::KubernetesUnreachable {
+            server: server.trim_end_matches('/').to_string(),
+            reason: kube_reason(&e),
         },
     }
 }

@@ -514,3 +514,115 @@ fn appended_node_builds_its_platform() {
     let (_, index) = pushed_index(&image);
     assert_eq!(image_platforms(&index), ["linux/amd64", "linux/arm64"]);
 }
+
+/// A PersistentVolume on the node's disk (hostPath) for one test's storage class, deleted
+/// with its folder when dropped (PersistentVolumes are not namespaced).
+struct HostPathVolume<'a> {
+    cluster: &'a Cluster,
+    name: String,
+    dir: PathBuf,
+}
+
+impl<'a> HostPathVolume<'a> {
+    fn new(cluster: &'a Cluster, storage_class: &str) -> Self {
+        let name = unique_name("pv");
+        let dir = cluster.env.scratch_dir("k8s-pv");
+        let manifest = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": storage_class,
+                "hostPath": {"path": path(&dir), "type": "DirectoryOrCreate"},
+            },
+        });
+        let file = cluster.write(&format!("{name}.json"), &manifest.to_string());
+        cluster.kubectl(&["apply", "-f", path(&file)]).ok();
+        HostPathVolume { cluster, name, dir }
+    }
+}
+
+impl Drop for HostPathVolume<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "persistentvolume", &self.name, "--wait=false"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn volume_claim_keeps_state_across_stop() {
+    let Some(k) = Cluster::new("k8s-pvc") else {
+        return;
+    };
+    let config = k.config();
+    let storage_class = unique_name("sc");
+    let _volume = HostPathVolume::new(&k, &storage_class);
+    let name = unique_name("kp");
+    let node = format!("{name}0");
+    k.brix(&[
+        "create",
+        "--name",
+        &name,
+        "--driver",
+        "kubernetes",
+        "--driver-opt",
+        &format!(
+            "namespace={},hostnetwork=true,persistent-volume-claim.size=1Gi,persistent-volume-claim.storage-class={storage_class}",
+            k.namespace
+        ),
+        "--config",
+        path(&config),
+        "--bootstrap",
+    ])
+    .ok();
+    let kind = k
+        .kube(&["get", "statefulset", &node, "-o", "jsonpath={.kind}"])
+        .ok();
+    assert_eq!(kind.stdout.trim(), "StatefulSet");
+    let claim = format!("buildkitd-{node}-0");
+    let phase = k
+        .kube(&["get", "pvc", &claim, "-o", "jsonpath={.status.phase}"])
+        .ok();
+    assert_eq!(phase.stdout.trim(), "Bound");
+    let pods = k.pods(&node);
+    assert_eq!(pods, [format!("{node}-0")]);
+
+    let context = k.context("k8s-pvc");
+    k.brix(&[
+        "build",
+        "--builder",
+        &name,
+        "--platform",
+        "linux/amd64",
+        path(&context),
+    ])
+    .ok();
+    let built = k.records(&pods)[0];
+    assert!(built > 0, "no build record");
+
+    // The pod goes and comes back; its BuildKit state (build records included) stays.
+    k.brix(&["stop", &name]).ok();
+    assert!(k.pods(&node).is_empty(), "pods left after stop");
+    k.brix(&["inspect", "--bootstrap", &name]).ok();
+    let pods = k.pods(&node);
+    assert_eq!(
+        k.records(&pods)[0],
+        built,
+        "the state did not survive the restart"
+    );
+
+    k.brix(&["rm", &name]).ok();
+    wait_for("the claim to go", Duration::from_secs(60), || {
+        let left = k.kube(&["get", "pvc", "-o", "name"]).ok();
+        if left.stdout.contains(&claim) {
+            Err(left.stdout)
+        } else {
+            Ok(())
+        }
+    });
+}

@@ -358,16 +358,8 @@ const NAME_SURNAMES: &[&str] = &[
 ];
 
 fn generate_name(txn: &Txn<'_>) -> Result<String, DriverError> {
-    use std::hash::{BuildHasher, Hasher};
     for attempt in 0..12u32 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        let n = h.finish();
+        let n = crate::random_u64();
         let adjective = NAME_ADJECTIVES[(n % NAME_ADJECTIVES.len() as u64) as usize];
         let surname = NAME_SURNAMES[((n >> 32) % NAME_SURNAMES.len() as u64) as usize];
         // As the docker generator does on a clash: a digit after the name.

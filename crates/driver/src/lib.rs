@@ -63,3 +63,17 @@ pub mod kubernetes;
 pub mod platforms;
 pub mod remote;
 pub use daemon_info::{DaemonInfo, daemon_info};
+
+/// A random number for names and picks (not for secrets): the standard library's randomly
+/// keyed hasher over the time.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}

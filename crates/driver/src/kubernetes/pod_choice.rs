@@ -36,20 +36,8 @@ pub fn random(pods: &[String]) -> Option<&str> {
     if pods.is_empty() {
         return None;
     }
-    pods.get(fastrand_index(pods.len())).map(String::as_str)
-}
-
-/// A random index below `n`, from the standard library's randomly seeded hasher.
-fn fastrand_index(n: usize) -> usize {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() % n as u64) as usize
+    let i = (crate::random_u64() % pods.len() as u64) as usize;
+    pods.get(i).map(String::as_str)
 }
 
 #[cfg(test)]

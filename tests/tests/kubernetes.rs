@@ -626,3 +626,143 @@ fn volume_claim_keeps_state_across_stop() {
         }
     });
 }
+
+/// A failed `create` says why in one line, exits 1 and leaves nothing: no builder in the
+/// store, no Deployment, ConfigMap or pod in the cluster.
+#[track_caller]
+fn refused_cleanly(k: &Cluster, what: &str, run: Run, name: &str, wanted: &[&str]) {
+    assert!(!run.success, "{what}: accepted:\n{}", run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR:"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{what}: not one ERROR line:\n{}",
+        run.stderr
+    );
+    for w in wanted {
+        assert!(
+            errors[0].contains(w),
+            "{what}: {w:?} missing from {}",
+            errors[0]
+        );
+    }
+    let listed = k.brix(&["ls"]).ok();
+    assert!(
+        !listed.stdout.contains(name),
+        "{what}: {name} left in the store"
+    );
+    let left = k
+        .kube(&["get", "deployments,configmaps,pods", "-o", "name"])
+        .ok();
+    assert!(
+        !left.stdout.contains(name),
+        "{what}: objects left behind: {}",
+        left.stdout
+    );
+}
+
+#[test]
+fn bad_inputs_one_line_nothing_left() {
+    let Some(k) = Cluster::new("k8s-bad") else {
+        return;
+    };
+    let config = k.config();
+    let create = |name: &str, opts: &str, kubeconfig: Option<&Path>| {
+        let mut c = k.tool("brix");
+        if let Some(file) = kubeconfig {
+            c.env("KUBECONFIG", file);
+        }
+        run(c.args([
+            "create",
+            "--name",
+            name,
+            "--driver",
+            "kubernetes",
+            "--driver-opt",
+            &format!("namespace={},hostnetwork=true{opts}", k.namespace),
+            "--config",
+            path(&config),
+            "--bootstrap",
+        ]))
+    };
+
+    let garbage = k.write("garbage.kubeconfig", "clusters: [this is not\n");
+    let name = unique_name("kb");
+    refused_cleanly(
+        &k,
+        "a kubeconfig that does not parse",
+        create(&name, "", Some(&garbage)),
+        &name,
+        &["garbage.kubeconfig"],
+    );
+
+    // A service account that may read nothing in the namespace.
+    k.kube(&["create", "serviceaccount", "reader"]).ok();
+    let token = k.kube(&["create", "token", "reader"]).ok();
+    let ca = k
+        .kubectl(&[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])
+        .ok();
+    let server = k
+        .kubectl(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .ok();
+    let limited = k.write(
+        "reader.kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: reader\n  user:\n    token: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: reader\ncurrent-context: c\n",
+            server.stdout.trim(),
+            ca.stdout.trim(),
+            token.stdout.trim()
+        ),
+    );
+    let name = unique_name("kf");
+    refused_cleanly(
+        &k,
+        "a namespace the credentials cannot write",
+        create(&name, "", Some(&limited)),
+        &name,
+        &["forbidden", "(403)"],
+    );
+
+    let name = unique_name("ki");
+    let missing = k.env.registry_ref("k8s-missing-image", "1");
+    refused_cleanly(
+        &k,
+        "an image that cannot be pulled",
+        create(&name, &format!(",image={missing},timeout=30s"), None),
+        &name,
+        &["expected 1 replicas to be ready, got 0", "Err"],
+    );
+
+    let name = unique_name("kt");
+    refused_cleanly(
+        &k,
+        "a timeout waiting for pods",
+        create(
+            &name,
+            ",nodeselector=kubernetes.io/arch=s390x,timeout=5s",
+            None,
+        ),
+        &name,
+        &[
+            "did not become ready within 5s",
+            "didn't match Pod's node affinity/selector",
+        ],
+    );
+}

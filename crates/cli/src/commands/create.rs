@@ -111,9 +111,34 @@ pub fn run(args: CreateArgs) -> anyhow::Result<ExitCode> {
     }
     // Booting can take long: do not hold the store lock meanwhile.
     drop(txn);
-    if args.bootstrap {
-        rt.block_on(boot(&ng, &mut views))?;
+    if args.bootstrap
+        && let Err(e) = rt.block_on(boot(&ng, &mut views))
+    {
+        // On Kubernetes a failed boot leaves objects in the cluster (a ConfigMap applied
+        // before the Deployment was refused, pods that cannot pull their image): brix
+        // removes what this create made and forgets it, so nothing is left behind.
+        if ng.driver == "kubernetes" {
+            rt.block_on(remove_new_nodes(&ng, created.previous.as_ref()));
+            let mut txn = store.txn()?;
+            builder::rollback(&mut txn, &created)
+                .context("could not roll back the builder store")?;
+        }
+        return Err(e);
     }
     println!("{}", ng.name);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the daemons of the nodes of `ng` that `previous` (the builder before this create)
+/// did not have; errors are ignored (the create's own error is the one to show).
+async fn remove_new_nodes(ng: &brix_driver::NodeGroup, previous: Option<&brix_driver::NodeGroup>) {
+    let new_nodes = ng
+        .nodes
+        .iter()
+        .filter(|n| previous.is_none_or(|p| !p.nodes.iter().any(|old| old.name == n.name)));
+    for node in new_nodes {
+        if let Ok(driver) = builder::driver_for(ng, node) {
+            let _ = driver.rm(brix_driver::RmOptions::default()).await;
+        }
+    }
 }

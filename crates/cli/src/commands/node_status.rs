@@ -23,6 +23,8 @@ pub struct NodeView {
     /// What the daemon reports (only for running nodes, when data was asked for).
     pub info: Option<DaemonInfo>,
     driver: Option<Box<dyn Driver>>,
+    /// The daemons behind the node, when it runs several (read instead of `info`).
+    instances: Vec<brix_driver::Instance>,
 }
 
 impl NodeView {
@@ -98,60 +100,65 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// version (buildx shows one pod's data in every entry).
 pub async fn load_nodes(ng: &NodeGroup, data: bool) -> Vec<NodeView> {
     let futures = ng.nodes.iter().map(|node| load_node(ng, node, data));
-    let views = futures_util::future::join_all(futures).await;
-    if !data {
-        return views;
+    let mut views = futures_util::future::join_all(futures).await;
+    if views.iter().all(|v| !v.instances.is_empty()) && !views.is_empty() {
+        return instance_views(views).await;
     }
-    match instance_views(&views).await {
-        Some(instances) => instances,
-        None => views,
+    // Some node runs one daemon: every node is shown as stored, each read through its
+    // driver (one of its daemons for a node that runs several).
+    let reads = views
+        .iter_mut()
+        .filter(|v| !v.instances.is_empty())
+        .map(|v| async move {
+            v.instances.clear();
+            if let Some(driver) = v.driver.as_deref() {
+                match read_info(driver).await {
+                    Ok(info) => v.info = Some(info),
+                    Err(e) => v.err = Some(e),
+                }
+            }
+        });
+    futures_util::future::join_all(reads).await;
+    views
+}
+
+/// A daemon's workers and version, within [`LOAD_TIMEOUT`].
+async fn read_info(driver: &dyn Driver) -> Result<DaemonInfo, String> {
+    match tokio::time::timeout(LOAD_TIMEOUT, brix_driver::daemon_info(driver)).await {
+        Ok(Ok(info)) => Ok(info),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "timed out after {LOAD_TIMEOUT:?} reading {}",
+            driver.describe()
+        )),
     }
 }
 
-/// One view per daemon of nodes that run several, when every node does and runs some.
-async fn instance_views(views: &[NodeView]) -> Option<Vec<NodeView>> {
-    let mut all = Vec::new();
-    for view in views {
-        let driver = view.driver.as_ref()?;
-        let instances = tokio::time::timeout(LOAD_TIMEOUT, driver.instances())
-            .await
-            .ok()?
-            .ok()?;
-        if instances.is_empty() {
-            return None;
-        }
-        all.extend(instances.into_iter().map(|i| (view.node.clone(), i)));
-    }
-    let loads = all.into_iter().map(|(mut node, instance)| async move {
+/// One view per daemon of nodes that run several: each under its node's name, with its own
+/// daemon's data.
+async fn instance_views(views: Vec<NodeView>) -> Vec<NodeView> {
+    let all = views.into_iter().flat_map(|view| {
+        let node = view.node;
+        view.instances.into_iter().map(move |i| (node.clone(), i))
+    });
+    let loads = all.map(|(mut node, instance)| async move {
         if !instance.platforms.is_empty() {
             node.platforms = instance.platforms;
         }
-        let mut view = NodeView {
+        let (info, err) = match read_info(instance.driver.as_ref()).await {
+            Ok(info) => (Some(info), None),
+            Err(e) => (None, Some(e)),
+        };
+        NodeView {
             node,
             status: Some(Status::Running),
-            err: None,
-            info: None,
-            driver: None,
-        };
-        match tokio::time::timeout(
-            LOAD_TIMEOUT,
-            brix_driver::daemon_info(instance.driver.as_ref()),
-        )
-        .await
-        {
-            Ok(Ok(info)) => view.info = Some(info),
-            Ok(Err(e)) => view.err = Some(e.to_string()),
-            Err(_) => {
-                view.err = Some(format!(
-                    "timed out after {LOAD_TIMEOUT:?} reading {}",
-                    instance.driver.describe()
-                ))
-            }
+            err,
+            info,
+            driver: Some(instance.driver),
+            instances: Vec::new(),
         }
-        view.driver = Some(instance.driver);
-        view
     });
-    Some(futures_util::future::join_all(loads).await)
+    futures_util::future::join_all(loads).await
 }
 
 async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {
@@ -161,6 +168,7 @@ async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {
         err: None,
         info: None,
         driver: None,
+        instances: Vec::new(),
     };
     let driver = match driver_for(ng, node) {
         Ok(d) => d,
@@ -171,18 +179,23 @@ async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {
     };
     let result = tokio::time::timeout(LOAD_TIMEOUT, async {
         let status = driver.status().await?;
-        let info = if data && status == Status::Running {
-            Some(brix_driver::daemon_info(driver.as_ref()).await?)
-        } else {
-            None
-        };
-        Ok::<_, DriverError>((status, info))
+        if !(data && status == Status::Running) {
+            return Ok((status, None, Vec::new()));
+        }
+        // A node with several daemons is read daemon by daemon (see `load_nodes`).
+        let instances = driver.instances().await?;
+        if !instances.is_empty() {
+            return Ok((status, None, instances));
+        }
+        let info = brix_driver::daemon_info(driver.as_ref()).await?;
+        Ok::<_, DriverError>((status, Some(info), Vec::new()))
     })
     .await;
     match result {
-        Ok(Ok((status, info))) => {
+        Ok(Ok((status, info, instances))) => {
             view.status = Some(status);
             view.info = info;
+            view.instances = instances;
         }
         Ok(Err(e)) => view.err = Some(e.to_string()),
         Err(_) => {

@@ -397,6 +397,24 @@ impl KubernetesDriver {
         }
     }
 
+    /// Waits (up to the node's timeout) until none of the node's pods is left.
+    async fn wait_no_pods(&self, api: &ApiAccess) -> Result<(), DriverError> {
+        let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
+        let selector = format!("{}={}", manifest::LABEL_APP, self.name);
+        let deadline = Instant::now() + self.opts.timeout;
+        while Instant::now() < deadline {
+            let left = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| self.error(api, &format!("listing the pods of {}", self.name), e))?;
+            if left.items.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
     async fn scale(&self, api: &ApiAccess, replicas: i32) -> Result<(), DriverError> {
         let ns = &api.namespace;
         let scale = k8s_openapi::api::autoscaling::v1::Scale {
@@ -656,24 +674,8 @@ impl Driver for KubernetesDriver {
         Box::pin(async move {
             let api = self.api().await?;
             self.scale(api, 0).await?;
-            // Wait for the pods to be gone (not only unready), as stopping a container
-            // waits for it to exit.
-            let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
-            let selector = format!("{}={}", manifest::LABEL_APP, self.name);
-            let deadline = Instant::now() + self.opts.timeout;
-            while Instant::now() < deadline {
-                let left = pods
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(|e| {
-                        self.error(api, &format!("listing the pods of {}", self.name), e)
-                    })?;
-                if left.items.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Ok(())
+            // Gone, not only unready, as stopping a container waits for it to exit.
+            self.wait_no_pods(api).await
         })
     }
 
@@ -731,7 +733,8 @@ impl Driver for KubernetesDriver {
                     }
                 }
             }
-            Ok(())
+            // Nothing of the node is left running when `rm` returns.
+            self.wait_no_pods(api).await
         })
     }
 

@@ -39,7 +39,8 @@ pub struct BenchArgs {
     pairs: Option<u16>,
     /// Run only these scenarios or cases (repeatable or comma-separated): ls-inspect (ls, inspect,
     /// inspect-dial-stdio), warm (warm-push), cold (cold-context, one-file-changed), push
-    /// (push-layout, push-token-throughput), qemu (qemu-multistage), bake (bake-print, bake-cold-context).
+    /// (push-layout, push-token-throughput), qemu (qemu-multistage), bake (bake-print, bake-cold-context),
+    /// kubernetes (kubernetes-inspect).
     #[arg(long = "scenario", value_delimiter = ',', value_name = "NAME")]
     scenarios: Vec<String>,
     /// A smoke run of the harness: 2 pairs, a 1,000-file / 16 MB context and 2 x 20 MB
@@ -293,6 +294,7 @@ mod tests {
             ["push-token-throughput"]
         );
         assert_eq!(names(&["bake"])?, ["bake-print", "bake-cold-context"]);
+        assert_eq!(names(&["kubernetes"])?, ["kubernetes-inspect"]);
         assert_eq!(names(&[])?.len(), all.len());
         assert!(names(&["nope"]).is_err());
         Ok(())

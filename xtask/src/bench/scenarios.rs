@@ -85,6 +85,9 @@ pub enum CaseKind {
     /// `bake` of six targets sharing the large context, two platforms each,
     /// `type=cacheonly`, cache pruned first.
     BakeColdContext,
+    /// `inspect NAME` of a kubernetes builder real buildx created (and booted) on the e2e
+    /// cluster, both tools on buildx's store.
+    KubernetesInspect,
 }
 
 /// One row of the report.
@@ -399,8 +402,26 @@ pub fn all_cases(sizes: &Sizes) -> Vec<Case> {
             },
             kind: CaseKind::BakeColdContext,
         },
+        Case {
+            name: "kubernetes-inspect",
+            scenario: "kubernetes",
+            description: format!(
+                "`inspect NAME` of a one-pod kubernetes builder made by real buildx on the \
+                 e2e cluster (namespace {KUBE_NAMESPACE}), both tools on its store"
+            ),
+            baseline: "buildx",
+            target: Target {
+                wall_max: Some(0.5),
+                ..Target::default()
+            },
+            kind: CaseKind::KubernetesInspect,
+        },
     ]
 }
+
+/// The kubernetes-inspect case's builder and namespace.
+const KUBE_BUILDER: &str = "bench-kube";
+const KUBE_NAMESPACE: &str = "default";
 
 /// Targets of the bake-cold-context file.
 const BAKE_CONTEXT_TARGETS: usize = 6;
@@ -568,6 +589,32 @@ impl Runner<'_> {
                 buildx.extend(args);
                 crate::e2e::process::output(&mut self.env.buildx(&buildx))?;
             }
+            CaseKind::KubernetesInspect => {
+                if !crate::e2e::kubernetes::running(self.ws) {
+                    bail!(
+                        "the e2e Kubernetes cluster is not running; run `cargo xtask e2e \
+                         --setup-only`"
+                    );
+                }
+                // Made and booted by buildx once; later runs find it running.
+                let mut inspect = self.env.buildx(&["inspect", "--bootstrap", KUBE_BUILDER]);
+                inspect.env("KUBECONFIG", self.kubeconfig());
+                if crate::e2e::process::output(&mut inspect).is_err() {
+                    let opts = format!("namespace={KUBE_NAMESPACE},replicas=1");
+                    let mut create = self.env.buildx(&[
+                        "create",
+                        "--name",
+                        KUBE_BUILDER,
+                        "--driver",
+                        "kubernetes",
+                        "--driver-opt",
+                        &opts,
+                        "--bootstrap",
+                    ]);
+                    create.env("KUBECONFIG", self.kubeconfig());
+                    crate::e2e::process::output(&mut create)?;
+                }
+            }
             CaseKind::Ls
             | CaseKind::LsFormat
             | CaseKind::Inspect
@@ -586,6 +633,11 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The e2e cluster's admin kubeconfig.
+    fn kubeconfig(&self) -> PathBuf {
+        self.ws.e2e_dir.join("kubernetes").join("kubeconfig")
     }
 
     /// The `DOCKER_CONFIG` folder brix's token push takes its credentials from.
@@ -741,6 +793,19 @@ impl Runner<'_> {
                 &["inspect", BRIX_BUILDER],
                 &["inspect", BUILDX_BUILDER],
             ),
+            CaseKind::KubernetesInspect => {
+                let kubeconfig = self.kubeconfig().display().to_string();
+                match side {
+                    Side::Brix => Invocation::new(
+                        self.bins.brix.display().to_string(),
+                        &["inspect", KUBE_BUILDER],
+                    )
+                    // buildx's store, where buildx made the builder.
+                    .env("BRIX_CONFIG", self.env.buildx_config.display().to_string()),
+                    Side::Baseline => self.tool(side, &[], &["inspect", KUBE_BUILDER]),
+                }
+                .env("KUBECONFIG", kubeconfig)
+            }
             CaseKind::InspectDialStdio => {
                 let inv = self.tool(
                     side,

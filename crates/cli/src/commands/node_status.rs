@@ -178,12 +178,17 @@ async fn load_node(ng: &NodeGroup, node: &Node, data: bool) -> NodeView {
         }
     };
     let result = tokio::time::timeout(LOAD_TIMEOUT, async {
-        let status = driver.status().await?;
-        if !(data && status == Status::Running) {
+        if !data {
+            return Ok((driver.status().await?, None, Vec::new()));
+        }
+        // A node with several daemons is read daemon by daemon (see `load_nodes`); asked
+        // at once with the status (for other drivers there is nothing to ask).
+        let (status, instances) = tokio::join!(driver.status(), driver.instances());
+        let status = status?;
+        if status != Status::Running {
             return Ok((status, None, Vec::new()));
         }
-        // A node with several daemons is read daemon by daemon (see `load_nodes`).
-        let instances = driver.instances().await?;
+        let instances = instances?;
         if !instances.is_empty() {
             return Ok((status, None, instances));
         }

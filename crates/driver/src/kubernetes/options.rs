@@ -44,6 +44,7 @@ pub const VALID_OPTIONS: &[&str] = &[
     "hostnetwork",
     "persistent-volume-claim.size",
     "persistent-volume-claim.storage-class",
+    "requests.persistent-storage",
 ];
 
 /// How a build picks one of the pods (`loadbalance`).
@@ -248,7 +249,10 @@ impl KubernetesOptions {
                     o.timeout = Duration::from_nanos(nanos as u64);
                 }
                 "hostnetwork" => o.host_network = boolean(k, v)?,
-                "persistent-volume-claim.size" => pvc_size = Some(quantity(k, v)?),
+                // buildx after 0.29 names the claim's size `requests.persistent-storage`.
+                "persistent-volume-claim.size" | "requests.persistent-storage" => {
+                    pvc_size = Some(quantity(k, v)?)
+                }
                 "persistent-volume-claim.storage-class" => {
                     pvc_class = Some(v.clone()).filter(|c| !c.is_empty())
                 }
@@ -472,6 +476,9 @@ mod tests {
             KubernetesOptions::parse(&opts(&[("persistent-volume-claim.storage-class", "ssd")]))
                 .is_err()
         );
+        let newer =
+            KubernetesOptions::parse(&opts(&[("requests.persistent-storage", "5Gi")])).unwrap();
+        assert_eq!(newer.persistent_volume.unwrap().size, "5Gi");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::DriverError;
 
-/// The BuildKit image buildx runs by default.
-pub const DEFAULT_IMAGE: &str = "moby/buildkit:buildx-stable-1";
+/// The BuildKit image buildx runs by default (the docker-container driver's).
+pub use crate::docker_container::DEFAULT_IMAGE;
 /// The rootless variant, the default with `rootless=true` and no `image`.
 pub const DEFAULT_ROOTLESS_IMAGE: &str = "moby/buildkit:buildx-stable-1-rootless";
 /// The image of the `qemu.install` init container.

@@ -220,19 +220,25 @@ impl KubernetesDriver {
         Ok(counts)
     }
 
-    /// The node's pods in the Running phase, sorted by name, with their pinned platforms.
-    async fn running_pods(
-        &self,
-        api: &ApiAccess,
-    ) -> Result<Vec<(String, Vec<Platform>)>, DriverError> {
+    /// Every pod of the node (`app=<node>`), in any phase.
+    async fn node_pods(&self, api: &ApiAccess) -> Result<Vec<Pod>, DriverError> {
         let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
         let selector = format!("{}={}", manifest::LABEL_APP, self.name);
         let list = pods
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(|e| self.error(api, &format!("listing the pods of {}", self.name), e))?;
-        let mut out: Vec<(String, Vec<Platform>)> = list
-            .items
+        Ok(list.items)
+    }
+
+    /// The node's pods in the Running phase, sorted by name, with their pinned platforms.
+    async fn running_pods(
+        &self,
+        api: &ApiAccess,
+    ) -> Result<Vec<(String, Vec<Platform>)>, DriverError> {
+        let mut out: Vec<(String, Vec<Platform>)> = self
+            .node_pods(api)
+            .await?
             .into_iter()
             .filter(|p| {
                 p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -259,13 +265,11 @@ impl KubernetesDriver {
 
     /// Why the node's pods are not ready, pod by pod (`kube0-…: ImagePullBackOff: …`).
     async fn pod_problems(&self, api: &ApiAccess) -> Vec<String> {
-        let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
-        let selector = format!("{}={}", manifest::LABEL_APP, self.name);
-        let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
+        let Ok(pods) = self.node_pods(api).await else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for p in list.items {
+        for p in pods {
             let name = p.metadata.name.unwrap_or_default();
             let status = p.status.unwrap_or_default();
             let waiting = status
@@ -399,15 +403,9 @@ impl KubernetesDriver {
 
     /// Waits (up to the node's timeout) until none of the node's pods is left.
     async fn wait_no_pods(&self, api: &ApiAccess) -> Result<(), DriverError> {
-        let pods: Api<Pod> = Api::namespaced(api.client.clone(), &api.namespace);
-        let selector = format!("{}={}", manifest::LABEL_APP, self.name);
         let deadline = Instant::now() + self.opts.timeout;
         while Instant::now() < deadline {
-            let left = pods
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| self.error(api, &format!("listing the pods of {}", self.name), e))?;
-            if left.items.is_empty() {
+            if self.node_pods(api).await?.is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -25,40 +25,16 @@ pub fn git_attributes(context: &Path, dockerfile_dir: &Path) -> BTreeMap<String,
     let Ok(context) = std::path::absolute(context) else {
         return attrs;
     };
-    let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&context)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    };
-    if git(&["rev-parse", "--is-inside-work-tree"]).as_deref() != Some("true") {
+    let Some(facts) = checkout_facts(&context) else {
         return attrs;
-    }
-    if let Some(mut sha) = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty()) {
-        let check_dirty = std::env::var("BUILDX_GIT_CHECK_DIRTY")
-            .ok()
-            .and_then(|v| parse_go_bool(&v))
-            .unwrap_or(false);
-        if check_dirty && git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) {
-            sha.push_str("-dirty");
-        }
+    };
+    if let Some(sha) = facts.revision {
         attrs.insert("vcs:revision".into(), sha);
     }
-    let remote = git(&["remote", "get-url", "origin"]).or_else(|| {
-        let first = git(&["remote"])?.lines().next()?.to_owned();
-        git(&["remote", "get-url", &first])
-    });
-    if let Some(url) = remote.filter(|u| !u.is_empty()) {
-        attrs.insert("vcs:source".into(), redact_credentials(&url));
+    if let Some(url) = facts.source {
+        attrs.insert("vcs:source".into(), url);
     }
-    if let Some(root) = git(&["rev-parse", "--show-toplevel"]).map(PathBuf::from) {
+    if let Some(root) = facts.root {
         let relative = |dir: &Path| -> String {
             let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
             let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
@@ -72,6 +48,80 @@ pub fn git_attributes(context: &Path, dockerfile_dir: &Path) -> BTreeMap<String,
         attrs.insert("vcs:localdir:dockerfile".into(), relative(dockerfile_dir));
     }
     attrs
+}
+
+/// What git says of the checkout a context folder is in.
+#[derive(Debug, Clone)]
+struct CheckoutFacts {
+    /// The commit, `-dirty` appended when BUILDX_GIT_CHECK_DIRTY asks and the tree is modified.
+    revision: Option<String>,
+    /// The remote (origin, else the first), credentials redacted.
+    source: Option<String>,
+    /// The checkout's top folder.
+    root: Option<PathBuf>,
+}
+
+/// The facts of `context`'s checkout (`None` outside one), asked of git once per folder and
+/// process: bake's targets often share a context, and each question is a `git` process.
+fn checkout_facts(context: &Path) -> Option<CheckoutFacts> {
+    type Known = std::sync::Mutex<BTreeMap<PathBuf, Option<CheckoutFacts>>>;
+    static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(Known::default);
+    if let Some(facts) = known.lock().ok()?.get(context) {
+        return facts.clone();
+    }
+    let facts = ask_git(context);
+    if let Ok(mut known) = known.lock() {
+        known.insert(context.to_path_buf(), facts.clone());
+    }
+    facts
+}
+
+fn ask_git(context: &Path) -> Option<CheckoutFacts> {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(context)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    // One process for both: the answers come a line each, in the order asked.
+    let top = git(&["rev-parse", "--is-inside-work-tree", "--show-toplevel"])?;
+    let mut lines = top.lines();
+    if lines.next() != Some("true") {
+        return None;
+    }
+    let root = lines.next().filter(|l| !l.is_empty()).map(PathBuf::from);
+    let revision = git(&["rev-parse", "HEAD"])
+        .filter(|s| !s.is_empty())
+        .map(|mut sha| {
+            let check_dirty = std::env::var("BUILDX_GIT_CHECK_DIRTY")
+                .ok()
+                .and_then(|v| parse_go_bool(&v))
+                .unwrap_or(false);
+            if check_dirty && git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) {
+                sha.push_str("-dirty");
+            }
+            sha
+        });
+    let source = git(&["remote", "get-url", "origin"])
+        .or_else(|| {
+            let first = git(&["remote"])?.lines().next()?.to_owned();
+            git(&["remote", "get-url", &first])
+        })
+        .filter(|u| !u.is_empty())
+        .map(|u| redact_credentials(&u));
+    Some(CheckoutFacts {
+        revision,
+        source,
+        root,
+    })
 }
 
 /// buildx's `urlutil.RedactCredentials`: `https://user:pass@host` → `https://xxxxx:xxxxx@host`.

@@ -172,7 +172,7 @@ impl Printer {
     pub fn solve_events(&self, solve: usize, prefix: Option<&str>, events: Vec<ProgressEvent>) {
         let mut st = self.lock();
         if st.mode == ProgressMode::Rawjson {
-            print_rawjson(&events);
+            print_rawjson(&events, prefix);
         }
         let mut touched: Vec<Key> = Vec::new();
         for ev in events {
@@ -941,8 +941,14 @@ fn rfc3339(t: Option<SystemTime>) -> serde_json::Value {
     }
 }
 
-/// One line of `rawjson`: the batch in the shape of BuildKit's `client.SolveStatus`.
-fn print_rawjson(events: &[ProgressEvent]) {
+/// One line of `rawjson`: the batch in the shape of BuildKit's `client.SolveStatus`, step
+/// names carrying the solve's `prefix` as in the other modes (buildx names its vertexes
+/// before any printer sees them: `[TARGET linux/amd64 2/2] COPY …` in bake).
+fn print_rawjson(events: &[ProgressEvent], prefix: Option<&str>) {
+    eprintln!("{}", rawjson_line(events, prefix));
+}
+
+fn rawjson_line(events: &[ProgressEvent], prefix: Option<&str>) -> serde_json::Value {
     use base64::Engine;
     use serde_json::json;
     let mut vertexes = Vec::new();
@@ -952,7 +958,7 @@ fn print_rawjson(events: &[ProgressEvent]) {
     for ev in events {
         match ev {
             ProgressEvent::Vertex(v) => {
-                let mut o = json!({"digest": v.digest, "name": v.name});
+                let mut o = json!({"digest": v.digest, "name": step_name(&v.name, prefix)});
                 if !v.inputs.is_empty() {
                     o["inputs"] = json!(v.inputs);
                 }
@@ -1026,7 +1032,7 @@ fn print_rawjson(events: &[ProgressEvent]) {
     if !warnings.is_empty() {
         o.insert("warnings".into(), json!(warnings));
     }
-    eprintln!("{}", serde_json::Value::Object(o));
+    serde_json::Value::Object(o)
 }
 
 /// A client-side step in the display; also a [`BootstrapSink`], so booting a node shows as
@@ -1169,6 +1175,39 @@ impl brix_build::StepProgress for ClientStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rawjson_vertex_names_carry_the_solves_prefix_as_buildx_writes_them() {
+        let vertex = |name: &str| {
+            ProgressEvent::Vertex(VertexUpdate {
+                digest: "sha256:v".into(),
+                inputs: Vec::new(),
+                name: name.into(),
+                started: None,
+                completed: None,
+                cached: false,
+                error: None,
+                progress_group: None,
+            })
+        };
+        let line = rawjson_line(
+            &[
+                vertex("[2/2] COPY . /src"),
+                vertex("[internal] load build context"),
+            ],
+            Some("part-1 linux/amd64"),
+        );
+        assert_eq!(
+            line["vertexes"][0]["name"],
+            "[part-1 linux/amd64 2/2] COPY . /src"
+        );
+        assert_eq!(
+            line["vertexes"][1]["name"],
+            "[part-1 internal] load build context"
+        );
+        let plain = rawjson_line(&[vertex("[2/2] COPY . /src")], None);
+        assert_eq!(plain["vertexes"][0]["name"], "[2/2] COPY . /src");
+    }
 
     #[test]
     fn names_get_the_platform_prefix() {

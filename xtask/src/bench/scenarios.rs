@@ -868,12 +868,12 @@ impl Runner<'_> {
                     .env("SSH_AUTH_SOCK", self.agent_socket().display().to_string())
             }
             CaseKind::ColdContext | CaseKind::QemuMultistage => {
-                setup::prune_cache()?;
                 let dir = if case.kind == CaseKind::ColdContext {
                     self.context_dir()
                 } else {
                     root.join("multistage")
                 };
+                setup::prune_cache(std::slice::from_ref(&dir))?;
                 let args = build_args(&["-o", "type=cacheonly"], &dir);
                 self.build(side, &args, &args)
             }
@@ -887,12 +887,16 @@ impl Runner<'_> {
             | CaseKind::LocalCacheImport
             | CaseKind::RegistryCacheExport
             | CaseKind::RegistryCacheImport => {
-                setup::prune_cache()?;
                 let tool = match side {
                     Side::Brix => "brix",
                     Side::Baseline => "buildx",
                 };
                 let local = root.join(format!("cache-local-{tool}"));
+                let mut warm = vec![self.context_dir()];
+                if case.kind == CaseKind::LocalCacheImport {
+                    warm.push(local.clone());
+                }
+                setup::prune_cache(&warm)?;
                 let reference = format!("{REGISTRY_HOST}/bench-cache-{tool}:cache");
                 let cache = match case.kind {
                     CaseKind::LocalCacheExport => {
@@ -927,7 +931,7 @@ impl Runner<'_> {
                     .current_dir(root.join("bake-print"))
             }
             CaseKind::BakeColdContext => {
-                setup::prune_cache()?;
+                setup::prune_cache(&[self.context_dir()])?;
                 let file = self.bake_context_file().display().to_string();
                 let builder = match side {
                     Side::Brix => BRIX_BUILDER,

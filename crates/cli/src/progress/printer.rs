@@ -99,6 +99,10 @@ struct Vertex {
     tail: VecDeque<(String, String)>,
     /// Plain: the name line has been printed since the last switch.
     printed_done: bool,
+    /// The latest completion any solve reported: a vertex the daemon finished and re-opened
+    /// (a local source's cache-key run before its transfer) is reported by every solve
+    /// sharing it, and a lagging solve's earlier completion is old news.
+    last_completed: Option<SystemTime>,
 }
 
 struct State {
@@ -194,7 +198,9 @@ impl Printer {
                 }
                 let news = match &ev {
                     ProgressEvent::Vertex(v) => {
-                        v.completed.is_some() && known.record.completed.is_none()
+                        v.completed.is_some()
+                            && known.record.completed.is_none()
+                            && v.completed > known.last_completed
                     }
                     ProgressEvent::Warning(_) => true,
                     ProgressEvent::Status(_) | ProgressEvent::Log(_) => false,
@@ -427,6 +433,7 @@ impl State {
                     }
                     v.record = update.clone();
                     v.record.started = started;
+                    v.last_completed = v.last_completed.max(update.completed);
                     if v.solves.first() == Some(&solve) {
                         v.name = step_name(&update.name, prefix);
                     }
@@ -447,6 +454,7 @@ impl State {
                             partial: Vec::new(),
                             tail: VecDeque::new(),
                             printed_done: false,
+                            last_completed: update.completed,
                         },
                     );
                 }
@@ -1250,6 +1258,51 @@ mod tests {
             "[app linux/amd64 1/2] FROM r/busybox"
         );
         assert_eq!(step_name(name, None), name);
+    }
+
+    #[test]
+    fn a_shared_vertex_reopened_by_the_daemon_stays_open_until_its_last_completion() {
+        let printer = Printer::new(ProgressMode::Quiet, None, String::new());
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
+        let at = |ms: u64| Some(t0 + Duration::from_millis(ms));
+        let vertex = |started: Option<SystemTime>, completed: Option<SystemTime>| {
+            ProgressEvent::Vertex(VertexUpdate {
+                digest: "sha256:ctx".into(),
+                inputs: Vec::new(),
+                name: "[internal] load build context".into(),
+                started,
+                completed,
+                cached: false,
+                error: None,
+                progress_group: None,
+            })
+        };
+        let key = (0, "sha256:ctx".to_owned());
+        // Each solve sees the cache-key run finish, then the transfer open the vertex again.
+        printer.solve_events(
+            1,
+            Some("a"),
+            vec![vertex(at(0), at(1)), vertex(at(2), None)],
+        );
+        printer.solve_events(
+            2,
+            Some("b"),
+            vec![vertex(at(0), at(1)), vertex(at(2), None)],
+        );
+        assert_eq!(
+            printer.lock().vertices[&key].record.completed,
+            None,
+            "the second solve's report of the first run is old news"
+        );
+        // A solve that reports the end before the first one does is news.
+        printer.solve_events(2, Some("b"), vec![vertex(at(2), at(1900))]);
+        assert_eq!(printer.lock().vertices[&key].record.completed, at(1900));
+        printer.solve_events(1, Some("a"), vec![vertex(at(2), at(1900))]);
+        let st = printer.lock();
+        let v = &st.vertices[&key];
+        assert_eq!(v.record.completed, at(1900));
+        assert_eq!(v.record.started, at(0));
+        assert_eq!(v.name, "[a internal] load build context");
     }
 
     #[test]

@@ -67,13 +67,13 @@ fn checkout_facts(context: &Path) -> Option<CheckoutFacts> {
     type Known = std::sync::Mutex<BTreeMap<PathBuf, Option<CheckoutFacts>>>;
     static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
     let known = KNOWN.get_or_init(Known::default);
-    if let Some(facts) = known.lock().ok()?.get(context) {
+    // A poisoned lock only means a panic elsewhere mid-insert; the map is still sound.
+    let lock = || known.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(facts) = lock().get(context) {
         return facts.clone();
     }
     let facts = ask_git(context);
-    if let Ok(mut known) = known.lock() {
-        known.insert(context.to_path_buf(), facts.clone());
-    }
+    lock().insert(context.to_path_buf(), facts.clone());
     facts
 }
 

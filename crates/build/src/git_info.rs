@@ -64,11 +64,10 @@ struct CheckoutFacts {
 /// The facts of `context`'s checkout (`None` outside one), asked of git once per folder and
 /// process: bake's targets often share a context, and each question is a `git` process.
 fn checkout_facts(context: &Path) -> Option<CheckoutFacts> {
-    type Known = std::sync::Mutex<BTreeMap<PathBuf, Option<CheckoutFacts>>>;
-    static KNOWN: std::sync::OnceLock<Known> = std::sync::OnceLock::new();
-    let known = KNOWN.get_or_init(Known::default);
+    static KNOWN: std::sync::Mutex<BTreeMap<PathBuf, Option<CheckoutFacts>>> =
+        std::sync::Mutex::new(BTreeMap::new());
     // A poisoned lock only means a panic elsewhere mid-insert; the map is still sound.
-    let lock = || known.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = || KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(facts) = lock().get(context) {
         return facts.clone();
     }
